@@ -1,0 +1,79 @@
+# meshrev — kubebuilder-style targets. Every Node command runs on the Node 24 pinned in
+# devDependencies (node_modules/.bin/node), not on the machine's own node.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+NODE := $(CURDIR)/node_modules/.bin/node
+JEST := $(NODE) --experimental-vm-modules node_modules/jest/bin/jest.js
+CLUSTER_DIR ?= $(CURDIR)/.cluster
+KUBECONFIG ?= $(CLUSTER_DIR)/kubeconfig
+
+.PHONY: help
+help: ## Show the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+.PHONY: deps
+deps: node_modules/.package-lock.json ## Install npm dependencies (npm ci)
+
+.PHONY: build
+build: deps ## Compile TypeScript to dist/
+	$(NODE) node_modules/typescript/bin/tsc -p tsconfig.build.json
+
+.PHONY: k8s-binaries
+k8s-binaries: ## Build (or reuse cached) etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok
+	@bash hack/build-k8s.sh >/dev/null
+
+.PHONY: generate
+generate: build ## Regenerate deploy/crds from the zod API types
+	$(NODE) dist/hack/gen-crds.js
+
+.PHONY: lint
+lint: deps ## Type-check, eslint and prettier
+	$(NODE) node_modules/typescript/bin/tsc -p tsconfig.json --noEmit
+	$(NODE) node_modules/eslint/bin/eslint.js .
+	$(NODE) node_modules/prettier/bin/prettier.cjs --check .
+
+.PHONY: test-unit
+test-unit: deps ## Unit tests and the Istio conformance suite (no cluster)
+	$(JEST) --selectProjects unit
+
+.PHONY: test-integration
+test-integration: build k8s-binaries ## Integration and e2e tests on a real local control plane
+	$(JEST) --selectProjects integration
+
+.PHONY: test
+test: build k8s-binaries ## All tests: unit, conformance, integration, e2e
+	$(JEST) $(JEST_ARGS)
+
+.PHONY: cluster-up
+cluster-up: build k8s-binaries ## Start (or reuse) the local control plane; kubeconfig in .cluster/kubeconfig
+	$(NODE) dist/hack/cluster/main.js up $(CLUSTER_DIR)
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local control plane started by cluster-up and remove its state
+	@if [ -f dist/hack/cluster/main.js ]; then $(NODE) dist/hack/cluster/main.js down $(CLUSTER_DIR); else echo "nothing built"; fi
+
+.PHONY: run
+run: build ## Run the operator from source against $KUBECONFIG (default: the local cluster)
+	KUBECONFIG=$(KUBECONFIG) $(NODE) dist/src/cli/main.js operator --dev-webhook-routing $(RUN_ARGS)
+
+.PHONY: demo
+demo: build k8s-binaries ## The canary-upgrade walkthrough on the local cluster
+	$(NODE) dist/hack/demo.js
+
+.PHONY: bench
+bench: build ## Benchmarks; results under bench/results/
+	$(NODE) dist/bench/run.js
+
+.PHONY: deploy
+deploy: ## Install meshrev into the cluster $KUBECONFIG points at (server-side apply)
+	kubectl --kubeconfig $(KUBECONFIG) apply --server-side -k deploy/
+
+.PHONY: clean
+clean: ## Remove build output
+	rm -rf dist coverage

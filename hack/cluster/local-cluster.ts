@@ -1,0 +1,463 @@
+// A real Kubernetes control plane on loopback: etcd, kube-apiserver, kube-controller-manager,
+// kube-scheduler and KWOK (fake nodes whose pods go Running/Ready), built from their Go modules by
+// hack/build-k8s.sh and started as detached processes. Every component listens on 127.0.0.1 on a
+// port picked at start, so several clusters (a test run while a demo is up) can run side by side.
+// The state directory records the pids so `down` stops exactly what `up` started.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, closeSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
+import { request as httpRequest } from 'node:http';
+import { createServer } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { generatePki, type ClusterPki } from './pki.js';
+
+export const FAKE_NODE_ANNOTATION = 'kwok.x-k8s.io/node';
+export const FAKE_NODE_NAME = 'kwok-node-0';
+
+const COMPONENTS = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok'] as const;
+type Component = (typeof COMPONENTS)[number];
+
+export interface ClusterState {
+  name: string;
+  stateDir: string;
+  kubeconfig: string;
+  server: string;
+  k8sVersion: string;
+  binDir: string;
+  etcdDataDir: string;
+  pids: Partial<Record<Component, number>>;
+  ports: Record<string, number>;
+  startedAt: string;
+}
+
+export interface UpOptions {
+  /** Directory for PKI, logs, kubeconfig and state (e.g. `.cluster` or `.cluster/test`). */
+  stateDir: string;
+  /** Reuse a healthy cluster already recorded in stateDir (default true). */
+  reuse?: boolean;
+  log?: (line: string) => void;
+}
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), findRepoRootOffset());
+
+function findRepoRootOffset(): string {
+  // Works both from the source tree (hack/cluster) and from the build output (dist/hack/cluster).
+  const here = dirname(fileURLToPath(import.meta.url));
+  return existsSync(join(here, '..', '..', 'package.json')) ? '../..' : '../../..';
+}
+
+export function repoPath(...parts: string[]): string {
+  return join(repoRoot, ...parts);
+}
+
+/** Builds (or finds cached) binaries and returns their directory. Progress goes to stderr. */
+export function ensureBinaries(log: (line: string) => void = console.error): string {
+  const result = spawnSync('bash', [repoPath('hack', 'build-k8s.sh')], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    encoding: 'utf8',
+  });
+  if (result.status !== 0) {
+    throw new Error(`building the Kubernetes binaries failed (exit ${result.status}); see the output above`);
+  }
+  const lines = result.stdout.trim().split('\n');
+  const binDir = lines[lines.length - 1] ?? '';
+  if (!existsSync(join(binDir, 'kube-apiserver'))) throw new Error(`no kube-apiserver in ${binDir}`);
+  log(`binaries: ${binDir}`);
+  return binDir;
+}
+
+export function readState(stateDir: string): ClusterState | undefined {
+  const file = join(stateDir, 'state.json');
+  if (!existsSync(file)) return undefined;
+  return JSON.parse(readFileSync(file, 'utf8')) as ClusterState;
+}
+
+function pidAlive(pid: number | undefined, binary: string): boolean {
+  if (!pid) return false;
+  try {
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return cmdline.includes(binary);
+  } catch {
+    return false;
+  }
+}
+
+export async function clusterHealthy(state: ClusterState): Promise<boolean> {
+  for (const c of COMPONENTS) {
+    if (!pidAlive(state.pids[c], join(state.binDir, c))) return false;
+  }
+  try {
+    const pki = pkiPaths(join(state.stateDir, 'pki'));
+    const res = await httpsGet(`${state.server}/readyz`, pki);
+    return res.status === 200;
+  } catch {
+    return false;
+  }
+}
+
+export async function up(opts: UpOptions): Promise<ClusterState> {
+  const log = opts.log ?? ((l: string) => console.error(l));
+  const stateDir = resolve(opts.stateDir);
+  const existing = readState(stateDir);
+  if (existing && (opts.reuse ?? true) && (await clusterHealthy(existing))) {
+    log(`reusing running cluster ${existing.name} at ${existing.server}`);
+    return existing;
+  }
+  if (existing) {
+    log('found a stale cluster state; stopping what is left of it');
+    await down(stateDir, { log });
+  }
+
+  const binDir = ensureBinaries(log);
+  const started = Date.now();
+  rmSync(join(stateDir, 'logs'), { recursive: true, force: true });
+  mkdirSync(join(stateDir, 'logs'), { recursive: true });
+  const pki = generatePki(join(stateDir, 'pki'));
+  const name = `meshrev-${process.pid}-${Date.now().toString(36)}`;
+  const etcdDataDir = existsSync('/dev/shm') ? join('/dev/shm', name) : join(stateDir, 'etcd-data');
+  const [etcdClient, etcdPeer, apiserver, controllerManager, scheduler, kwok] = (await freePorts(6)) as [
+    number, number, number, number, number, number,
+  ];
+  const ports = { etcdClient, etcdPeer, apiserver, controllerManager, scheduler, kwok };
+  const server = `https://127.0.0.1:${ports.apiserver}`;
+  const kubeconfig = join(stateDir, 'kubeconfig');
+  writeFileSync(kubeconfig, renderKubeconfig(server, pki), { mode: 0o600 });
+  const k8sVersion = binDir.match(/k8s-(v[0-9.]+)/)?.[1] ?? 'unknown';
+  const state: ClusterState = {
+    name,
+    stateDir,
+    kubeconfig,
+    server,
+    k8sVersion,
+    binDir,
+    etcdDataDir,
+    pids: {},
+    ports,
+    startedAt: new Date().toISOString(),
+  };
+  const save = (): void => writeFileSync(join(stateDir, 'state.json'), JSON.stringify(state, null, 2) + '\n');
+  save();
+
+  const start = (component: Component, args: string[]): void => {
+    const logFile = join(stateDir, 'logs', `${component}.log`);
+    const fd = openSync(logFile, 'a');
+    const child = spawn(join(binDir, component), args, { detached: true, stdio: ['ignore', fd, fd] });
+    closeSync(fd);
+    if (!child.pid) throw new Error(`could not start ${component}`);
+    child.unref();
+    state.pids[component] = child.pid;
+    save();
+  };
+
+  try {
+    start('etcd', [
+      `--name=${name}`,
+      `--data-dir=${etcdDataDir}`,
+      `--listen-client-urls=http://127.0.0.1:${ports.etcdClient}`,
+      `--advertise-client-urls=http://127.0.0.1:${ports.etcdClient}`,
+      `--listen-peer-urls=http://127.0.0.1:${ports.etcdPeer}`,
+      `--initial-advertise-peer-urls=http://127.0.0.1:${ports.etcdPeer}`,
+      `--initial-cluster=${name}=http://127.0.0.1:${ports.etcdPeer}`,
+      '--unsafe-no-fsync',
+      '--log-level=warn',
+    ]);
+    await waitFor('etcd', state, async () => (await httpGet(`http://127.0.0.1:${ports.etcdClient}/health`)) === 200);
+
+    start('kube-apiserver', [
+      `--etcd-servers=http://127.0.0.1:${ports.etcdClient}`,
+      '--bind-address=127.0.0.1',
+      '--advertise-address=127.0.0.1',
+      `--secure-port=${ports.apiserver}`,
+      `--cert-dir=${join(stateDir, 'apiserver-certs')}`,
+      `--tls-cert-file=${pki.serverCert}`,
+      `--tls-private-key-file=${pki.serverKey}`,
+      `--client-ca-file=${pki.caCert}`,
+      '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+      `--service-account-key-file=${pki.saPub}`,
+      `--service-account-signing-key-file=${pki.saKey}`,
+      '--service-cluster-ip-range=10.0.0.0/24',
+      '--authorization-mode=RBAC',
+      '--allow-privileged=true',
+      '--endpoint-reconciler-type=none',
+      '--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ValidatingAdmissionPolicy,ResourceQuota',
+      '--enable-priority-and-fairness=false',
+      '--profiling=false',
+      '--v=1',
+    ]);
+    await waitFor('kube-apiserver', state, async () => (await httpsGet(`${server}/readyz`, pki)).status === 200);
+
+    start('kube-controller-manager', [
+      `--kubeconfig=${kubeconfig}`,
+      `--authentication-kubeconfig=${kubeconfig}`,
+      `--authorization-kubeconfig=${kubeconfig}`,
+      '--leader-elect=false',
+      '--controllers=*',
+      `--service-account-private-key-file=${pki.saKey}`,
+      `--root-ca-file=${pki.caCert}`,
+      `--cluster-signing-cert-file=${pki.caCert}`,
+      `--cluster-signing-key-file=${pki.caKey}`,
+      '--bind-address=127.0.0.1',
+      `--secure-port=${ports.controllerManager}`,
+      `--cert-dir=${join(stateDir, 'kcm-certs')}`,
+      '--concurrent-gc-syncs=5',
+      '--v=1',
+    ]);
+    start('kube-scheduler', [
+      `--kubeconfig=${kubeconfig}`,
+      `--authentication-kubeconfig=${kubeconfig}`,
+      `--authorization-kubeconfig=${kubeconfig}`,
+      '--leader-elect=false',
+      '--bind-address=127.0.0.1',
+      `--secure-port=${ports.scheduler}`,
+      `--cert-dir=${join(stateDir, 'scheduler-certs')}`,
+      '--v=1',
+    ]);
+    start('kwok', [
+      `--kubeconfig=${kubeconfig}`,
+      `--config=${repoPath('hack', 'cluster', 'kwok-stages.yaml')}`,
+      '--manage-all-nodes=false',
+      `--manage-nodes-with-annotation-selector=${FAKE_NODE_ANNOTATION}=fake`,
+      `--server-address=127.0.0.1:${ports.kwok}`,
+      '--node-lease-duration-seconds=40',
+    ]);
+    await waitFor('kube-controller-manager', state, async () =>
+      (await httpsGet(`https://127.0.0.1:${ports.controllerManager}/healthz`, pki, true)).status === 200,
+    );
+    await waitFor('kube-scheduler', state, async () =>
+      (await httpsGet(`https://127.0.0.1:${ports.scheduler}/healthz`, pki, true)).status === 200,
+    );
+    await createFakeNode(server, pki, k8sVersion);
+    await waitFor('kwok', state, async () => nodeReady(server, pki));
+    await waitFor('kube-controller-manager', state, async () =>
+      (await httpsGet(`${server}/api/v1/namespaces/default/serviceaccounts/default`, pki)).status === 200,
+    );
+  } catch (err) {
+    log(String(err instanceof Error ? err.message : err));
+    await down(stateDir, { log, keepLogs: true });
+    throw err;
+  }
+  log(`cluster ${name} ready in ${((Date.now() - started) / 1000).toFixed(1)}s (Kubernetes ${k8sVersion})`);
+  return state;
+}
+
+export async function down(
+  stateDir: string,
+  opts: { log?: (line: string) => void; keepLogs?: boolean } = {},
+): Promise<void> {
+  const log = opts.log ?? ((l: string) => console.error(l));
+  const state = readState(resolve(stateDir));
+  if (!state) {
+    log(`no cluster recorded in ${stateDir}`);
+    return;
+  }
+  // Reverse start order: clients first, etcd last.
+  for (const c of [...COMPONENTS].reverse()) {
+    const pid = state.pids[c];
+    if (pid && pidAlive(pid, join(state.binDir, c))) {
+      process.kill(pid, 'SIGTERM');
+      const deadline = Date.now() + 10_000;
+      while (pidAlive(pid, join(state.binDir, c)) && Date.now() < deadline) await delay(100);
+      if (pidAlive(pid, join(state.binDir, c))) process.kill(pid, 'SIGKILL');
+    }
+  }
+  rmSync(state.etcdDataDir, { recursive: true, force: true });
+  if (opts.keepLogs) {
+    rmSync(join(state.stateDir, 'state.json'), { force: true });
+  } else {
+    rmSync(state.stateDir, { recursive: true, force: true });
+  }
+  log(`cluster ${state.name} stopped`);
+}
+
+/** The tail of a component's log, for error messages. */
+export function logTail(stateDir: string, component: string, lines = 30): string {
+  const file = join(stateDir, 'logs', `${component}.log`);
+  if (!existsSync(file)) return '(no log)';
+  const all = readFileSync(file, 'utf8').trimEnd().split('\n');
+  return all.slice(-lines).join('\n');
+}
+
+async function waitFor(
+  component: Component,
+  state: ClusterState,
+  ready: () => Promise<boolean>,
+  timeoutMs = 90_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const binary = join(state.binDir, component);
+  for (;;) {
+    if (!pidAlive(state.pids[component], binary)) {
+      throw new Error(
+        `${component} exited during start-up. Last lines of its log:\n${logTail(state.stateDir, component)}`,
+      );
+    }
+    try {
+      if (await ready()) return;
+    } catch {
+      // not ready yet
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `${component} did not become ready within ${timeoutMs / 1000}s. Last lines of its log:\n` +
+          logTail(state.stateDir, component),
+      );
+    }
+    await delay(200);
+  }
+}
+
+function pkiPaths(dir: string): ClusterPki {
+  const p = (n: string): string => join(dir, n);
+  return {
+    dir,
+    caCert: p('ca.crt'),
+    caKey: p('ca.key'),
+    serverCert: p('server.crt'),
+    serverKey: p('server.key'),
+    adminCert: p('admin.crt'),
+    adminKey: p('admin.key'),
+    saKey: p('sa.key'),
+    saPub: p('sa.pub'),
+  };
+}
+
+function renderKubeconfig(server: string, pki: ClusterPki): string {
+  const b64 = (file: string): string => readFileSync(file).toString('base64');
+  return [
+    'apiVersion: v1',
+    'kind: Config',
+    'clusters:',
+    '- name: meshrev-local',
+    '  cluster:',
+    `    server: ${server}`,
+    `    certificate-authority-data: ${b64(pki.caCert)}`,
+    'users:',
+    '- name: meshrev-admin',
+    '  user:',
+    `    client-certificate-data: ${b64(pki.adminCert)}`,
+    `    client-key-data: ${b64(pki.adminKey)}`,
+    'contexts:',
+    '- name: meshrev-local',
+    '  context:',
+    '    cluster: meshrev-local',
+    '    user: meshrev-admin',
+    'current-context: meshrev-local',
+    '',
+  ].join('\n');
+}
+
+async function createFakeNode(server: string, pki: ClusterPki, kubeletVersion: string): Promise<void> {
+  const node = {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: {
+      name: FAKE_NODE_NAME,
+      annotations: { [FAKE_NODE_ANNOTATION]: 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
+      labels: {
+        'kubernetes.io/hostname': FAKE_NODE_NAME,
+        'kubernetes.io/os': 'linux',
+        'kubernetes.io/arch': 'amd64',
+        'node-role.kubernetes.io/agent': '',
+        type: 'kwok',
+      },
+    },
+    status: {
+      allocatable: { cpu: '64', memory: '256Gi', pods: '1000' },
+      capacity: { cpu: '64', memory: '256Gi', pods: '1000' },
+      nodeInfo: {
+        architecture: 'amd64',
+        kubeletVersion,
+        kubeProxyVersion: kubeletVersion,
+        operatingSystem: 'linux',
+        containerRuntimeVersion: 'kwok',
+      },
+    },
+  };
+  const res = await httpsRequestJson('POST', `${server}/api/v1/nodes`, pki, node);
+  if (res.status !== 201 && res.status !== 409) {
+    throw new Error(`creating the fake node failed: HTTP ${res.status} ${res.body}`);
+  }
+}
+
+async function nodeReady(server: string, pki: ClusterPki): Promise<boolean> {
+  const res = await httpsGet(`${server}/api/v1/nodes/${FAKE_NODE_NAME}`, pki);
+  if (res.status !== 200) return false;
+  const node = JSON.parse(res.body) as { status?: { conditions?: { type: string; status: string }[] } };
+  return node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+}
+
+function httpGet(url: string): Promise<number> {
+  return new Promise((resolvePromise, reject) => {
+    const req = httpRequest(url, { timeout: 2000 }, (res) => {
+      res.resume();
+      resolvePromise(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.end();
+  });
+}
+
+function httpsGet(url: string, pki: ClusterPki, insecure = false): Promise<{ status: number; body: string }> {
+  return httpsRequestJson('GET', url, pki, undefined, insecure);
+}
+
+function httpsRequestJson(
+  method: string,
+  url: string,
+  pki: ClusterPki,
+  body?: unknown,
+  insecure = false,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolvePromise, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = httpsRequest(
+      url,
+      {
+        method,
+        timeout: 5000,
+        ca: readFileSync(pki.caCert),
+        cert: readFileSync(pki.adminCert),
+        key: readFileSync(pki.adminKey),
+        rejectUnauthorized: !insecure,
+        headers: payload ? { 'content-type': 'application/json' } : {},
+      },
+      (res) => {
+        let data = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (data += chunk));
+        res.on('end', () => resolvePromise({ status: res.statusCode ?? 0, body: data }));
+      },
+    );
+    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.end(payload);
+  });
+}
+
+/** Distinct free loopback ports: all listeners are held open until every port is known. */
+async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: count },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((resolvePromise, reject) => {
+          const srv = createServer();
+          srv.unref();
+          srv.on('error', reject);
+          srv.listen(0, '127.0.0.1', () => resolvePromise(srv));
+        }),
+    ),
+  );
+  const ports = servers.map((srv) => {
+    const addr = srv.address();
+    return typeof addr === 'object' && addr ? addr.port : 0;
+  });
+  await Promise.all(servers.map((srv) => new Promise((r) => srv.close(r))));
+  return ports;
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
