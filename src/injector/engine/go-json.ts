@@ -1,0 +1,267 @@
+// JSON text byte-identical to what Go's encoding/json writes for the Kubernetes structs istiod serialises into
+// annotations and env values (proxy.istio.io/overrides, ISTIO_META_POD_PORTS, ISTIO_KUBE_APP_PROBERS, …):
+// struct field order instead of insertion order, `omitempty` rules, sorted map keys, HTML-safe escaping.
+import { canonicalQuantity } from './quantity.js';
+import { isObject } from './types.js';
+
+/**
+ * One struct field: its JSON name, the struct type of its value (or 'map' for a Go map, 'quantity' for a
+ * resource.Quantity), and how emptiness is treated: 'omitempty' drops zero values, 'always' never drops,
+ * 'pointer' drops only absent values (a Go pointer keeps false and 0).
+ */
+type FieldSpec = readonly [
+  name: string,
+  type: string | undefined,
+  presence: 'omitempty' | 'always' | 'pointer',
+];
+
+const STRUCTS: Readonly<Record<string, readonly FieldSpec[]>> = {
+  Container: [
+    ['name', undefined, 'always'],
+    ['image', undefined, 'omitempty'],
+    ['command', undefined, 'omitempty'],
+    ['args', undefined, 'omitempty'],
+    ['workingDir', undefined, 'omitempty'],
+    ['ports', 'ContainerPort', 'omitempty'],
+    ['envFrom', undefined, 'omitempty'],
+    ['env', 'EnvVar', 'omitempty'],
+    ['resources', 'ResourceRequirements', 'always'],
+    ['resizePolicy', undefined, 'omitempty'],
+    ['restartPolicy', undefined, 'pointer'],
+    ['restartPolicyRules', undefined, 'omitempty'],
+    ['volumeMounts', 'VolumeMount', 'omitempty'],
+    ['volumeDevices', undefined, 'omitempty'],
+    ['livenessProbe', 'Probe', 'pointer'],
+    ['readinessProbe', 'Probe', 'pointer'],
+    ['startupProbe', 'Probe', 'pointer'],
+    ['lifecycle', 'Lifecycle', 'pointer'],
+    ['terminationMessagePath', undefined, 'omitempty'],
+    ['terminationMessagePolicy', undefined, 'omitempty'],
+    ['imagePullPolicy', undefined, 'omitempty'],
+    ['securityContext', 'SecurityContext', 'pointer'],
+    ['stdin', undefined, 'omitempty'],
+    ['stdinOnce', undefined, 'omitempty'],
+    ['tty', undefined, 'omitempty'],
+  ],
+  ContainerPort: [
+    ['name', undefined, 'omitempty'],
+    ['hostPort', undefined, 'omitempty'],
+    ['containerPort', undefined, 'always'],
+    ['protocol', undefined, 'omitempty'],
+    ['hostIP', undefined, 'omitempty'],
+  ],
+  EnvVar: [
+    ['name', undefined, 'always'],
+    ['value', undefined, 'omitempty'],
+    ['valueFrom', 'EnvVarSource', 'pointer'],
+  ],
+  EnvVarSource: [
+    ['fieldRef', 'ObjectFieldSelector', 'pointer'],
+    ['resourceFieldRef', 'ResourceFieldSelector', 'pointer'],
+    ['configMapKeyRef', undefined, 'pointer'],
+    ['secretKeyRef', undefined, 'pointer'],
+    ['fileKeyRef', undefined, 'pointer'],
+  ],
+  ObjectFieldSelector: [
+    ['apiVersion', undefined, 'omitempty'],
+    ['fieldPath', undefined, 'always'],
+  ],
+  ResourceFieldSelector: [
+    ['containerName', undefined, 'omitempty'],
+    ['resource', undefined, 'always'],
+    ['divisor', 'quantity', 'always'],
+  ],
+  ResourceRequirements: [
+    ['limits', 'QuantityMap', 'omitempty'],
+    ['requests', 'QuantityMap', 'omitempty'],
+    ['claims', undefined, 'omitempty'],
+  ],
+  VolumeMount: [
+    ['name', undefined, 'always'],
+    ['readOnly', undefined, 'omitempty'],
+    ['recursiveReadOnly', undefined, 'pointer'],
+    ['mountPath', undefined, 'always'],
+    ['subPath', undefined, 'omitempty'],
+    ['mountPropagation', undefined, 'pointer'],
+    ['subPathExpr', undefined, 'omitempty'],
+  ],
+  Probe: [
+    ['exec', 'ExecAction', 'pointer'],
+    ['httpGet', 'HTTPGetAction', 'pointer'],
+    ['tcpSocket', 'TCPSocketAction', 'pointer'],
+    ['grpc', 'GRPCAction', 'pointer'],
+    ['initialDelaySeconds', undefined, 'omitempty'],
+    ['timeoutSeconds', undefined, 'omitempty'],
+    ['periodSeconds', undefined, 'omitempty'],
+    ['successThreshold', undefined, 'omitempty'],
+    ['failureThreshold', undefined, 'omitempty'],
+    ['terminationGracePeriodSeconds', undefined, 'pointer'],
+  ],
+  Prober: [
+    ['httpGet', 'HTTPGetAction', 'pointer'],
+    ['tcpSocket', 'TCPSocketAction', 'pointer'],
+    ['grpc', 'GRPCAction', 'pointer'],
+    ['timeoutSeconds', undefined, 'omitempty'],
+  ],
+  ExecAction: [['command', undefined, 'omitempty']],
+  HTTPGetAction: [
+    ['path', undefined, 'omitempty'],
+    ['port', undefined, 'always'],
+    ['host', undefined, 'omitempty'],
+    ['scheme', undefined, 'omitempty'],
+    ['httpHeaders', 'HTTPHeader', 'omitempty'],
+  ],
+  HTTPHeader: [
+    ['name', undefined, 'always'],
+    ['value', undefined, 'always'],
+  ],
+  TCPSocketAction: [
+    ['port', undefined, 'always'],
+    ['host', undefined, 'omitempty'],
+  ],
+  GRPCAction: [
+    ['port', undefined, 'always'],
+    ['service', undefined, 'pointer'],
+  ],
+  Lifecycle: [
+    ['postStart', 'LifecycleHandler', 'pointer'],
+    ['preStop', 'LifecycleHandler', 'pointer'],
+    ['stopSignal', undefined, 'pointer'],
+  ],
+  LifecycleHandler: [
+    ['exec', 'ExecAction', 'pointer'],
+    ['httpGet', 'HTTPGetAction', 'pointer'],
+    ['tcpSocket', 'TCPSocketAction', 'pointer'],
+    ['sleep', undefined, 'pointer'],
+  ],
+  SecurityContext: [
+    ['capabilities', 'Capabilities', 'pointer'],
+    ['privileged', undefined, 'pointer'],
+    ['seLinuxOptions', undefined, 'pointer'],
+    ['windowsOptions', undefined, 'pointer'],
+    ['runAsUser', undefined, 'pointer'],
+    ['runAsGroup', undefined, 'pointer'],
+    ['runAsNonRoot', undefined, 'pointer'],
+    ['readOnlyRootFilesystem', undefined, 'pointer'],
+    ['allowPrivilegeEscalation', undefined, 'pointer'],
+    ['procMount', undefined, 'pointer'],
+    ['seccompProfile', undefined, 'pointer'],
+    ['appArmorProfile', undefined, 'pointer'],
+  ],
+  Capabilities: [
+    ['add', undefined, 'omitempty'],
+    ['drop', undefined, 'omitempty'],
+  ],
+  ParsedContainers: [
+    ['containers', 'Container', 'omitempty'],
+    ['initContainers', 'Container', 'omitempty'],
+  ],
+  InjectionStatus: [
+    ['initContainers', undefined, 'always'],
+    ['containers', undefined, 'always'],
+    ['volumes', undefined, 'always'],
+    ['imagePullSecrets', undefined, 'always'],
+    ['revision', undefined, 'always'],
+  ],
+  PrometheusScrape: [
+    ['scrape', undefined, 'always'],
+    ['path', undefined, 'always'],
+    ['port', undefined, 'always'],
+    ['targets', 'ScrapeTarget', 'omitempty'],
+  ],
+  ScrapeTarget: [
+    ['port', undefined, 'always'],
+    ['path', undefined, 'always'],
+  ],
+};
+
+function isEmpty(value: unknown): boolean {
+  if (value === undefined || value === null || value === '' || value === 0 || value === false) return true;
+  if (Array.isArray(value)) return value.length === 0;
+  if (isObject(value)) return Object.keys(value).length === 0;
+  return false;
+}
+
+/** Go's encoding/json string escaping: HTML-significant characters and line separators become \u escapes. */
+export function goQuote(text: string): string {
+  return JSON.stringify(text).replace(
+    /[<>&\u2028\u2029]/g,
+    (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'),
+  );
+}
+
+function encodeAny(value: unknown): string {
+  if (value === null || value === undefined) return 'null';
+  if (typeof value === 'string') return goQuote(value);
+  if (typeof value === 'number' || typeof value === 'boolean') return JSON.stringify(value);
+  if (Array.isArray(value)) return '[' + value.map(encodeAny).join(',') + ']';
+  if (isObject(value)) {
+    return (
+      '{' +
+      Object.keys(value)
+        .sort()
+        .filter((k) => value[k] !== undefined)
+        .map((k) => goQuote(k) + ':' + encodeAny(value[k]))
+        .join(',') +
+      '}'
+    );
+  }
+  return 'null';
+}
+
+function encodeTyped(value: unknown, type: string | undefined): string {
+  if (type === undefined || value === null || value === undefined) return encodeAny(value);
+  if (type === 'quantity')
+    return goQuote(canonicalQuantity(typeof value === 'number' ? value : String(value)));
+  if (type === 'QuantityMap' && isObject(value)) {
+    return (
+      '{' +
+      Object.keys(value)
+        .sort()
+        .map((k) => {
+          const q = value[k];
+          return goQuote(k) + ':' + goQuote(canonicalQuantity(typeof q === 'number' ? q : String(q)));
+        })
+        .join(',') +
+      '}'
+    );
+  }
+  if (Array.isArray(value)) return '[' + value.map((v) => encodeTyped(v, type)).join(',') + ']';
+  const fields = STRUCTS[type];
+  if (!fields || !isObject(value)) return encodeAny(value);
+  const parts: string[] = [];
+  for (const [name, fieldType, presence] of fields) {
+    const fieldValue = value[name];
+    if (presence === 'omitempty' && isEmpty(fieldValue)) continue;
+    if (presence === 'pointer' && (fieldValue === undefined || fieldValue === null)) continue;
+    if (presence === 'always' && (fieldValue === undefined || fieldValue === null)) {
+      if (fieldType !== undefined && STRUCTS[fieldType]) parts.push(goQuote(name) + ':{}');
+      else if (name === 'containerPort' || name === 'port') parts.push(goQuote(name) + ':0');
+      else if (type === 'InjectionStatus' && name !== 'revision') parts.push(goQuote(name) + ':null');
+      else parts.push(goQuote(name) + ':""');
+      continue;
+    }
+    parts.push(goQuote(name) + ':' + encodeTyped(fieldValue, fieldType));
+  }
+  return '{' + parts.join(',') + '}';
+}
+
+/** Marshals `value` as Go would marshal the named struct type (see STRUCTS); unknown fields are dropped. */
+export function goMarshal(value: unknown, type: keyof typeof STRUCTS | 'map'): string {
+  return type === 'map' ? encodeAny(value) : encodeTyped(value, type);
+}
+
+/** Marshals a map of struct values, keys sorted like a Go map. */
+export function goMarshalMap(
+  value: Readonly<Record<string, unknown>>,
+  valueType: keyof typeof STRUCTS,
+): string {
+  return (
+    '{' +
+    Object.keys(value)
+      .sort()
+      .map((k) => goQuote(k) + ':' + encodeTyped(value[k], valueType))
+      .join(',') +
+    '}'
+  );
+}

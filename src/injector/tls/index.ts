@@ -1,0 +1,3 @@
+export * from './certificates.js';
+export * from './certificate-manager.js';
+export * from './secret-store.js';

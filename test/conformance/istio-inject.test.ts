@@ -1,0 +1,195 @@
+// Istio sidecar-injection conformance: every case of Istio's golden corpus (test_cases.tsv) run through meshrev's
+// engine the way upstream's webhook test runs istiod's, plus a re-injection (idempotency) check per case.
+// The corpus is read from MESHREV_CONFORMANCE_DIR (default ../shared/conformance/istio-inject).
+import {
+  applyJsonPatch,
+  canonicalQuantity,
+  injectPod,
+  kubeInjectDocuments,
+  type InjectorSettings,
+  type Pod,
+} from '../../src/injector/engine/index.js';
+import {
+  caseSettings,
+  corpusDir,
+  corpusPresent,
+  injectableDocs,
+  isObject,
+  NAMESPACE_ANNOTATIONS,
+  normalize,
+  objectToPod,
+  readDocs,
+  readRows,
+  type CorpusRow,
+} from './support/corpus.js';
+
+/** Nodes of upstream's fake cluster: kubelet 1.33 and 1.34, so native sidecars in 'auto' mode. */
+const NODE_MINORS = [33, 34];
+
+const dir = corpusDir();
+const present = corpusPresent(dir);
+
+interface Case {
+  title: string;
+  row: CorpusRow;
+}
+
+/**
+ * Pairs the corpus README lists beyond test_cases.tsv. The Istio 1.26.0 golden file was rendered by that release's
+ * template (other hub, GOMAXPROCS env, divisor 0, no CRL volume); meshrev renders the current template only.
+ */
+const EXTRA_ROWS: CorpusRow[] = [
+  {
+    kind: 'extra',
+    input: 'hello.yaml',
+    expected: 'hello.proxyHoldsApplication.istio-1.26.0-classic.yaml.injected',
+    settings:
+      'ENABLE_NATIVE_SIDECARS=false; values.global.proxy.holdApplicationUntilProxyStarts=true; istio=1.26.0',
+  },
+];
+
+const rows = present ? [...readRows(dir), ...EXTRA_ROWS] : [];
+const cases: Case[] = rows.map((row, index) => ({
+  title: `[${String(index).padStart(3, '0')}] ${row.input} → ${row.expected}${row.settings && row.settings !== '(default settings)' ? ` (${row.settings})` : ''}`,
+  row,
+}));
+const planned = cases.map((c) => ({ ...c, plan: caseSettings(dir, c.row) }));
+const inScope = planned.filter((c) => c.plan.kind !== 'out-of-scope');
+const outOfScope = planned.filter((c) => c.plan.kind === 'out-of-scope');
+
+/**
+ * Inputs whose re-injection legitimately differs from the golden output, with what is still compared.
+ * merge-probers.yaml is a pod injected by an older Istio with a hand-edited istio-proxy in `containers`; the first
+ * injection keeps those edits because istiod treats the proxy as a user override (it was recorded under the other
+ * container list), while re-injecting the result regenerates istio-proxy from the template, as istiod does too.
+ * Everything but the istio-proxy container must still be a fixed point.
+ */
+const IDEMPOTENCY_EXCEPTIONS: Readonly<Record<string, string>> = {
+  'merge-probers.yaml': 'istio-proxy',
+};
+
+function withoutContainer(pod: unknown, name: string): unknown {
+  if (!isObject(pod) || !isObject(pod['spec'])) return pod;
+  const spec = { ...pod['spec'] };
+  for (const key of ['containers', 'initContainers']) {
+    const list = spec[key];
+    if (Array.isArray(list)) spec[key] = list.filter((c) => !(isObject(c) && c['name'] === name));
+  }
+  return { ...pod, spec };
+}
+
+let passed = 0;
+
+function norm(value: unknown): unknown {
+  return normalize(value, canonicalQuantity);
+}
+
+function inject(pod: Pod, namespace: string, settings: InjectorSettings): Pod {
+  const namespaceAnnotations = NAMESPACE_ANNOTATIONS[namespace];
+  const outcome = injectPod({
+    pod,
+    namespace,
+    settings,
+    nodeKubeletMinorVersions: NODE_MINORS,
+    ...(namespaceAnnotations ? { namespaceAnnotations } : {}),
+  });
+  if (outcome.kind === 'rejected') throw new Error(`injection rejected: ${outcome.message}`);
+  return outcome.kind === 'injected' ? (applyJsonPatch(pod, outcome.patch) as Pod) : pod;
+}
+
+function runWebhookCase(row: CorpusRow, settings: InjectorSettings, expectedError: string | undefined): void {
+  const inputs = injectableDocs(readDocs(dir, row.input));
+  if (expectedError !== undefined) {
+    const messages = inputs.map((doc) => {
+      const pod = objectToPod(doc) as Pod;
+      const outcome = injectPod({ pod, namespace: '', settings, nodeKubeletMinorVersions: NODE_MINORS });
+      return outcome.kind === 'rejected' ? outcome.message.toLowerCase() : `not rejected (${outcome.kind})`;
+    });
+    expect(messages.some((m) => m.includes(expectedError))).toBe(true);
+    return;
+  }
+  const wants = injectableDocs(readDocs(dir, row.expected));
+  expect(inputs).toHaveLength(wants.length);
+  inputs.forEach((doc, i) => {
+    const metadata = isObject(doc['metadata']) ? doc['metadata'] : {};
+    const namespace = typeof metadata['namespace'] === 'string' ? metadata['namespace'] : '';
+    const want = norm(objectToPod(wants[i] ?? {}));
+    const got = inject(objectToPod(doc) as Pod, namespace, settings);
+    expect(norm(got)).toEqual(want);
+    const again = inject(got, namespace, settings);
+    const exempt = IDEMPOTENCY_EXCEPTIONS[row.input];
+    if (exempt === undefined) expect({ reinjected: norm(again) }).toEqual({ reinjected: want });
+    else
+      expect({ reinjected: norm(withoutContainer(again, exempt)) }).toEqual({
+        reinjected: norm(withoutContainer(objectToPod(wants[i] ?? {}), exempt)),
+      });
+  });
+}
+
+function runKubeInjectCase(row: CorpusRow, settings: InjectorSettings): void {
+  const kubeSettings = { ...settings, revision: '' };
+  const got = kubeInjectDocuments(readDocs(dir, row.input), kubeSettings, {
+    nodeKubeletMinorVersions: NODE_MINORS,
+  });
+  expect(got.map(norm)).toEqual(readDocs(dir, row.expected).map(norm));
+}
+
+describe('Istio injection conformance corpus', () => {
+  test('conformance corpus present', () => {
+    if (!present) {
+      throw new Error(
+        `Istio conformance corpus not found at ${dir}: set MESHREV_CONFORMANCE_DIR to a folder holding test_cases.tsv and testdata/`,
+      );
+    }
+    expect(rows.length).toBeGreaterThan(0);
+  });
+
+  test('the comparison sees a missing sidecar, a changed env value and a reordered container', () => {
+    const pod = {
+      metadata: { name: 'p', annotations: { 'sidecar.istio.io/status': '{}', a: 'b' } },
+      spec: {
+        containers: [
+          { name: 'app', resources: {}, env: [{ name: 'X', value: '1', valueFrom: null }] },
+          { name: 'istio-proxy' },
+        ],
+      },
+    };
+    const same = structuredClone(pod);
+    delete (same.metadata.annotations as Record<string, string>)['sidecar.istio.io/status'];
+    expect(norm(same)).toEqual(norm(pod));
+    const noSidecar = structuredClone(pod);
+    noSidecar.spec.containers.pop();
+    expect(norm(noSidecar)).not.toEqual(norm(pod));
+    const changedEnv = structuredClone(pod);
+    (changedEnv.spec.containers[0]?.env ?? [])[0] = { name: 'X', value: '2', valueFrom: null };
+    expect(norm(changedEnv)).not.toEqual(norm(pod));
+    const reordered = structuredClone(pod);
+    reordered.spec.containers.reverse();
+    expect(norm(reordered)).not.toEqual(norm(pod));
+  });
+
+  if (inScope.length > 0) {
+    test.each(inScope)('$title', ({ row, plan }) => {
+      if (plan.kind === 'out-of-scope') throw new Error('unreachable');
+      if (plan.kind === 'kube-inject') runKubeInjectCase(row, plan.settings);
+      else runWebhookCase(row, plan.settings, plan.expectedError);
+      passed += 1;
+    });
+  }
+
+  afterAll(() => {
+    const lines = outOfScope.map(
+      (c) => `  out of scope: ${c.title} — ${c.plan.kind === 'out-of-scope' ? c.plan.reason : ''}`,
+    );
+    if (!present) {
+      console.log(`conformance: corpus absent at ${dir}, nothing run`);
+      return;
+    }
+    console.log(
+      [
+        `conformance: ${passed}/${inScope.length} in-scope cases passed (${outOfScope.length} out of scope, ${cases.length} total incl. ${EXTRA_ROWS.length} README extra)`,
+        ...lines,
+      ].join('\n'),
+    );
+  });
+});

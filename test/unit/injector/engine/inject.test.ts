@@ -1,0 +1,306 @@
+import {
+  applyJsonPatch,
+  defaultInjectorSettings,
+  detectNativeSidecars,
+  injectPod,
+  kubeInjectDocuments,
+  type Container,
+  type InjectorSettings,
+  type Pod,
+} from '../../../../src/injector/engine/index.js';
+import { proxyIds } from '../../../../src/injector/engine/inject.js';
+
+function helloPod(extra: { annotations?: Record<string, string>; containers?: Container[] } = {}): Pod {
+  return {
+    metadata: {
+      generateName: 'hello-5d4f8-',
+      namespace: 'shop',
+      labels: { app: 'hello', 'pod-template-hash': '5d4f8' },
+      ...(extra.annotations ? { annotations: extra.annotations } : {}),
+      ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'hello-5d4f8', controller: true }],
+    },
+    spec: {
+      containers: extra.containers ?? [
+        {
+          name: 'hello',
+          image: 'example/hello:1',
+          ports: [{ name: 'http', containerPort: 8080 }],
+          readinessProbe: { httpGet: { path: '/ready', port: 'http' } },
+        },
+      ],
+    },
+  };
+}
+
+function injected(pod: Pod, settings: InjectorSettings = defaultInjectorSettings(), nodes = [33]): Pod {
+  const outcome = injectPod({ pod, namespace: 'shop', settings, nodeKubeletMinorVersions: nodes });
+  if (outcome.kind !== 'injected') throw new Error(`expected injection, got ${JSON.stringify(outcome)}`);
+  return applyJsonPatch(pod, outcome.patch) as Pod;
+}
+
+function envOf(container: Container | undefined): Record<string, string | undefined> {
+  return Object.fromEntries((container?.env ?? []).map((e) => [e.name, e.value]));
+}
+
+describe('injectPod', () => {
+  test('a native-sidecar pod gets istio-init then istio-proxy as init containers and keeps its app container first', () => {
+    const pod = injected(helloPod());
+    expect(pod.spec?.initContainers?.map((c) => c.name)).toEqual(['istio-init', 'istio-proxy']);
+    expect(pod.spec?.initContainers?.[1]?.['restartPolicy']).toBe('Always');
+    expect(pod.spec?.containers?.map((c) => c.name)).toEqual(['hello']);
+    expect(pod.metadata?.labels?.['service.istio.io/canonical-name']).toBe('hello');
+    expect(envOf(pod.spec?.initContainers?.[1])['ISTIO_META_OWNER']).toBe(
+      'kubernetes://apis/apps/v1/namespaces/shop/deployments/hello',
+    );
+  });
+
+  test('the classic layout with holdApplicationUntilProxyStarts puts istio-proxy first and waits for it', () => {
+    const settings = defaultInjectorSettings({
+      nativeSidecars: 'false',
+      holdApplicationUntilProxyStarts: true,
+    });
+    const pod = injected(helloPod(), settings);
+    expect(pod.spec?.containers?.map((c) => c.name)).toEqual(['istio-proxy', 'hello']);
+    expect(pod.spec?.containers?.[0]?.lifecycle).toEqual({
+      postStart: { exec: { command: ['pilot-agent', 'wait'] } },
+    });
+    expect(pod.spec?.initContainers?.map((c) => c.name)).toEqual(['istio-init']);
+  });
+
+  test('native sidecars follow the nodes in auto mode and the pod annotation overrides them', () => {
+    expect(
+      injected(helloPod(), defaultInjectorSettings(), [32, 34]).spec?.containers?.map((c) => c.name),
+    ).toEqual(['hello', 'istio-proxy']);
+    const optIn = helloPod({ annotations: { 'sidecar.istio.io/nativeSidecar': 'true' } });
+    expect(
+      injected(optIn, defaultInjectorSettings(), [32]).spec?.initContainers?.map((c) => c.name),
+    ).toContain('istio-proxy');
+  });
+
+  test.each([
+    ['false', 40, [40], false],
+    ['true', 20, [20], true],
+    ['auto', 33, [20], true],
+    ['auto', 32, [40], false],
+    ['auto', undefined, [33, 34], true],
+    ['auto', undefined, [33, 28], false],
+    ['auto', undefined, undefined, false],
+  ] as const)(
+    'mode %s with pod node %s and nodes %j detects native sidecars: %s',
+    (mode, podNode, nodes, want) => {
+      expect(detectNativeSidecars(mode, podNode, nodes)).toBe(want);
+    },
+  );
+
+  test('probes move to the status port and their targets go to ISTIO_KUBE_APP_PROBERS with named ports resolved', () => {
+    const pod = injected(helloPod());
+    expect(pod.spec?.containers?.[0]?.readinessProbe).toEqual({
+      httpGet: { path: '/app-health/hello/readyz', port: 15020 },
+    });
+    expect(envOf(pod.spec?.initContainers?.[1])['ISTIO_KUBE_APP_PROBERS']).toBe(
+      '{"/app-health/hello/readyz":{"httpGet":{"path":"/ready","port":8080}}}',
+    );
+  });
+
+  test('the patch addresses annotation keys with escaped pointers and leaves untouched containers alone', () => {
+    const pod = helloPod({ containers: [{ name: 'plain', image: 'x' }] });
+    const outcome = injectPod({
+      pod,
+      namespace: 'shop',
+      settings: defaultInjectorSettings(),
+      nodeKubeletMinorVersions: [33],
+    });
+    if (outcome.kind !== 'injected') throw new Error('not injected');
+    const paths = outcome.patch.map((op) => op.path);
+    expect(paths).toContain('/metadata/annotations');
+    expect(paths).toContain('/metadata/labels/security.istio.io~1tlsMode');
+    expect(paths.some((p) => p.startsWith('/spec/containers'))).toBe(false);
+    expect(outcome.patch.every((op) => ['add', 'replace', 'remove'].includes(op.op))).toBe(true);
+  });
+
+  test('re-injecting an injected pod changes nothing', () => {
+    const once = injected(helloPod({ annotations: { 'prometheus.io/port': '9090' } }));
+    const outcome = injectPod({
+      pod: once,
+      namespace: 'shop',
+      settings: defaultInjectorSettings(),
+      nodeKubeletMinorVersions: [33],
+    });
+    if (outcome.kind !== 'injected') throw new Error('not injected');
+    expect(applyJsonPatch(once, outcome.patch)).toEqual(once);
+  });
+
+  test('user overrides of istio-proxy win, are recorded, and survive re-injection', () => {
+    const pod = helloPod({
+      containers: [
+        { name: 'hello', image: 'example/hello:1' },
+        { name: 'istio-proxy', image: 'auto', resources: { limits: { cpu: '3000m' } } },
+      ],
+    });
+    const once = injected(pod);
+    const proxy = once.spec?.initContainers?.find((c) => c.name === 'istio-proxy');
+    expect(proxy?.resources?.limits?.['cpu']).toBe('3');
+    expect(proxy?.image).toBe('registry.istio.io/testing/proxyv2:latest');
+    expect(once.metadata?.annotations?.['proxy.istio.io/overrides']).toBe(
+      '{"initContainers":[{"name":"istio-proxy","resources":{"limits":{"cpu":"3"}}}]}',
+    );
+    expect(injected(once)).toEqual(once);
+  });
+
+  test('cluster and network from the request path become proxy env (sorted, last) and the network label', () => {
+    const outcome = injectPod({
+      pod: helloPod(),
+      namespace: 'shop',
+      settings: defaultInjectorSettings(),
+      pathParams: { ISTIO_META_NETWORK: 'net2', ISTIO_META_CLUSTER_ID: 'remote' },
+      nodeKubeletMinorVersions: [33],
+    });
+    if (outcome.kind !== 'injected') throw new Error('not injected');
+    const proxy = outcome.pod.spec?.initContainers?.find((c) => c.name === 'istio-proxy');
+    expect(proxy?.env?.slice(-3).map((e) => `${e.name}=${e.value ?? ''}`)).toEqual([
+      'ISTIO_META_CLUSTER_ID=remote',
+      'ISTIO_META_NETWORK=net2',
+      expect.stringMatching(/^ISTIO_KUBE_APP_PROBERS=/),
+    ]);
+    expect(outcome.pod.metadata?.labels?.['topology.istio.io/network']).toBe('net2');
+  });
+
+  test('prometheus annotations are handed to the agent and replaced by the merged endpoint', () => {
+    const pod = injected(
+      helloPod({ annotations: { 'prometheus.io/port': '9090', 'prometheus.io/path': '/m' } }),
+    );
+    expect(pod.metadata?.annotations).toMatchObject({
+      'prometheus.io/port': '15020',
+      'prometheus.io/path': '/stats/prometheus',
+      'prometheus.io/scrape': 'true',
+    });
+    expect(envOf(pod.spec?.initContainers?.[1])['ISTIO_PROMETHEUS_ANNOTATIONS']).toBe(
+      '{"scrape":"","path":"/m","port":"9090"}',
+    );
+  });
+
+  test('a scrape port reserved by Istio rejects the pod', () => {
+    const outcome = injectPod({
+      pod: helloPod({ annotations: { 'prometheus.io/port': '15090' } }),
+      namespace: 'shop',
+      settings: defaultInjectorSettings(),
+    });
+    expect(outcome).toEqual({
+      kind: 'rejected',
+      message: expect.stringContaining('port 15090 is reserved for Istio') as unknown as string,
+    });
+  });
+
+  test('an unknown template rejects the pod naming it', () => {
+    const outcome = injectPod({
+      pod: helloPod({ annotations: { 'inject.istio.io/templates': 'sidecar,nope' } }),
+      namespace: 'shop',
+      settings: defaultInjectorSettings(),
+    });
+    expect(
+      outcome.kind === 'rejected' && outcome.message.includes('requested template "nope" not found'),
+    ).toBe(true);
+  });
+
+  test.each([
+    [
+      'the inject annotation is false',
+      { annotations: { 'sidecar.istio.io/inject': 'false' } },
+      'sidecar.istio.io/inject is "false"',
+    ],
+  ])('a pod is skipped when %s', (_why, extra, reason) => {
+    expect(
+      injectPod({ pod: helloPod(extra), namespace: 'shop', settings: defaultInjectorSettings() }),
+    ).toEqual({
+      kind: 'skipped',
+      reason,
+    });
+  });
+
+  test('a pod with 2000 env vars injects in well under 10 ms', () => {
+    const env = Array.from({ length: 2000 }, (_, i) => ({ name: `VAR_${i}`, value: `value-${i}` }));
+    const pod = helloPod({ containers: [{ name: 'big', image: 'big', env }] });
+    const settings = defaultInjectorSettings();
+    for (let i = 0; i < 5; i++)
+      injectPod({ pod, namespace: 'shop', settings, nodeKubeletMinorVersions: [33] });
+    const times: number[] = [];
+    for (let i = 0; i < 21; i++) {
+      const start = performance.now();
+      injectPod({ pod, namespace: 'shop', settings, nodeKubeletMinorVersions: [33] });
+      times.push(performance.now() - start);
+    }
+    times.sort((a, b) => a - b);
+    expect(times[10]).toBeLessThan(10);
+  });
+});
+
+describe('kubeInjectDocuments', () => {
+  test('workloads are injected, other objects and host-network pods pass through with a warning', () => {
+    const warnings: string[] = [];
+    const service = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'svc' } };
+    const deployment = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'web', namespace: 'shop' },
+      spec: {
+        template: {
+          metadata: { labels: { app: 'web' } },
+          spec: { containers: [{ name: 'web', image: 'w' }] },
+        },
+      },
+    };
+    const hostNet = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'h' },
+      spec: { hostNetwork: true, containers: [{ name: 'h', image: 'h' }] },
+    };
+    const [svcOut, depOut, hostOut] = kubeInjectDocuments(
+      [service, deployment, hostNet],
+      defaultInjectorSettings(),
+      {
+        nodeKubeletMinorVersions: [33],
+        warn: (m) => warnings.push(m),
+      },
+    ) as Array<Record<string, unknown>>;
+    expect(svcOut).toBe(service);
+    expect(hostOut).toBe(hostNet);
+    expect(warnings).toEqual(['===> Skipping injection because Pod "h" has host networking enabled']);
+    const template = (depOut?.['spec'] as { template: Pod }).template;
+    expect(template.spec?.initContainers?.map((c) => c.name)).toEqual(['istio-init', 'istio-proxy']);
+    expect(deployment.spec.template.spec).toEqual({ containers: [{ name: 'web', image: 'w' }] });
+  });
+
+  test('invalid annotations fail kube-inject with the validation message', () => {
+    const pod = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'p', annotations: { 'traffic.sidecar.istio.io/includeInboundPorts': 'x' } },
+      spec: { containers: [{ name: 'p', image: 'p' }] },
+    };
+    expect(() => kubeInjectDocuments([pod], defaultInjectorSettings())).toThrow(/includeInboundPorts/);
+  });
+});
+
+describe('OpenShift proxy identity', () => {
+  test.each([
+    [{ 'openshift.io/sa.scc.uid-range': '1000620000/10000' }, { uid: 1000629999, gid: 1000629999 }],
+    [
+      {
+        'openshift.io/sa.scc.uid-range': '1000620000-1000620099',
+        'openshift.io/sa.scc.supplemental-groups': '5000/10,6000/10',
+      },
+      { uid: 1000620099, gid: 5009 },
+    ],
+    [{}, { uid: 1337, gid: 1337 }],
+  ])('namespace annotations %j give the proxy %j', (annotations, ids) => {
+    expect(proxyIds('openshift', annotations)).toEqual(ids);
+  });
+
+  test('outside OpenShift the namespace ranges are ignored', () => {
+    expect(proxyIds('kubernetes', { 'openshift.io/sa.scc.uid-range': '1/10' })).toEqual({
+      uid: 1337,
+      gid: 1337,
+    });
+  });
+});
