@@ -1,0 +1,206 @@
+/**
+ * The reads the CLI commands share. Objects are narrowed structurally rather than validated against the
+ * CRD schemas, so a half-written or older object still shows up instead of failing the whole command.
+ */
+import { API_GROUP_VERSION, CONTROL_PLANE_REVISION_KIND, REVISION_TAG_KIND } from '../crds/constants.js';
+import { computeUsage, type Usage } from '../controllers/usage/usage.js';
+import { isNotFound } from '../runtime/kube.js';
+import type { ResourceType } from '../runtime/resources.js';
+import { isRecord, type KubeObject } from '../runtime/types.js';
+import type { CliKube } from './io.js';
+
+export const CONTROL_PLANE_REVISION: ResourceType = {
+  apiVersion: API_GROUP_VERSION,
+  kind: CONTROL_PLANE_REVISION_KIND,
+};
+export const REVISION_TAG: ResourceType = { apiVersion: API_GROUP_VERSION, kind: REVISION_TAG_KIND };
+export const NAMESPACE: ResourceType = { apiVersion: 'v1', kind: 'Namespace' };
+export const POD: ResourceType = { apiVersion: 'v1', kind: 'Pod' };
+
+/** Completed and failed pods never count: they run no proxy. */
+export const RUNNING_POD_FIELD_SELECTOR = 'status.phase!=Succeeded,status.phase!=Failed';
+
+export const CLI_FIELD_MANAGER = 'meshrev-cli';
+
+export interface RevisionSummary {
+  name: string;
+  /** status.version, else spec.version, else `channel:<name>`. */
+  version?: string;
+  /** The Ready condition's status (True/False/Unknown); unset while the operator has not reported. */
+  ready?: string;
+  readyMessage?: string;
+}
+
+export interface TagSummary {
+  name: string;
+  revision: string;
+}
+
+function field(value: unknown, ...path: string[]): unknown {
+  let current = value;
+  for (const key of path) {
+    if (!isRecord(current)) return undefined;
+    current = current[key];
+  }
+  return current;
+}
+
+function text(value: unknown): string | undefined {
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
+export function summariseRevision(object: unknown): RevisionSummary | undefined {
+  const name = text(field(object, 'metadata', 'name'));
+  if (name === undefined) return undefined;
+  const channel = text(field(object, 'spec', 'channel'));
+  const version =
+    text(field(object, 'status', 'version')) ??
+    text(field(object, 'spec', 'version')) ??
+    (channel === undefined ? undefined : `channel:${channel}`);
+  const conditions = field(object, 'status', 'conditions');
+  const ready = Array.isArray(conditions)
+    ? conditions.find((condition) => field(condition, 'type') === 'Ready')
+    : undefined;
+  const readyStatus = text(field(ready, 'status'));
+  const readyMessage = text(field(ready, 'message'));
+  return {
+    name,
+    ...(version === undefined ? {} : { version }),
+    ...(readyStatus === undefined ? {} : { ready: readyStatus }),
+    ...(readyMessage === undefined ? {} : { readyMessage }),
+  };
+}
+
+export function summariseTag(object: unknown): TagSummary | undefined {
+  const name = text(field(object, 'metadata', 'name'));
+  const revision = text(field(object, 'spec', 'revision'));
+  return name === undefined || revision === undefined ? undefined : { name, revision };
+}
+
+function byName<T extends { name: string }>(a: T, b: T): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
+/** Lists a meshrev kind; a 404 on the collection means the CRD is not installed, which deserves plain words. */
+async function listMeshrevKind(kube: CliKube, type: ResourceType): Promise<unknown[]> {
+  try {
+    return (await kube.listAll<unknown>(type)).items;
+  } catch (err) {
+    if (isNotFound(err)) {
+      throw new Error(
+        `the cluster does not serve ${type.kind} (${type.apiVersion}): install meshrev's CRDs first ` +
+          `(kubectl apply -f deploy/crds/)`,
+      );
+    }
+    throw err;
+  }
+}
+
+export async function readRevisions(kube: CliKube): Promise<RevisionSummary[]> {
+  const items = await listMeshrevKind(kube, CONTROL_PLANE_REVISION);
+  return items.flatMap((item) => summariseRevision(item) ?? []).sort(byName);
+}
+
+export async function readTags(kube: CliKube): Promise<TagSummary[]> {
+  const items = await listMeshrevKind(kube, REVISION_TAG);
+  return items.flatMap((item) => summariseTag(item) ?? []).sort(byName);
+}
+
+export interface NamespaceMeta {
+  name: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  resourceVersion?: string;
+}
+
+function metaOf(object: KubeObject): NamespaceMeta | undefined {
+  const name = object.metadata?.name;
+  if (name === undefined) return undefined;
+  return {
+    name,
+    labels: object.metadata?.labels ?? {},
+    annotations: object.metadata?.annotations ?? {},
+    ...(object.metadata?.resourceVersion === undefined
+      ? {}
+      : { resourceVersion: object.metadata.resourceVersion }),
+  };
+}
+
+export async function readNamespaces(kube: CliKube): Promise<NamespaceMeta[]> {
+  const { items } = await kube.listAll<KubeObject>(NAMESPACE, { metadataOnly: true });
+  return items.flatMap((item) => metaOf(item) ?? []);
+}
+
+export async function readNamespace(kube: CliKube, name: string): Promise<NamespaceMeta | undefined> {
+  const object = await kube.getOptional<KubeObject>({ ...NAMESPACE, name });
+  return object === undefined ? undefined : metaOf(object);
+}
+
+/** Running pods as metadata only (all namespaces when `namespace` is unset). */
+export async function readRunningPods(kube: CliKube, namespace?: string): Promise<KubeObject[]> {
+  const { items } = await kube.listAll<KubeObject>(POD, {
+    metadataOnly: true,
+    fieldSelector: RUNNING_POD_FIELD_SELECTOR,
+    ...(namespace === undefined ? {} : { namespace }),
+  });
+  return items;
+}
+
+export interface ClusterView {
+  revisions: RevisionSummary[];
+  tags: TagSummary[];
+  usage: Usage;
+}
+
+/** Everything `status` shows; pods are only read when `withPods` (tag commands only need namespaces). */
+export async function readClusterView(kube: CliKube, withPods = true): Promise<ClusterView> {
+  const [revisions, tags, namespaces, pods] = await Promise.all([
+    readRevisions(kube),
+    readTags(kube),
+    readNamespaces(kube),
+    withPods ? readRunningPods(kube) : Promise.resolve([]),
+  ]);
+  const usage = computeUsage({
+    revisions: revisions.map((revision) => revision.name),
+    tags,
+    namespaces,
+    pods: pods.flatMap((pod) => {
+      const name = pod.metadata?.name;
+      const namespace = pod.metadata?.namespace;
+      if (name === undefined || namespace === undefined) return [];
+      return [{ name, namespace, labels: pod.metadata?.labels, annotations: pod.metadata?.annotations }];
+    }),
+  });
+  return { revisions, tags, usage };
+}
+
+/** The revision a `--to`/`--revision` value reaches: a revision of that name, else a tag's target. */
+export type TargetLookup =
+  | { found: true; kind: 'revision' | 'tag'; name: string; revision: string }
+  | { found: false; message: string };
+
+export function lookupTarget(
+  name: string,
+  revisions: readonly RevisionSummary[],
+  tags: readonly TagSummary[],
+): TargetLookup {
+  if (revisions.some((revision) => revision.name === name)) {
+    return { found: true, kind: 'revision', name, revision: name };
+  }
+  const tag = tags.find((candidate) => candidate.name === name);
+  if (tag !== undefined) {
+    if (!revisions.some((revision) => revision.name === tag.revision)) {
+      return {
+        found: false,
+        message: `tag "${name}" points at revision "${tag.revision}", which does not exist`,
+      };
+    }
+    return { found: true, kind: 'tag', name, revision: tag.revision };
+  }
+  const known = (items: readonly { name: string }[]) =>
+    items.length === 0 ? 'none' : items.map((item) => item.name).join(', ');
+  return {
+    found: false,
+    message: `no revision or tag named "${name}" (revisions: ${known(revisions)}; tags: ${known(tags)})`,
+  };
+}

@@ -1,0 +1,107 @@
+// `meshrev migrate`: move namespaces to a revision or tag, optionally restart their workloads and wait.
+import { injectionWorld } from '../controllers/usage/selection.js';
+import {
+  COMMON_FLAGS_HELP,
+  flag,
+  formatDuration,
+  parseCommandArgs,
+  parseDuration,
+  stringOption,
+} from './args.js';
+import { lookupTarget, type NamespaceMeta, readNamespace, readRevisions, readTags } from './cluster.js';
+import { type CliIO, ExitCode } from './io.js';
+import { describeError, usageError } from './messages.js';
+import { executeMoves } from './move.js';
+import { planRelabel } from './relabel.js';
+
+export const DEFAULT_TIMEOUT_MS = 5 * 60_000;
+
+export const MIGRATE_HELP = `Usage: meshrev migrate <namespace>... --to <revision|tag> [--restart] [--dry-run] [--timeout 5m]
+
+Moves namespaces to a revision or tag as Istio's upgrade guide says: removes the istio-injection label and
+sets istio.io/rev=<revision|tag>. The label set before is recorded in the namespace annotation
+meshrev.dev/previous-revision, so 'meshrev rollback' can return to it.
+
+Running pods keep their proxy until they are recreated. With --restart, the namespace's Deployments,
+StatefulSets and DaemonSets are restarted as 'kubectl rollout restart' does, and the command waits, printing
+progress, until every pod of them runs the new revision or the timeout passes.
+
+Flags:
+  --to <revision|tag>   the ControlPlaneRevision or RevisionTag to move to (required)
+  --restart             restart the workloads and wait for their pods to move
+  --dry-run             print what would change and change nothing
+  --timeout <duration>  how long to wait for pods with --restart (default 5m)
+
+Exit codes: 0 done, 1 error (e.g. unknown revision or namespace), 2 usage error, 3 timed out with pods left.
+
+${COMMON_FLAGS_HELP}`;
+
+export async function runMigrate(args: string[], io: CliIO): Promise<number> {
+  const parsed = parseCommandArgs(args, {
+    to: { type: 'string' },
+    restart: { type: 'boolean' },
+    'dry-run': { type: 'boolean' },
+    timeout: { type: 'string' },
+  });
+  if (!parsed.ok) return usageError(io, parsed.error, MIGRATE_HELP);
+  if (parsed.common.help) {
+    io.stdout(MIGRATE_HELP);
+    return ExitCode.Ok;
+  }
+  const to = stringOption(parsed.values, 'to');
+  if (to === undefined || to === '') return usageError(io, '--to <revision|tag> is required', MIGRATE_HELP);
+  if (parsed.positionals.length === 0) return usageError(io, 'name at least one namespace', MIGRATE_HELP);
+  const timeoutText = stringOption(parsed.values, 'timeout');
+  const timeoutMs = timeoutText === undefined ? DEFAULT_TIMEOUT_MS : parseDuration(timeoutText);
+  if (timeoutMs === undefined) {
+    return usageError(io, `invalid --timeout "${timeoutText}" (use e.g. 90s, 5m, 1h)`, MIGRATE_HELP);
+  }
+  const namespaces = [...new Set(parsed.positionals)];
+
+  try {
+    const kube = io.kube(parsed.common.connection);
+    const [revisions, tags] = await Promise.all([readRevisions(kube), readTags(kube)]);
+    const target = lookupTarget(to, revisions, tags);
+    if (!target.found) {
+      io.stderr(`error: ${target.message}`);
+      return ExitCode.Error;
+    }
+    const found: NamespaceMeta[] = [];
+    const missing: string[] = [];
+    for (const name of namespaces) {
+      const ns = await readNamespace(kube, name);
+      if (ns === undefined) missing.push(name);
+      else found.push(ns);
+    }
+    if (missing.length > 0) {
+      io.stderr(
+        `error: namespace${missing.length === 1 ? '' : 's'} not found: ${missing.join(', ')}; nothing was changed`,
+      );
+      return ExitCode.Error;
+    }
+    const via = target.kind === 'tag' ? ` (tag ${target.name} -> ${target.revision})` : '';
+    io.stdout(
+      `Migrating ${namespaces.join(', ')} to ${target.name}${via}` +
+        (parsed.values.restart === true ? `, waiting up to ${formatDuration(timeoutMs)}` : ''),
+    );
+    const plans = found.map((ns) => planRelabel(ns, { kind: 'revision', value: target.name }));
+    return await executeMoves(
+      plans,
+      injectionWorld(
+        revisions.map((revision) => revision.name),
+        tags,
+      ),
+      {
+        restart: flag(parsed.values, 'restart'),
+        dryRun: flag(parsed.values, 'dry-run'),
+        timeoutMs,
+        restartHint: (namespace) => `meshrev migrate ${namespace} --to ${target.name} --restart`,
+      },
+      kube,
+      io,
+    );
+  } catch (err) {
+    io.stderr(`error: ${describeError(err)}`);
+    return ExitCode.Error;
+  }
+}

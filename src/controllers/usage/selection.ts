@@ -1,0 +1,171 @@
+/**
+ * Which revision Istio's injector webhooks would pick for a namespace or a new pod, simulated from labels
+ * the way the API server evaluates the webhooks' namespace and object selectors (see the selector YAML in
+ * the Istio injection reference, §1.4–1.5). Pure: the world of revisions and tags is passed in.
+ */
+import { INJECTION_LABEL, REVISION_LABEL, SIDECAR_INJECT_LABEL } from '../common/labels.js';
+
+/** The tag (or, without one, the revision) that serves `istio-injection=enabled` and `sidecar.istio.io/inject=true`. */
+export const DEFAULT_SELECTOR = 'default';
+
+/** The annotation Istio's injector writes on a pod: the revision whose settings injected it. */
+export const INJECTED_REVISION_ANNOTATION = 'istio.io/rev';
+/** Istio's injection status annotation; a JSON object whose `revision` field names the injecting revision. */
+export const SIDECAR_STATUS_ANNOTATION = 'sidecar.istio.io/status';
+
+export type Labels = Readonly<Record<string, string>> | undefined;
+
+/** The revisions and tags that exist, as lookups. */
+export interface InjectionWorld {
+  revisions: ReadonlySet<string>;
+  /** tag name → target revision */
+  tags: ReadonlyMap<string, string>;
+}
+
+export function injectionWorld(
+  revisions: Iterable<string>,
+  tags: Iterable<{ name: string; revision: string }>,
+): InjectionWorld {
+  const tagMap = new Map<string, string>();
+  for (const tag of tags) tagMap.set(tag.name, tag.revision);
+  return { revisions: new Set(revisions), tags: tagMap };
+}
+
+export type TargetKind = 'revision' | 'tag';
+
+/** A selector value (an `istio.io/rev` label value, or `default`) resolved to the revision it reaches. */
+export interface SelectedTarget {
+  /** The revision or tag the label names. */
+  target: string;
+  targetKind?: TargetKind;
+  /** The revision whose webhook injects; unset when no revision or tag of that name exists. */
+  revision?: string;
+}
+
+/**
+ * A revision and a tag with the same name would both match; revisions are looked up first, as istioctl
+ * refuses to create a tag that shadows a revision.
+ */
+export function resolveSelectorValue(value: string, world: InjectionWorld): SelectedTarget {
+  if (world.revisions.has(value)) return { target: value, targetKind: 'revision', revision: value };
+  const tagged = world.tags.get(value);
+  if (tagged !== undefined) return { target: value, targetKind: 'tag', revision: tagged };
+  return { target: value };
+}
+
+/**
+ * The legacy selectors are served by the `default` tag's webhook. A revision literally named `default`
+ * stands in when no such tag exists, like Istio's non-revisioned install; with both, istioctl deactivates
+ * the revision's webhook, so the tag wins.
+ */
+export function resolveDefault(world: InjectionWorld): SelectedTarget {
+  const tagged = world.tags.get(DEFAULT_SELECTOR);
+  if (tagged !== undefined) return { target: DEFAULT_SELECTOR, targetKind: 'tag', revision: tagged };
+  if (world.revisions.has(DEFAULT_SELECTOR)) {
+    return { target: DEFAULT_SELECTOR, targetKind: 'revision', revision: DEFAULT_SELECTOR };
+  }
+  return { target: DEFAULT_SELECTOR };
+}
+
+export type NamespaceSelection = 'istio-injection' | 'istio.io/rev' | 'none' | 'disabled';
+
+export interface NamespaceResolution {
+  via: NamespaceSelection;
+  /** The label that decides, as `key=value`; empty when the namespace has no injection label. */
+  label: string;
+  /** The tag or revision the label names (`default` for istio-injection=enabled). */
+  target?: string;
+  targetKind?: TargetKind;
+  /** The revision that injects new pods of this namespace; unset when none would. */
+  revision?: string;
+}
+
+function withTarget(via: NamespaceSelection, label: string, selected: SelectedTarget): NamespaceResolution {
+  return {
+    via,
+    label,
+    target: selected.target,
+    ...(selected.targetKind === undefined ? {} : { targetKind: selected.targetKind }),
+    ...(selected.revision === undefined ? {} : { revision: selected.revision }),
+  };
+}
+
+export function resolveNamespace(nsLabels: Labels, world: InjectionWorld): NamespaceResolution {
+  const injection = nsLabels?.[INJECTION_LABEL];
+  if (injection !== undefined) {
+    const label = `${INJECTION_LABEL}=${injection}`;
+    // Only the default webhooks select istio-injection, and only its value `enabled`; any other value
+    // fails every webhook's `istio-injection DoesNotExist` term, so nothing is injected at all.
+    if (injection !== 'enabled') return { via: 'disabled', label };
+    return withTarget('istio-injection', label, resolveDefault(world));
+  }
+  const rev = nsLabels?.[REVISION_LABEL];
+  if (rev !== undefined)
+    return withTarget('istio.io/rev', `${REVISION_LABEL}=${rev}`, resolveSelectorValue(rev, world));
+  return { via: 'none', label: '' };
+}
+
+/** The webhook (by Istio's name prefix) that would inject a new pod, or `none`. */
+export type InjectingWebhook = 'namespace' | 'object' | 'rev.namespace' | 'rev.object' | 'none';
+
+export interface PodResolution extends Partial<SelectedTarget> {
+  webhook: InjectingWebhook;
+}
+
+const notInjected: PodResolution = { webhook: 'none' };
+
+function podResolution(webhook: InjectingWebhook, selected: SelectedTarget): PodResolution {
+  if (selected.revision === undefined) return notInjected;
+  return { webhook, ...selected };
+}
+
+/**
+ * Which revision's webhook would inject a NEW pod with these labels. Selectors see labels only: a pod
+ * annotated `sidecar.istio.io/inject: "false"` still reaches the webhook (the server then skips it).
+ */
+export function resolvePod(podLabels: Labels, ns: NamespaceResolution, world: InjectionWorld): PodResolution {
+  const podInject = podLabels?.[SIDECAR_INJECT_LABEL];
+  if (podInject === 'false') return notInjected;
+  switch (ns.via) {
+    case 'disabled':
+      return notInjected;
+    case 'istio-injection':
+    case 'istio.io/rev': {
+      // The namespace label wins over the pod's istio.io/rev (istio/istio#37088).
+      if (ns.revision === undefined || ns.target === undefined) return notInjected;
+      const selected: SelectedTarget = {
+        target: ns.target,
+        revision: ns.revision,
+        ...(ns.targetKind === undefined ? {} : { targetKind: ns.targetKind }),
+      };
+      return podResolution(ns.via === 'istio-injection' ? 'namespace' : 'rev.namespace', selected);
+    }
+    case 'none': {
+      const podRev = podLabels?.[REVISION_LABEL];
+      if (podRev !== undefined) return podResolution('rev.object', resolveSelectorValue(podRev, world));
+      if (podInject === 'true') return podResolution('object', resolveDefault(world));
+      return notInjected;
+    }
+  }
+}
+
+function statusRevision(status: string | undefined): string | undefined {
+  if (status === undefined || status === '') return undefined;
+  try {
+    const parsed: unknown = JSON.parse(status);
+    if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) {
+      const revision = (parsed as Record<string, unknown>).revision;
+      if (typeof revision === 'string' && revision !== '') return revision;
+    }
+  } catch {
+    // A malformed status annotation tells nothing about the revision.
+  }
+  return undefined;
+}
+
+/** The revision that injected a running pod, from the annotations Istio's injector writes; unset if not injected. */
+export function injectedRevision(podAnnotations: Labels): string | undefined {
+  const annotated = podAnnotations?.[INJECTED_REVISION_ANNOTATION];
+  if (annotated !== undefined && annotated !== '') return annotated;
+  return statusRevision(podAnnotations?.[SIDECAR_STATUS_ANNOTATION]);
+}
