@@ -1,0 +1,135 @@
+// Applying a set of desired objects for one owner: conflict check, server-side apply of what differs,
+// pruning of what is no longer desired. Shared by the revision and tag reconcilers.
+import type { DesiredObject } from './common/objects.js';
+import { objectKey } from './common/objects.js';
+import type { EventRecorder } from './events.js';
+import type { OwnedObjectCaches } from './owned.js';
+import {
+  applyReason,
+  DESIRED_HASH_ANNOTATION,
+  firstDifference,
+  isControlledBy,
+  liveObjectKey,
+  withDesiredHash,
+  type ApplyReason,
+} from './sync.js';
+import { isNotFound, type KubeClient } from '../runtime/kube.js';
+import type { KubeObject } from '../runtime/types.js';
+import type { Logger } from 'pino';
+
+/** An object of the same name exists and belongs to someone else: meshrev never touches it. */
+export class OwnershipConflictError extends Error {
+  constructor(
+    readonly object: DesiredObject,
+    readonly detail: string,
+  ) {
+    super(
+      `${object.kind} ${object.metadata.namespace ? `${object.metadata.namespace}/` : ''}${object.metadata.name} ` +
+        `already exists and is not managed by this resource (${detail}); delete or rename it, or choose another name`,
+    );
+    this.name = 'OwnershipConflictError';
+  }
+}
+
+/** Objects (by key) whose stored form never matched their desired form, with the desired hash that failed. */
+const driftBlind = new Map<string, string | undefined>();
+
+export interface ApplySetOptions {
+  client: KubeClient;
+  caches: OwnedObjectCaches;
+  owner: KubeObject;
+  desired: DesiredObject[];
+  fieldManager: string;
+  events: EventRecorder;
+  logger: Logger;
+  signal?: AbortSignal;
+}
+
+export interface ApplySetResult {
+  applied: string[];
+  deleted: string[];
+}
+
+/** Brings the owner's objects to `desired`; writes nothing when they already match. */
+export async function applySet(opts: ApplySetOptions): Promise<ApplySetResult> {
+  const { client, caches, owner, fieldManager, events, logger, signal } = opts;
+  const uid = owner.metadata?.uid;
+  const desired = opts.desired.map(withDesiredHash);
+  const result: ApplySetResult = { applied: [], deleted: [] };
+
+  // First look at everything, then write: a conflict on the last object must not leave the first ones
+  // half-applied.
+  const plan: { object: DesiredObject; reason: ApplyReason; field: string | undefined }[] = [];
+  for (const object of desired) {
+    const { apiVersion, kind, metadata } = object;
+    let live = caches.get(apiVersion, kind, metadata.namespace, metadata.name);
+    if (live === undefined) {
+      // Not in meshrev's cache (which only holds meshrev-labelled objects): make sure nobody else's
+      // object of that name exists before a forced apply would take it over.
+      const found = await client.getOptional<KubeObject>(
+        { apiVersion, kind, namespace: metadata.namespace, name: metadata.name },
+        { signal },
+      );
+      live = found === undefined ? undefined : { ...found, apiVersion, kind };
+    }
+    if (live !== undefined && !isControlledBy(live, uid)) throw new OwnershipConflictError(object, describeOwner(live));
+    let reason = applyReason(object, live);
+    // An object the API server normalises in a way the drift check does not understand would be
+    // re-applied on every reconcile; for those only a change of the desired object triggers an apply.
+    if (reason === 'drift' && driftBlind.get(objectKey(object)) === object.metadata.annotations?.[DESIRED_HASH_ANNOTATION]) {
+      reason = undefined;
+    }
+    if (reason !== undefined) {
+      const { apiVersion: _v, kind: _k, ...fields } = object;
+      plan.push({ object, reason, field: reason === 'drift' ? firstDifference(fields, live) : undefined });
+    }
+  }
+
+  for (const { object, reason, field } of plan) {
+    const { kind, metadata } = object;
+    const stored = await client.apply(object, { fieldManager, force: true, signal });
+    const key = objectKey(object);
+    const { apiVersion: _v, kind: _k, ...fields } = object;
+    const unmatched = firstDifference(fields, stored);
+    if (unmatched !== undefined) {
+      driftBlind.set(key, object.metadata.annotations?.[DESIRED_HASH_ANNOTATION]);
+      logger.warn({ object: key, field: unmatched }, 'the API server stores this field differently; drift checks skip the object');
+    } else {
+      driftBlind.delete(key);
+    }
+    result.applied.push(key);
+    logger.info({ object: key, reason, ...(field ? { field } : {}) }, 'applied');
+    const where = `${kind} ${metadata.namespace ? `${metadata.namespace}/` : ''}${metadata.name}`;
+    if (reason === 'create') events.record(owner, 'Normal', 'Created', `Created ${where}`);
+    else if (reason === 'drift') events.record(owner, 'Normal', 'DriftRepaired', `Restored hand-edited ${where}`);
+    else events.record(owner, 'Normal', 'Updated', `Updated ${where}`);
+  }
+
+  const wanted = new Set(desired.map((o) => objectKey(o)));
+  for (const live of caches.ownedBy(uid)) {
+    const key = liveObjectKey(live);
+    if (wanted.has(key)) continue;
+    const ref = {
+      apiVersion: live.apiVersion ?? '',
+      kind: live.kind ?? '',
+      namespace: live.metadata?.namespace,
+      name: live.metadata?.name ?? '',
+    };
+    try {
+      await client.delete(ref, { preconditions: { uid: live.metadata?.uid }, propagationPolicy: 'Background', signal });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    result.deleted.push(key);
+    logger.info({ object: key }, 'deleted object no longer desired');
+    events.record(owner, 'Normal', 'Deleted', `Deleted ${ref.kind} ${ref.namespace ? `${ref.namespace}/` : ''}${ref.name}`);
+  }
+  return result;
+}
+
+function describeOwner(live: KubeObject): string {
+  const controller = live.metadata?.ownerReferences?.find((r) => r.controller === true);
+  if (controller) return `controlled by ${controller.kind} ${controller.name}`;
+  const manager = live.metadata?.labels?.['app.kubernetes.io/managed-by'];
+  return manager ? `managed by ${manager}` : 'created outside meshrev';
+}

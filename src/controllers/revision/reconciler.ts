@@ -1,0 +1,208 @@
+// The ControlPlaneRevision reconciler: a thin shell around pure builders.
+//   1. resolve the version (pinned, or the channel's current one)
+//   2. build the desired objects (pure) and apply what differs; prune what is no longer desired
+//   3. compute status from what was observed (pure) and write it only when it changed
+// Status is computed and written even when step 1 or 2 fails, so users always see why.
+import type { Logger } from 'pino';
+
+import { parseControlPlaneRevision, type ControlPlaneRevision } from '../../crds/controlplanerevision.js';
+import { API_GROUP_VERSION, CONTROL_PLANE_REVISION_KIND } from '../../crds/constants.js';
+import type { Informer } from '../../runtime/informer.js';
+import type { KubeClient } from '../../runtime/kube.js';
+import type { ReconcileContext, ReconcileResult, Reconciler } from '../../runtime/controller.js';
+import type { KubeObject } from '../../runtime/types.js';
+import { applySet, OwnershipConflictError } from '../apply.js';
+import { nameClaim } from '../claims.js';
+import { istiodName, revisionWebhookConfigurationName } from '../common/names.js';
+import { resolveRevisionVersion, type ChannelTable } from '../common/versions.js';
+import { injectionEnabled, type InjectorEndpoint } from '../common/webhooks.js';
+import type { EventRecorder } from '../events.js';
+import type { OwnedObjectCaches } from '../owned.js';
+import { desiredRevisionObjects } from './desired.js';
+import {
+  computeRevisionStatus,
+  RevisionConditionReason,
+  statusEqual,
+  type DeploymentObservation,
+  type ReconcileFailure,
+  type RevisionUsage,
+} from './status.js';
+
+export interface RevisionReconcilerDeps {
+  client: KubeClient;
+  revisions: Pick<Informer, 'get'>;
+  caches: OwnedObjectCaches;
+  channels: () => Readonly<ChannelTable>;
+  injector: InjectorEndpoint;
+  caBundle: () => string | undefined;
+  usage: (revision: string) => RevisionUsage | undefined;
+  /** Whether a namespace exists (from the namespace cache). */
+  namespaceExists: (name: string) => boolean;
+  /** Tags, to detect a tag that claims this revision's name first. */
+  tags: Pick<Informer, 'get'>;
+  events: EventRecorder;
+  fieldManager: string;
+  operatorName: string;
+  now?: () => Date;
+}
+
+/** Retry transient failures with backoff; failures only a spec change can fix wait for that change. */
+class TransientFailure extends Error {}
+
+export function revisionReconciler(deps: RevisionReconcilerDeps): Reconciler {
+  return async (name: string, ctx: ReconcileContext): Promise<ReconcileResult | void> => {
+    const cached = deps.revisions.get(name);
+    if (cached === undefined) return; // deleted: its objects go with it (ownerReference garbage collection)
+    const { revision, failure: parseFailure } = readRevision(cached);
+
+    let failure: ReconcileFailure | undefined = parseFailure;
+    let resolved: { version: string; channel?: string | undefined } | undefined;
+    if (revision && !failure) {
+      const resolution = resolveRevisionVersion(revision.spec, deps.channels());
+      if (resolution.ok && !deps.namespaceExists(revision.spec.namespace)) {
+        resolved = { version: resolution.version, channel: resolution.channel };
+        // Namespaces are the platform team's to create (GitOps declares them); meshrev never creates one
+        // it would then have to decide whether to delete. The namespace watch retries when it appears.
+        failure = {
+          reason: 'NamespaceNotFound',
+          message: `namespace "${revision.spec.namespace}" does not exist; create it (kubectl create namespace ${revision.spec.namespace})`,
+        };
+      } else if (resolution.ok) {
+        resolved = { version: resolution.version, channel: resolution.channel };
+        const claim = nameClaim(name, deps.revisions, deps.tags);
+        failure = await applyRevision(deps, revision, resolution.version, ctx, claim !== 'tag');
+        if (!failure && claim === 'tag') failure = tagClaimsName(name);
+      } else {
+        failure = { reason: resolution.reason, message: resolution.message };
+      }
+    }
+    if (failure) deps.events.record(cached, 'Warning', failure.reason, failure.message);
+
+    await writeStatus(deps, cached, {
+      generation: cached.metadata?.generation,
+      resolved,
+      failure,
+      deployment: observeDeployment(deps.caches, name, revision?.spec.namespace),
+      usage: deps.usage(name),
+      webhookConfiguration:
+        revision && injectionEnabled(revision.spec.injection)
+          ? revisionWebhookConfigurationName(name, revision.spec.namespace)
+          : undefined,
+    });
+    if (failure?.reason === RevisionConditionReason.ApplyFailed) throw new TransientFailure(failure.message);
+  };
+}
+
+function tagClaimsName(name: string): ReconcileFailure {
+  return {
+    reason: 'NameConflict',
+    message:
+      `RevisionTag "${name}" existed first and selects istio.io/rev=${name}; this revision's webhook configuration ` +
+      'is not rendered so no pod matches two webhooks. Delete the tag or rename the revision.',
+  };
+}
+
+function readRevision(obj: KubeObject): { revision?: ControlPlaneRevision; failure?: ReconcileFailure } {
+  const parsed = parseControlPlaneRevision(obj);
+  if (parsed.ok) return { revision: parsed.value };
+  // The CRD schema should have refused this; an older CRD or a direct etcd write may not have.
+  return { failure: { reason: RevisionConditionReason.InvalidSpec, message: parsed.error } };
+}
+
+async function applyRevision(
+  deps: RevisionReconcilerDeps,
+  revision: ControlPlaneRevision,
+  version: string,
+  ctx: ReconcileContext,
+  withWebhooks: boolean,
+): Promise<ReconcileFailure | undefined> {
+  const desired = desiredRevisionObjects(revision, {
+    resolvedVersion: version,
+    injector: deps.injector,
+    caBundle: deps.caBundle(),
+    operatorName: deps.operatorName,
+  }).filter((o) => withWebhooks || o.kind !== 'MutatingWebhookConfiguration');
+  try {
+    const result = await applySet({
+      client: deps.client,
+      caches: deps.caches,
+      owner: revision as KubeObject,
+      desired,
+      fieldManager: deps.fieldManager,
+      events: deps.events,
+      logger: ctx.logger,
+      signal: ctx.signal,
+    });
+    if (result.applied.length > 0 || result.deleted.length > 0) {
+      ctx.logger.info({ applied: result.applied.length, deleted: result.deleted.length }, 'revision objects synced');
+    }
+    return undefined;
+  } catch (err) {
+    if (err instanceof OwnershipConflictError) {
+      const reason =
+        err.object.kind === 'MutatingWebhookConfiguration'
+          ? RevisionConditionReason.WebhookConflict
+          : 'OwnershipConflict';
+      return { reason, message: err.message };
+    }
+    ctx.logger.warn({ err }, 'applying revision objects failed');
+    return { reason: RevisionConditionReason.ApplyFailed, message: summariseError(err) };
+  }
+}
+
+function observeDeployment(
+  caches: OwnedObjectCaches,
+  revision: string,
+  namespace: string | undefined,
+): DeploymentObservation | undefined {
+  if (!namespace) return undefined;
+  const deployment = caches.get('apps/v1', 'Deployment', namespace, istiodName(revision)) as
+    | (KubeObject & {
+        status?: {
+          replicas?: number;
+          readyReplicas?: number;
+          conditions?: { type: string; status: string; reason?: string; message?: string }[];
+        };
+      })
+    | undefined;
+  if (!deployment) return undefined;
+  return {
+    name: istiodName(revision),
+    replicas: deployment.status?.replicas,
+    readyReplicas: deployment.status?.readyReplicas,
+    conditions: deployment.status?.conditions,
+  };
+}
+
+async function writeStatus(
+  deps: RevisionReconcilerDeps,
+  cached: KubeObject & { status?: unknown },
+  observed: Omit<Parameters<typeof computeRevisionStatus>[1], 'now'>,
+): Promise<void> {
+  const previous = (cached.status ?? undefined) as Parameters<typeof computeRevisionStatus>[0];
+  const status = computeRevisionStatus(previous, { ...observed, now: kubeTime(deps.now?.() ?? new Date()) });
+  if (statusEqual(status, previous)) return;
+  await deps.client.applyStatus(
+    {
+      apiVersion: API_GROUP_VERSION,
+      kind: CONTROL_PLANE_REVISION_KIND,
+      metadata: { name: cached.metadata?.name ?? '' },
+      status,
+    } as KubeObject,
+    { fieldManager: deps.fieldManager, force: true },
+  );
+}
+
+/** metav1.Time has second precision; writing milliseconds would make every comparison differ. */
+export function kubeTime(date: Date): string {
+  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+export function summariseError(err: unknown): string {
+  if (err && typeof err === 'object' && 'issues' in err && Array.isArray((err as { issues: unknown[] }).issues)) {
+    return (err as { issues: { path?: unknown[]; message?: string }[] }).issues
+      .map((i) => `${(i.path ?? []).join('.') || 'spec'}: ${i.message ?? 'invalid'}`)
+      .join('; ');
+  }
+  return err instanceof Error ? err.message : String(err);
+}

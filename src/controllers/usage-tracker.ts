@@ -1,0 +1,75 @@
+// Who uses each revision and tag, from the namespace and pod caches. computeUsage (pure) is one pass
+// over every cached pod, so its result is memoised until a namespace, pod, revision or tag changes:
+// a burst of reconciles after one change computes it once.
+import type { Informer } from '../runtime/informer.js';
+import type { KubeObject } from '../runtime/types.js';
+import type { RevisionUsage } from './revision/status.js';
+import type { TagUsage } from './tag/status.js';
+import { computeUsage, injectedRevision, type Usage } from './usage/index.js';
+
+export interface UsageSources {
+  namespaces: Informer;
+  pods: Informer;
+  revisions: Informer;
+  tags: Informer;
+}
+
+export class UsageTracker {
+  private epoch = 0;
+  private computedAt = -1;
+  private cached: Usage | undefined;
+
+  constructor(private readonly sources: UsageSources) {
+    const bump = { onAdd: () => this.epoch++, onUpdate: () => this.epoch++, onDelete: () => this.epoch++ };
+    for (const informer of Object.values(sources)) informer.addHandlers(bump);
+  }
+
+  /** Undefined until the namespace and pod caches are complete: InUse stays Unknown rather than False. */
+  current(): Usage | undefined {
+    const { namespaces, pods, revisions, tags } = this.sources;
+    if (!namespaces.hasSynced() || !pods.hasSynced() || !revisions.hasSynced() || !tags.hasSynced()) return undefined;
+    if (this.cached && this.computedAt === this.epoch) return this.cached;
+    const at = this.epoch;
+    this.cached = computeUsage({
+      namespaces: namespaces.list().map((ns) => ({ name: ns.metadata?.name ?? '', labels: ns.metadata?.labels })),
+      pods: pods.list().map((pod) => ({
+        namespace: pod.metadata?.namespace ?? '',
+        name: pod.metadata?.name ?? '',
+        labels: pod.metadata?.labels,
+        annotations: pod.metadata?.annotations,
+      })),
+      revisions: revisions.keys(),
+      tags: tags.list().map((t) => ({
+        name: t.metadata?.name ?? '',
+        revision: (t as KubeObject & { spec?: { revision?: string } }).spec?.revision ?? '',
+      })),
+    });
+    this.computedAt = at;
+    return this.cached;
+  }
+
+  revisionUsage(revision: string): RevisionUsage | undefined {
+    const usage = this.current();
+    if (!usage) return undefined;
+    const use = usage.revisions[revision];
+    if (!use) return { namespaces: 0, pods: 0, stalePods: 0, tags: [] };
+    return { namespaces: use.namespaces.length, pods: use.pods, stalePods: use.stalePods, tags: use.tags };
+  }
+
+  /** Human-readable reasons a revision is in use (for refusing its deletion). */
+  revisionReasons(revision: string): string[] | undefined {
+    const usage = this.current();
+    return usage ? (usage.revisions[revision]?.reasons ?? []) : undefined;
+  }
+
+  tagUsage(tag: string): TagUsage | undefined {
+    const usage = this.current();
+    if (!usage) return undefined;
+    const use = usage.tags[tag];
+    return use ? { namespaces: use.namespaces.length, pods: use.pods } : { namespaces: 0, pods: 0 };
+  }
+
+  injectedRevisionOf(pod: KubeObject): string | undefined {
+    return injectedRevision(pod.metadata?.annotations);
+  }
+}

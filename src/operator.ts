@@ -1,0 +1,439 @@
+// The operator process: every replica serves the sidecar injector, /metrics, /healthz and /readyz;
+// only the leader (a coordination.k8s.io Lease) runs the reconcilers. Stopping drains admissions,
+// stops the controllers and releases the lease so a successor takes over at once.
+import * as k8s from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+
+import type { OperatorConfig } from './config.js';
+import { API_GROUP_VERSION, CONTROL_PLANE_REVISION_KIND, REVISION_TAG_KIND } from './crds/constants.js';
+import { REVISION_LABEL } from './controllers/common/labels.js';
+import { parseChannelTable, DEFAULT_CHANNEL_TABLE, type ChannelTable } from './controllers/common/versions.js';
+import type { InjectorEndpoint } from './controllers/common/webhooks.js';
+import { defaultTagReconciler } from './controllers/tag/default-tag.js';
+import { KubeEventRecorder } from './controllers/events.js';
+import { OwnedObjectCaches } from './controllers/owned.js';
+import { revisionReconciler } from './controllers/revision/reconciler.js';
+import { tagReconciler } from './controllers/tag/reconciler.js';
+import { UsageTracker } from './controllers/usage-tracker.js';
+import { createInjectorServer, type InjectorServer } from './injector/server.js';
+import { InjectionService } from './injector/service.js';
+import { CertificateManager } from './injector/tls/certificate-manager.js';
+import { caBundleBase64, certificateValidity, type TlsMaterial, type TlsSecret } from './injector/tls/certificates.js';
+import type { SecretStore } from './injector/tls/secret-store.js';
+import { HealthChecks, informersSynced, startObservabilityServer, type ObservabilityServer } from './observability/http.js';
+import { createLogger } from './observability/logger.js';
+import { Metrics } from './observability/metrics.js';
+import { Controller, generationChanged } from './runtime/controller.js';
+import { Informer, kubeListWatcher } from './runtime/informer.js';
+import { KubeClient } from './runtime/kube.js';
+import { LeaderElector } from './runtime/leader.js';
+import type { KubeObject } from './runtime/types.js';
+
+export interface OperatorHandle {
+  injectorPort: number;
+  metricsPort: number;
+  client: KubeClient;
+  metrics: Metrics;
+  isLeader(): boolean;
+  /** Enqueues every revision and tag (what the periodic resync does); a no-op on a follower. */
+  resyncNow(): void;
+  /** Resolves when the operator stops by itself (lost leadership); the process should then exit. */
+  done: Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface OperatorOverrides {
+  kubeConfig?: k8s.KubeConfig;
+  logger?: Logger;
+}
+
+const REVISION_TYPE = { apiVersion: API_GROUP_VERSION, kind: CONTROL_PLANE_REVISION_KIND };
+const TAG_TYPE = { apiVersion: API_GROUP_VERSION, kind: REVISION_TAG_KIND };
+
+export function loadKubeConfig(config: Pick<OperatorConfig, 'kubeconfig' | 'context'>): k8s.KubeConfig {
+  const kc = new k8s.KubeConfig();
+  if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
+  else kc.loadFromDefault();
+  if (config.context) kc.setCurrentContext(config.context);
+  return kc;
+}
+
+export async function startOperator(config: OperatorConfig, overrides: OperatorOverrides = {}): Promise<OperatorHandle> {
+  const logger = overrides.logger ?? createLogger({ component: 'meshrev', level: config.logLevel });
+  const metrics = new Metrics();
+  const kc = overrides.kubeConfig ?? loadKubeConfig(config);
+  const client = KubeClient.fromKubeConfig(kc, { onRequest: metrics.kubeRequest, userAgent: `meshrev/${config.podName}` });
+  const stopAll = new AbortController();
+
+  if (config.devWebhookRouting) await routeInjectorServiceToLocalhost(client, config, logger);
+
+  // --- TLS: one CA + serving certificate in a Secret shared by every replica ---------------------
+  const certificates = new CertificateManager({
+    store: new KubeSecretStore(client),
+    namespace: config.namespace,
+    secretName: config.tlsSecretName,
+    serviceName: config.injectorServiceName,
+    extraDnsNames: config.devWebhookRouting ? ['localhost'] : [],
+    extraIpAddresses: config.devWebhookRouting ? ['127.0.0.1'] : [],
+    logger: logger.child({ component: 'certificates' }),
+  });
+  let material: TlsMaterial = await certificates.start();
+  let caBundle = caBundleBase64(material);
+  metrics.setInjectorCertificateNotAfter(certNotAfter(material));
+
+  // --- shared informers: every replica needs them to serve injections -----------------------------
+  const informerOf = (resource: string, type: { apiVersion: string; kind: string }, opts = {}): Informer =>
+    new Informer({
+      resource,
+      listWatcher: kubeListWatcher(client, type, opts),
+      logger,
+      onRestart: metrics.informerRestartHook(resource),
+    });
+  const revisions = informerOf('controlplanerevisions', REVISION_TYPE);
+  const tags = informerOf('revisiontags', TAG_TYPE);
+  const nodes = informerOf('nodes', { apiVersion: 'v1', kind: 'Node' });
+  const shared = [revisions, tags, nodes];
+  for (const informer of shared) informer.start();
+
+  const injection = new InjectionService({ revisions, tags, nodes });
+  const server: InjectorServer = createInjectorServer({
+    host: config.injectorHost,
+    port: config.injectorPort,
+    tls: { certPem: material.certPem, keyPem: material.keyPem },
+    inject: injection.inject,
+    resolveTarget: injection.resolveTarget,
+    logger: logger.child({ component: 'injector' }),
+    hooks: {
+      onAdmission: (outcome, _revision, seconds) => {
+        metrics.webhookRequest('/inject', outcome === 'error' ? 500 : 200, seconds);
+        metrics.injection(outcome === 'injected' ? 'success' : outcome === 'skipped' ? 'skip' : 'failure', seconds);
+      },
+    },
+  });
+  const listening = await server.listen();
+
+  // --- the injector endpoint that webhook configurations point at ---------------------------------
+  // Through a real Service the port is the Service's; with dev routing (ExternalName to localhost)
+  // kube-apiserver dials the port in the webhook configuration directly, so it is ours.
+  const injector: InjectorEndpoint = {
+    serviceName: config.injectorServiceName,
+    serviceNamespace: config.namespace,
+    port: config.devWebhookRouting ? listening.port : config.injectorServicePort,
+  };
+
+  const readiness = new HealthChecks();
+  readiness.add('informers', informersSynced(shared));
+  readiness.add('certificates', () => ({ ok: material !== undefined }));
+  const observability: ObservabilityServer = await startObservabilityServer({
+    port: config.metricsPort,
+    host: config.metricsHost,
+    metrics,
+    readiness,
+    logger,
+  });
+
+  // --- leader-only: reconcilers and the informers only they need ----------------------------------
+  let leaderControllers: { stop(): Promise<void>; enqueueAll(): void } | undefined;
+  const onCertificateChange = certificates.onChange((next) => {
+    material = next;
+    metrics.setInjectorCertificateNotAfter(certNotAfter(next));
+    try {
+      server.reloadTls({ certPem: next.certPem, keyPem: next.keyPem });
+    } catch (err) {
+      logger.error({ err }, 'could not load the rotated serving certificate; keeping the previous one');
+    }
+    const nextBundle = caBundleBase64(next);
+    if (nextBundle !== caBundle) {
+      caBundle = nextBundle;
+      leaderHooks.caChanged?.();
+    }
+  });
+  const leaderHooks: { caChanged?: () => void } = {};
+
+  const startLeading = async (signal: AbortSignal): Promise<void> => {
+    logger.info('leading: starting controllers');
+    const running = startControllers({
+      client,
+      config,
+      logger,
+      metrics,
+      revisions,
+      tags,
+      injector,
+      caBundle: () => caBundle,
+      signal,
+    });
+    leaderControllers = running;
+    leaderHooks.caChanged = running.enqueueAll;
+    signal.addEventListener('abort', () => void running.stop(), { once: true });
+  };
+
+  let elector: LeaderElector | undefined;
+  let done: Promise<void>;
+  if (config.leaderElect) {
+    elector = new LeaderElector({
+      store: client,
+      namespace: config.namespace,
+      name: config.leaseName,
+      identity: config.podName,
+      releaseOnCancel: true,
+      logger: logger.child({ component: 'leader-election' }),
+      onStartedLeading: startLeading,
+      onStoppedLeading: () => {
+        metrics.setLeader(false);
+        logger.warn('stopped leading');
+      },
+      onNewLeader: (identity) => logger.info({ leader: identity }, 'leader observed'),
+    });
+    // A replica that lost its lease stops reconciling at once (the controllers' signal aborts) and
+    // exits, so it restarts with fresh state instead of acting on a stale view.
+    done = elector.run(stopAll.signal).then(() => {
+      if (!stopAll.signal.aborted) logger.error('leadership lost; exiting');
+    });
+    void done.then(() => metrics.setLeader(elector?.isLeader() ?? false));
+    const electorRef = elector;
+    const leaderGauge = setInterval(() => metrics.setLeader(electorRef.isLeader()), 1000);
+    leaderGauge.unref();
+    stopAll.signal.addEventListener('abort', () => clearInterval(leaderGauge), { once: true });
+  } else {
+    metrics.setLeader(true);
+    await startLeading(stopAll.signal);
+    done = new Promise((resolve) => stopAll.signal.addEventListener('abort', () => resolve(), { once: true }));
+  }
+
+  logger.info(
+    { injectorPort: listening.port, metricsPort: observability.port, leaderElect: config.leaderElect },
+    'meshrev operator started',
+  );
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      logger.info('stopping');
+      stopAll.abort();
+      await done.catch(() => undefined);
+      await leaderControllers?.stop();
+      onCertificateChange();
+      certificates.stop();
+      await server.close(20_000);
+      for (const informer of shared) await informer.stop();
+      await observability.close();
+      client.close();
+      logger.info('stopped');
+    })();
+    return stopping;
+  };
+
+  return {
+    injectorPort: listening.port,
+    metricsPort: observability.port,
+    client,
+    metrics,
+    isLeader: () => (elector ? elector.isLeader() : true),
+    resyncNow: () => leaderControllers?.enqueueAll(),
+    done,
+    stop,
+  };
+}
+
+interface ControllerSetOptions {
+  client: KubeClient;
+  config: OperatorConfig;
+  logger: Logger;
+  metrics: Metrics;
+  revisions: Informer;
+  tags: Informer;
+  injector: InjectorEndpoint;
+  caBundle: () => string | undefined;
+  signal: AbortSignal;
+}
+
+/** Starts the leader-only informers and controllers; returns how to stop them. */
+function startControllers(opts: ControllerSetOptions): { stop(): Promise<void>; enqueueAll(): void } {
+  const { client, config, logger, metrics, revisions, tags } = opts;
+  const informerOf = (resource: string, type: { apiVersion: string; kind: string }, extra = {}): Informer =>
+    new Informer({
+      resource,
+      listWatcher: kubeListWatcher(client, type, extra),
+      logger,
+      onRestart: metrics.informerRestartHook(resource),
+    });
+  const caches = new OwnedObjectCaches(client, logger, (resource) => metrics.informerRestartHook(resource)('error'));
+  // Metadata only: on a cluster with 50,000 pods the operator keeps names, labels and annotations,
+  // and completed or failed pods never arrive (they cannot keep a revision in use).
+  const namespaces = informerOf('namespaces', { apiVersion: 'v1', kind: 'Namespace' }, { metadataOnly: true });
+  const pods = informerOf(
+    'pods',
+    { apiVersion: 'v1', kind: 'Pod' },
+    { metadataOnly: true, fieldSelector: 'status.phase!=Succeeded,status.phase!=Failed' },
+  );
+  const channelConfigMaps = informerOf(
+    'channel-configmap',
+    { apiVersion: 'v1', kind: 'ConfigMap' },
+    { namespace: config.namespace, fieldSelector: `metadata.name=${config.channelConfigMap}` },
+  );
+
+  const channels = (): Readonly<ChannelTable> => {
+    const cm = channelConfigMaps.get(`${config.namespace}/${config.channelConfigMap}`) as
+      | (KubeObject & { data?: Record<string, string> })
+      | undefined;
+    if (!cm) return DEFAULT_CHANNEL_TABLE;
+    const parsed = parseChannelTable(cm.data);
+    for (const problem of parsed.problems) logger.warn({ configMap: config.channelConfigMap }, problem);
+    return parsed.table;
+  };
+
+  const usage = new UsageTracker({ namespaces, pods, revisions, tags });
+  const events = new KubeEventRecorder({
+    client,
+    component: 'meshrev',
+    instance: config.podName,
+    logger,
+  });
+  const common = { client, caches, events, fieldManager: config.fieldManager, operatorName: 'meshrev' };
+
+  const revisionController = new Controller({
+    name: 'controlplanerevision',
+    primary: revisions,
+    primaryFilter: generationChanged,
+    owns: caches.all().map((source) => ({
+      source,
+      ownerKind: CONTROL_PLANE_REVISION_KIND,
+      ownerApiVersion: API_GROUP_VERSION,
+      ownerNamespaced: false,
+    })),
+    watches: [
+      { source: channelConfigMaps, map: () => revisions.keys() },
+      { source: namespaces, map: () => revisions.keys() },
+      { source: tags, map: () => revisions.keys() },
+      {
+        source: pods,
+        map: (pod) => {
+          const rev = usage.injectedRevisionOf(pod);
+          return rev && revisions.get(rev) ? [rev] : [];
+        },
+      },
+    ],
+    reconcile: revisionReconciler({
+      ...common,
+      revisions,
+      channels,
+      injector: opts.injector,
+      caBundle: opts.caBundle,
+      usage: (name) => usage.revisionUsage(name),
+      namespaceExists: (name) => namespaces.get(name) !== undefined,
+      tags,
+    }),
+    workers: config.workers,
+    logger: logger.child({ controller: 'controlplanerevision' }),
+    metrics: metrics.controller('controlplanerevision'),
+    resyncPeriodMs: config.resyncSeconds * 1000,
+  });
+
+  const tagController = new Controller({
+    name: 'revisiontag',
+    primary: tags,
+    primaryFilter: generationChanged,
+    owns: caches.all().map((source) => ({
+      source,
+      ownerKind: REVISION_TAG_KIND,
+      ownerApiVersion: API_GROUP_VERSION,
+      ownerNamespaced: false,
+    })),
+    watches: [
+      { source: revisions, map: () => tags.keys() },
+      { source: namespaces, map: () => tags.keys() },
+    ],
+    reconcile: tagReconciler({
+      ...common,
+      tags,
+      revisions,
+      injector: opts.injector,
+      caBundle: opts.caBundle,
+      usage: (name) => usage.tagUsage(name),
+    }),
+    workers: Math.max(1, Math.floor(config.workers / 2)),
+    logger: logger.child({ controller: 'revisiontag' }),
+    metrics: metrics.controller('revisiontag'),
+    resyncPeriodMs: config.resyncSeconds * 1000,
+  });
+
+  const controllers: Controller[] = [revisionController, tagController];
+  if (config.createDefaultTag) {
+    controllers.push(
+      new Controller({
+        name: 'default-tag',
+        primary: revisions,
+        watches: [{ source: tags, map: () => ['default'] }],
+        reconcile: defaultTagReconciler({ client, revisions, tags, events, fieldManager: config.fieldManager }),
+        workers: 1,
+        logger: logger.child({ controller: 'default-tag' }),
+        metrics: metrics.controller('default-tag'),
+      }),
+    );
+  }
+  for (const controller of controllers) {
+    controller.start(opts.signal).catch((err: unknown) => logger.error({ err, controller: controller.name }, 'controller failed'));
+  }
+  void REVISION_LABEL;
+
+  return {
+    enqueueAll: () => {
+      for (const key of revisions.keys()) revisionController.enqueue(key);
+      for (const key of tags.keys()) tagController.enqueue(key);
+    },
+    stop: async () => {
+      await Promise.all(controllers.map((c) => c.stop()));
+      const informers = [...caches.all(), namespaces, pods, channelConfigMaps];
+      await Promise.all(informers.map((i) => i.stop()));
+    },
+  };
+}
+
+/**
+ * For local runs against a cluster without kube-proxy: the injector Service becomes an ExternalName
+ * to localhost, so kube-apiserver calls this process at https://localhost:<injector port>.
+ */
+async function routeInjectorServiceToLocalhost(client: KubeClient, config: OperatorConfig, logger: Logger): Promise<void> {
+  await client.apply(
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: config.namespace } },
+    { fieldManager: `${config.fieldManager}-dev`, force: true },
+  );
+  await client.apply(
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: {
+        name: config.injectorServiceName,
+        namespace: config.namespace,
+        labels: { 'app.kubernetes.io/name': 'meshrev', 'meshrev.dev/dev-routing': 'true' },
+      },
+      spec: { type: 'ExternalName', externalName: 'localhost' },
+    } as KubeObject,
+    { fieldManager: `${config.fieldManager}-dev`, force: true },
+  );
+  logger.info(
+    { service: `${config.namespace}/${config.injectorServiceName}`, port: config.injectorPort },
+    'dev webhook routing: injector Service points at localhost',
+  );
+}
+
+class KubeSecretStore implements SecretStore {
+  constructor(private readonly client: KubeClient) {}
+
+  async get(namespace: string, name: string): Promise<TlsSecret | undefined> {
+    return this.client.getOptional<TlsSecret>({ apiVersion: 'v1', kind: 'Secret', namespace, name });
+  }
+
+  async create(secret: TlsSecret): Promise<TlsSecret> {
+    return this.client.create({ apiVersion: 'v1', kind: 'Secret', ...secret } as KubeObject) as Promise<TlsSecret>;
+  }
+
+  async update(secret: TlsSecret): Promise<TlsSecret> {
+    return this.client.update({ apiVersion: 'v1', kind: 'Secret', ...secret } as KubeObject) as Promise<TlsSecret>;
+  }
+}
+
+function certNotAfter(material: TlsMaterial): Date {
+  return certificateValidity(material.certPem)?.notAfter ?? new Date(0);
+}

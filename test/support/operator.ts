@@ -1,0 +1,76 @@
+// Runs the real operator in the test process against the test cluster, with its injector reached by
+// kube-apiserver through an ExternalName Service to localhost (dev webhook routing).
+import { createWriteStream, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import pino from 'pino';
+import { parseAllDocuments } from 'yaml';
+
+import { loadOperatorConfig, type OperatorConfig } from '../../src/config.js';
+import { startOperator, type OperatorHandle } from '../../src/operator.js';
+import { KubeClient } from '../../src/runtime/kube.js';
+import type { KubeObject } from '../../src/runtime/types.js';
+import { testKubeConfig, testKubeconfigPath, waitFor } from './kube.js';
+
+export const repoRoot = join(import.meta.dirname, '..', '..');
+
+export function testClient(): KubeClient {
+  return KubeClient.fromKubeConfig(testKubeConfig(), { userAgent: 'meshrev-tests' });
+}
+
+/** Applies deploy/crds and waits until the API server serves them. */
+export async function installCrds(client: KubeClient): Promise<void> {
+  const dir = join(repoRoot, 'deploy', 'crds');
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.yaml'))) {
+    for (const doc of parseAllDocuments(readFileSync(join(dir, file), 'utf8'))) {
+      const crd = doc.toJS() as KubeObject | null;
+      if (!crd) continue;
+      await client.apply(crd, { fieldManager: 'meshrev-tests', force: true });
+      await waitFor(`CRD ${crd.metadata?.name} Established`, async () => {
+        const live = await client.get<KubeObject & { status?: { conditions?: { type: string; status: string }[] } }>({
+          apiVersion: 'apiextensions.k8s.io/v1',
+          kind: 'CustomResourceDefinition',
+          name: crd.metadata?.name ?? '',
+        });
+        return live.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True');
+      });
+    }
+  }
+}
+
+export interface TestOperator extends OperatorHandle {
+  config: OperatorConfig;
+  logFile: string;
+}
+
+/** Starts an operator; `name` keeps its log file apart (under the cluster's log directory). */
+export async function startTestOperator(name: string, args: string[] = []): Promise<TestOperator> {
+  const config = loadOperatorConfig(
+    [
+      `--kubeconfig=${testKubeconfigPath()}`,
+      '--injector-host=127.0.0.1',
+      '--injector-port=0',
+      '--metrics-host=127.0.0.1',
+      '--metrics-port=0',
+      '--dev-webhook-routing=true',
+      '--leader-elect=false',
+      `--pod-name=${name}`,
+      '--resync-seconds=0',
+      ...args,
+    ],
+    {},
+  );
+  const logDir = join(process.env.MESHREV_TEST_CLUSTER_DIR ?? join(repoRoot, '.cluster', 'test'), 'logs');
+  mkdirSync(logDir, { recursive: true });
+  const logFile = join(logDir, `operator-${name}.log`);
+  const logger = pino({ level: 'debug', base: { component: 'meshrev', pod: name } }, createWriteStream(logFile, { flags: 'a' }));
+  const handle = await startOperator(config, { logger });
+  return { ...handle, config, logFile };
+}
+
+export function operatorLogTail(op: { logFile: string }, lines = 40): string {
+  try {
+    return readFileSync(op.logFile, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no operator log)';
+  }
+}
