@@ -44,11 +44,11 @@ test-unit: deps ## Unit tests and the Istio conformance suite (no cluster)
 
 .PHONY: test-integration
 test-integration: build k8s-binaries ## Integration and e2e tests on a real local control plane
-	$(JEST) --selectProjects integration
+	$(JEST) --selectProjects integration --runInBand
 
 .PHONY: test
 test: build k8s-binaries ## All tests: unit, conformance, integration, e2e
-	$(JEST) $(JEST_ARGS)
+	bash hack/test.sh $(JEST_ARGS)
 
 .PHONY: cluster-up
 cluster-up: build k8s-binaries ## Start (or reuse) the local control plane; kubeconfig in .cluster/kubeconfig

@@ -21,7 +21,8 @@ export default async function globalSetup() {
   }
   const started = Date.now();
   const state = await up({
-    stateDir: join(repoRoot, '.cluster', 'test'),
+    // One directory per run, so concurrent runs (and `make cluster-up`'s cluster) never collide.
+    stateDir: join(repoRoot, '.cluster', `test-${process.pid}`),
     reuse: false,
     log: (l) => console.error(`[cluster] ${l}`),
   });
