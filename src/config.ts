@@ -4,7 +4,9 @@ import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 
-const booleanish = z.union([z.boolean(), z.enum(['true', 'false', '1', '0'])]).transform((v) => v === true || v === 'true' || v === '1');
+const booleanish = z
+  .union([z.boolean(), z.enum(['true', 'false', '1', '0'])])
+  .transform((v) => v === true || v === 'true' || v === '1');
 // 0 picks a free port (tests run several operators side by side).
 const port = z.coerce.number().int().min(0).max(65535);
 const durationSeconds = z.coerce.number().min(0);
@@ -44,14 +46,26 @@ const settings: Record<keyof OperatorConfig, { flag: string; env: string; defaul
   injectorPort: { flag: 'injector-port', env: 'MESHREV_INJECTOR_PORT', default: '9443' },
   metricsHost: { flag: 'metrics-host', env: 'MESHREV_METRICS_HOST', default: '0.0.0.0' },
   metricsPort: { flag: 'metrics-port', env: 'MESHREV_METRICS_PORT', default: '8080' },
-  injectorServiceName: { flag: 'injector-service', env: 'MESHREV_INJECTOR_SERVICE', default: 'meshrev-injector' },
-  injectorServicePort: { flag: 'injector-service-port', env: 'MESHREV_INJECTOR_SERVICE_PORT', default: '443' },
+  injectorServiceName: {
+    flag: 'injector-service',
+    env: 'MESHREV_INJECTOR_SERVICE',
+    default: 'meshrev-injector',
+  },
+  injectorServicePort: {
+    flag: 'injector-service-port',
+    env: 'MESHREV_INJECTOR_SERVICE_PORT',
+    default: '443',
+  },
   tlsSecretName: { flag: 'tls-secret', env: 'MESHREV_TLS_SECRET', default: 'meshrev-injector-tls' },
   logLevel: { flag: 'log-level', env: 'MESHREV_LOG_LEVEL', default: 'info' },
   leaderElect: { flag: 'leader-elect', env: 'MESHREV_LEADER_ELECT', default: 'true' },
   leaseName: { flag: 'lease-name', env: 'MESHREV_LEASE_NAME', default: 'meshrev-leader' },
   createDefaultTag: { flag: 'create-default-tag', env: 'MESHREV_CREATE_DEFAULT_TAG', default: 'true' },
-  channelConfigMap: { flag: 'channel-configmap', env: 'MESHREV_CHANNEL_CONFIGMAP', default: 'meshrev-channels' },
+  channelConfigMap: {
+    flag: 'channel-configmap',
+    env: 'MESHREV_CHANNEL_CONFIGMAP',
+    default: 'meshrev-channels',
+  },
   workers: { flag: 'workers', env: 'MESHREV_WORKERS', default: '4' },
   resyncSeconds: { flag: 'resync-seconds', env: 'MESHREV_RESYNC_SECONDS', default: '600' },
   devWebhookRouting: { flag: 'dev-webhook-routing', env: 'MESHREV_DEV_WEBHOOK_ROUTING', default: 'false' },
@@ -62,7 +76,8 @@ export class ConfigError extends Error {}
 
 export function operatorUsage(): string {
   const lines = Object.values(settings).map(
-    (s) => `  --${s.flag.padEnd(24)} env ${s.env.padEnd(30)} ${s.default !== undefined ? `default ${s.default}` : ''}`,
+    (s) =>
+      `  --${s.flag.padEnd(24)} env ${s.env.padEnd(30)} ${s.default !== undefined ? `default ${s.default}` : ''}`,
   );
   return ['usage: meshrev operator [flags]', ...lines].join('\n');
 }

@@ -7,7 +7,11 @@ import type { Logger } from 'pino';
 import type { OperatorConfig } from './config.js';
 import { API_GROUP_VERSION, CONTROL_PLANE_REVISION_KIND, REVISION_TAG_KIND } from './crds/constants.js';
 import { REVISION_LABEL } from './controllers/common/labels.js';
-import { parseChannelTable, DEFAULT_CHANNEL_TABLE, type ChannelTable } from './controllers/common/versions.js';
+import {
+  parseChannelTable,
+  DEFAULT_CHANNEL_TABLE,
+  type ChannelTable,
+} from './controllers/common/versions.js';
 import type { InjectorEndpoint } from './controllers/common/webhooks.js';
 import { defaultTagReconciler } from './controllers/tag/default-tag.js';
 import { KubeEventRecorder } from './controllers/events.js';
@@ -18,9 +22,19 @@ import { UsageTracker } from './controllers/usage-tracker.js';
 import { createInjectorServer, type InjectorServer } from './injector/server.js';
 import { InjectionService } from './injector/service.js';
 import { CertificateManager } from './injector/tls/certificate-manager.js';
-import { caBundleBase64, certificateValidity, type TlsMaterial, type TlsSecret } from './injector/tls/certificates.js';
+import {
+  caBundleBase64,
+  certificateValidity,
+  type TlsMaterial,
+  type TlsSecret,
+} from './injector/tls/certificates.js';
 import type { SecretStore } from './injector/tls/secret-store.js';
-import { HealthChecks, informersSynced, startObservabilityServer, type ObservabilityServer } from './observability/http.js';
+import {
+  HealthChecks,
+  informersSynced,
+  startObservabilityServer,
+  type ObservabilityServer,
+} from './observability/http.js';
 import { createLogger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { Controller, generationChanged } from './runtime/controller.js';
@@ -58,11 +72,17 @@ export function loadKubeConfig(config: Pick<OperatorConfig, 'kubeconfig' | 'cont
   return kc;
 }
 
-export async function startOperator(config: OperatorConfig, overrides: OperatorOverrides = {}): Promise<OperatorHandle> {
+export async function startOperator(
+  config: OperatorConfig,
+  overrides: OperatorOverrides = {},
+): Promise<OperatorHandle> {
   const logger = overrides.logger ?? createLogger({ component: 'meshrev', level: config.logLevel });
   const metrics = new Metrics();
   const kc = overrides.kubeConfig ?? loadKubeConfig(config);
-  const client = KubeClient.fromKubeConfig(kc, { onRequest: metrics.kubeRequest, userAgent: `meshrev/${config.podName}` });
+  const client = KubeClient.fromKubeConfig(kc, {
+    onRequest: metrics.kubeRequest,
+    userAgent: `meshrev/${config.podName}`,
+  });
   const stopAll = new AbortController();
 
   if (config.devWebhookRouting) await routeInjectorServiceToLocalhost(client, config, logger);
@@ -106,7 +126,10 @@ export async function startOperator(config: OperatorConfig, overrides: OperatorO
     hooks: {
       onAdmission: (outcome, _revision, seconds) => {
         metrics.webhookRequest('/inject', outcome === 'error' ? 500 : 200, seconds);
-        metrics.injection(outcome === 'injected' ? 'success' : outcome === 'skipped' ? 'skip' : 'failure', seconds);
+        metrics.injection(
+          outcome === 'injected' ? 'success' : outcome === 'skipped' ? 'skip' : 'failure',
+          seconds,
+        );
       },
     },
   });
@@ -198,7 +221,9 @@ export async function startOperator(config: OperatorConfig, overrides: OperatorO
   } else {
     metrics.setLeader(true);
     await startLeading(stopAll.signal);
-    done = new Promise((resolve) => stopAll.signal.addEventListener('abort', () => resolve(), { once: true }));
+    done = new Promise((resolve) =>
+      stopAll.signal.addEventListener('abort', () => resolve(), { once: true }),
+    );
   }
 
   logger.info(
@@ -258,10 +283,16 @@ function startControllers(opts: ControllerSetOptions): { stop(): Promise<void>; 
       logger,
       onRestart: metrics.informerRestartHook(resource),
     });
-  const caches = new OwnedObjectCaches(client, logger, (resource) => metrics.informerRestartHook(resource)('error'));
+  const caches = new OwnedObjectCaches(client, logger, (resource) =>
+    metrics.informerRestartHook(resource)('error'),
+  );
   // Metadata only: on a cluster with 50,000 pods the operator keeps names, labels and annotations,
   // and completed or failed pods never arrive (they cannot keep a revision in use).
-  const namespaces = informerOf('namespaces', { apiVersion: 'v1', kind: 'Namespace' }, { metadataOnly: true });
+  const namespaces = informerOf(
+    'namespaces',
+    { apiVersion: 'v1', kind: 'Namespace' },
+    { metadataOnly: true },
+  );
   const pods = informerOf(
     'pods',
     { apiVersion: 'v1', kind: 'Pod' },
@@ -275,8 +306,7 @@ function startControllers(opts: ControllerSetOptions): { stop(): Promise<void>; 
 
   const channels = (): Readonly<ChannelTable> => {
     const cm = channelConfigMaps.get(`${config.namespace}/${config.channelConfigMap}`) as
-      | (KubeObject & { data?: Record<string, string> })
-      | undefined;
+      (KubeObject & { data?: Record<string, string> }) | undefined;
     if (!cm) return DEFAULT_CHANNEL_TABLE;
     const parsed = parseChannelTable(cm.data);
     for (const problem of parsed.problems) logger.warn({ configMap: config.channelConfigMap }, problem);
@@ -365,7 +395,13 @@ function startControllers(opts: ControllerSetOptions): { stop(): Promise<void>; 
         name: 'default-tag',
         primary: revisions,
         watches: [{ source: tags, map: () => ['default'] }],
-        reconcile: defaultTagReconciler({ client, revisions, tags, events, fieldManager: config.fieldManager }),
+        reconcile: defaultTagReconciler({
+          client,
+          revisions,
+          tags,
+          events,
+          fieldManager: config.fieldManager,
+        }),
         workers: 1,
         logger: logger.child({ controller: 'default-tag' }),
         metrics: metrics.controller('default-tag'),
@@ -373,7 +409,9 @@ function startControllers(opts: ControllerSetOptions): { stop(): Promise<void>; 
     );
   }
   for (const controller of controllers) {
-    controller.start(opts.signal).catch((err: unknown) => logger.error({ err, controller: controller.name }, 'controller failed'));
+    controller
+      .start(opts.signal)
+      .catch((err: unknown) => logger.error({ err, controller: controller.name }, 'controller failed'));
   }
   void REVISION_LABEL;
 
@@ -394,7 +432,11 @@ function startControllers(opts: ControllerSetOptions): { stop(): Promise<void>; 
  * For local runs against a cluster without kube-proxy: the injector Service becomes an ExternalName
  * to localhost, so kube-apiserver calls this process at https://localhost:<injector port>.
  */
-async function routeInjectorServiceToLocalhost(client: KubeClient, config: OperatorConfig, logger: Logger): Promise<void> {
+async function routeInjectorServiceToLocalhost(
+  client: KubeClient,
+  config: OperatorConfig,
+  logger: Logger,
+): Promise<void> {
   await client.apply(
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: config.namespace } },
     { fieldManager: `${config.fieldManager}-dev`, force: true },
@@ -426,11 +468,19 @@ class KubeSecretStore implements SecretStore {
   }
 
   async create(secret: TlsSecret): Promise<TlsSecret> {
-    return this.client.create({ apiVersion: 'v1', kind: 'Secret', ...secret } as KubeObject) as Promise<TlsSecret>;
+    return this.client.create({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      ...secret,
+    } as KubeObject) as Promise<TlsSecret>;
   }
 
   async update(secret: TlsSecret): Promise<TlsSecret> {
-    return this.client.update({ apiVersion: 'v1', kind: 'Secret', ...secret } as KubeObject) as Promise<TlsSecret>;
+    return this.client.update({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      ...secret,
+    } as KubeObject) as Promise<TlsSecret>;
   }
 }
 

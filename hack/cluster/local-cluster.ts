@@ -117,7 +117,12 @@ export async function up(opts: UpOptions): Promise<ClusterState> {
   const name = `meshrev-${process.pid}-${Date.now().toString(36)}`;
   const etcdDataDir = existsSync('/dev/shm') ? join('/dev/shm', name) : join(stateDir, 'etcd-data');
   const [etcdClient, etcdPeer, apiserver, controllerManager, scheduler, kwok] = (await freePorts(6)) as [
-    number, number, number, number, number, number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
   ];
   const ports = { etcdClient, etcdPeer, apiserver, controllerManager, scheduler, kwok };
   const server = `https://127.0.0.1:${ports.apiserver}`;
@@ -162,7 +167,11 @@ export async function up(opts: UpOptions): Promise<ClusterState> {
       '--unsafe-no-fsync',
       '--log-level=warn',
     ]);
-    await waitFor('etcd', state, async () => (await httpGet(`http://127.0.0.1:${ports.etcdClient}/health`)) === 200);
+    await waitFor(
+      'etcd',
+      state,
+      async () => (await httpGet(`http://127.0.0.1:${ports.etcdClient}/health`)) === 200,
+    );
 
     start('kube-apiserver', [
       `--etcd-servers=http://127.0.0.1:${ports.etcdClient}`,
@@ -185,7 +194,11 @@ export async function up(opts: UpOptions): Promise<ClusterState> {
       '--profiling=false',
       '--v=1',
     ]);
-    await waitFor('kube-apiserver', state, async () => (await httpsGet(`${server}/readyz`, pki)).status === 200);
+    await waitFor(
+      'kube-apiserver',
+      state,
+      async () => (await httpsGet(`${server}/readyz`, pki)).status === 200,
+    );
 
     start('kube-controller-manager', [
       `--kubeconfig=${kubeconfig}`,
@@ -221,16 +234,24 @@ export async function up(opts: UpOptions): Promise<ClusterState> {
       `--server-address=127.0.0.1:${ports.kwok}`,
       '--node-lease-duration-seconds=40',
     ]);
-    await waitFor('kube-controller-manager', state, async () =>
-      (await httpsGet(`https://127.0.0.1:${ports.controllerManager}/healthz`, pki, true)).status === 200,
+    await waitFor(
+      'kube-controller-manager',
+      state,
+      async () =>
+        (await httpsGet(`https://127.0.0.1:${ports.controllerManager}/healthz`, pki, true)).status === 200,
     );
-    await waitFor('kube-scheduler', state, async () =>
-      (await httpsGet(`https://127.0.0.1:${ports.scheduler}/healthz`, pki, true)).status === 200,
+    await waitFor(
+      'kube-scheduler',
+      state,
+      async () => (await httpsGet(`https://127.0.0.1:${ports.scheduler}/healthz`, pki, true)).status === 200,
     );
     await createFakeNode(server, pki, k8sVersion);
     await waitFor('kwok', state, async () => nodeReady(server, pki));
-    await waitFor('kube-controller-manager', state, async () =>
-      (await httpsGet(`${server}/api/v1/namespaces/default/serviceaccounts/default`, pki)).status === 200,
+    await waitFor(
+      'kube-controller-manager',
+      state,
+      async () =>
+        (await httpsGet(`${server}/api/v1/namespaces/default/serviceaccounts/default`, pki)).status === 200,
     );
   } catch (err) {
     log(String(err instanceof Error ? err.message : err));

@@ -25,7 +25,9 @@ Component logs: ${state.stateDir}/logs/. Stop it with: make cluster-down`);
         return 1;
       }
       const healthy = await clusterHealthy(state);
-      console.log(`${state.name} ${healthy ? 'healthy' : 'NOT healthy'} ${state.server} kubeconfig=${state.kubeconfig}`);
+      console.log(
+        `${state.name} ${healthy ? 'healthy' : 'NOT healthy'} ${state.server} kubeconfig=${state.kubeconfig}`,
+      );
       return healthy ? 0 : 1;
     }
     default:

@@ -31,7 +31,20 @@ export function generatePki(dir: string): ClusterPki {
   const p = (name: string): string => join(dir, name);
   openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'ca.key'], dir);
   openssl(
-    ['req', '-x509', '-new', '-key', 'ca.key', '-sha256', '-days', '3650', '-subj', '/CN=meshrev-local-ca', '-out', 'ca.crt'],
+    [
+      'req',
+      '-x509',
+      '-new',
+      '-key',
+      'ca.key',
+      '-sha256',
+      '-days',
+      '3650',
+      '-subj',
+      '/CN=meshrev-local-ca',
+      '-out',
+      'ca.crt',
+    ],
     dir,
   );
 
@@ -49,7 +62,9 @@ export function generatePki(dir: string): ClusterPki {
 
   writeFileSync(
     p('client.ext'),
-    ['basicConstraints=CA:FALSE', 'keyUsage=critical,digitalSignature', 'extendedKeyUsage=clientAuth'].join('\n'),
+    ['basicConstraints=CA:FALSE', 'keyUsage=critical,digitalSignature', 'extendedKeyUsage=clientAuth'].join(
+      '\n',
+    ),
   );
   signLeaf(dir, 'admin', '/O=system:masters/CN=meshrev-admin', 'client.ext');
 
@@ -74,8 +89,22 @@ function signLeaf(dir: string, name: string, subject: string, extFile: string): 
   openssl(['req', '-new', '-key', `${name}.key`, '-subj', subject, '-out', `${name}.csr`], dir);
   openssl(
     [
-      'x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial',
-      '-days', '825', '-sha256', '-extfile', extFile, '-out', `${name}.crt`,
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-days',
+      '825',
+      '-sha256',
+      '-extfile',
+      extFile,
+      '-out',
+      `${name}.crt`,
     ],
     dir,
   );
@@ -92,7 +121,20 @@ export function generateServingCert(
   mkdirSync(dir, { recursive: true });
   openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'ca.key'], dir);
   openssl(
-    ['req', '-x509', '-new', '-key', 'ca.key', '-sha256', '-days', '30', '-subj', '/CN=meshrev-test-ca', '-out', 'ca.crt'],
+    [
+      'req',
+      '-x509',
+      '-new',
+      '-key',
+      'ca.key',
+      '-sha256',
+      '-days',
+      '30',
+      '-subj',
+      '/CN=meshrev-test-ca',
+      '-out',
+      'ca.crt',
+    ],
     dir,
   );
   writeFileSync(

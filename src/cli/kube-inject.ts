@@ -23,7 +23,11 @@ through unchanged.
 
 ${COMMON_FLAGS_HELP}`;
 
-export async function runKubeInject(args: string[], io: CliIO, readStdin: () => string = () => readFileSync(0, 'utf8')): Promise<number> {
+export async function runKubeInject(
+  args: string[],
+  io: CliIO,
+  readStdin: () => string = () => readFileSync(0, 'utf8'),
+): Promise<number> {
   const parsed = parseCommandArgs(args, {
     filename: { type: 'string', short: 'f' },
     'revision-file': { type: 'string' },

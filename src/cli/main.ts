@@ -46,7 +46,9 @@ async function main(argv: string[]): Promise<number> {
   }
   const io = createProcessIO();
   try {
-    return await (await load())(rest, io);
+    return await (
+      await load()
+    )(rest, io);
   } finally {
     if (name !== 'operator') io.close();
   }

@@ -72,11 +72,15 @@ export async function applySet(opts: ApplySetOptions): Promise<ApplySetResult> {
       );
       live = found === undefined ? undefined : { ...found, apiVersion, kind };
     }
-    if (live !== undefined && !isControlledBy(live, uid)) throw new OwnershipConflictError(object, describeOwner(live));
+    if (live !== undefined && !isControlledBy(live, uid))
+      throw new OwnershipConflictError(object, describeOwner(live));
     let reason = applyReason(object, live);
     // An object the API server normalises in a way the drift check does not understand would be
     // re-applied on every reconcile; for those only a change of the desired object triggers an apply.
-    if (reason === 'drift' && driftBlind.get(objectKey(object)) === object.metadata.annotations?.[DESIRED_HASH_ANNOTATION]) {
+    if (
+      reason === 'drift' &&
+      driftBlind.get(objectKey(object)) === object.metadata.annotations?.[DESIRED_HASH_ANNOTATION]
+    ) {
       reason = undefined;
     }
     if (reason !== undefined) {
@@ -93,7 +97,10 @@ export async function applySet(opts: ApplySetOptions): Promise<ApplySetResult> {
     const unmatched = firstDifference(fields, stored);
     if (unmatched !== undefined) {
       driftBlind.set(key, object.metadata.annotations?.[DESIRED_HASH_ANNOTATION]);
-      logger.warn({ object: key, field: unmatched }, 'the API server stores this field differently; drift checks skip the object');
+      logger.warn(
+        { object: key, field: unmatched },
+        'the API server stores this field differently; drift checks skip the object',
+      );
     } else {
       driftBlind.delete(key);
     }
@@ -101,7 +108,8 @@ export async function applySet(opts: ApplySetOptions): Promise<ApplySetResult> {
     logger.info({ object: key, reason, ...(field ? { field } : {}) }, 'applied');
     const where = `${kind} ${metadata.namespace ? `${metadata.namespace}/` : ''}${metadata.name}`;
     if (reason === 'create') events.record(owner, 'Normal', 'Created', `Created ${where}`);
-    else if (reason === 'drift') events.record(owner, 'Normal', 'DriftRepaired', `Restored hand-edited ${where}`);
+    else if (reason === 'drift')
+      events.record(owner, 'Normal', 'DriftRepaired', `Restored hand-edited ${where}`);
     else events.record(owner, 'Normal', 'Updated', `Updated ${where}`);
   }
 
@@ -116,13 +124,22 @@ export async function applySet(opts: ApplySetOptions): Promise<ApplySetResult> {
       name: live.metadata?.name ?? '',
     };
     try {
-      await client.delete(ref, { preconditions: { uid: live.metadata?.uid }, propagationPolicy: 'Background', signal });
+      await client.delete(ref, {
+        preconditions: { uid: live.metadata?.uid },
+        propagationPolicy: 'Background',
+        signal,
+      });
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
     result.deleted.push(key);
     logger.info({ object: key }, 'deleted object no longer desired');
-    events.record(owner, 'Normal', 'Deleted', `Deleted ${ref.kind} ${ref.namespace ? `${ref.namespace}/` : ''}${ref.name}`);
+    events.record(
+      owner,
+      'Normal',
+      'Deleted',
+      `Deleted ${ref.kind} ${ref.namespace ? `${ref.namespace}/` : ''}${ref.name}`,
+    );
   }
   return result;
 }

@@ -47,7 +47,10 @@ export class KubeEventRecorder implements EventRecorder {
     const event = {
       apiVersion: 'v1',
       kind: 'Event',
-      metadata: { name: `${meta.name ?? 'object'}.${now.toString(16)}${randomBytes(2).toString('hex')}`, namespace },
+      metadata: {
+        name: `${meta.name ?? 'object'}.${now.toString(16)}${randomBytes(2).toString('hex')}`,
+        namespace,
+      },
       involvedObject: {
         apiVersion: object.apiVersion,
         kind: object.kind,

@@ -37,7 +37,9 @@ export class OwnedObjectCaches {
         resource,
         new Informer({
           resource,
-          listWatcher: kubeListWatcher(client, type, { labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}` }),
+          listWatcher: kubeListWatcher(client, type, {
+            labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`,
+          }),
           logger,
           onRestart: () => onRestart?.(resource),
         }),

@@ -33,7 +33,10 @@ export function withDesiredHash(obj: DesiredObject): DesiredObject {
   const hash = desiredHash(obj);
   return {
     ...obj,
-    metadata: { ...obj.metadata, annotations: { ...(obj.metadata.annotations ?? {}), [DESIRED_HASH_ANNOTATION]: hash } },
+    metadata: {
+      ...obj.metadata,
+      annotations: { ...(obj.metadata.annotations ?? {}), [DESIRED_HASH_ANNOTATION]: hash },
+    },
   };
 }
 
@@ -51,8 +54,19 @@ export function applyReason(desired: DesiredObject, live: KubeObject | undefined
 
 const QUANTITY = /^([+-]?(?:\d+\.?\d*|\.\d+))(?:([eE][+-]?\d+)|(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei))?$/;
 const SUFFIX: Record<string, number> = {
-  m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18,
-  Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60,
+  m: 1e-3,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  P: 1e15,
+  E: 1e18,
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
+  Pi: 2 ** 50,
+  Ei: 2 ** 60,
 };
 
 /** Kubernetes re-serialises quantities canonically (`2048Mi` → `2Gi`); compare their values. */

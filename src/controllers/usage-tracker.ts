@@ -27,11 +27,14 @@ export class UsageTracker {
   /** Undefined until the namespace and pod caches are complete: InUse stays Unknown rather than False. */
   current(): Usage | undefined {
     const { namespaces, pods, revisions, tags } = this.sources;
-    if (!namespaces.hasSynced() || !pods.hasSynced() || !revisions.hasSynced() || !tags.hasSynced()) return undefined;
+    if (!namespaces.hasSynced() || !pods.hasSynced() || !revisions.hasSynced() || !tags.hasSynced())
+      return undefined;
     if (this.cached && this.computedAt === this.epoch) return this.cached;
     const at = this.epoch;
     this.cached = computeUsage({
-      namespaces: namespaces.list().map((ns) => ({ name: ns.metadata?.name ?? '', labels: ns.metadata?.labels })),
+      namespaces: namespaces
+        .list()
+        .map((ns) => ({ name: ns.metadata?.name ?? '', labels: ns.metadata?.labels })),
       pods: pods.list().map((pod) => ({
         namespace: pod.metadata?.namespace ?? '',
         name: pod.metadata?.name ?? '',

@@ -67,7 +67,9 @@ export class InjectionService {
     if (nodes.length === 0) return undefined;
     const minors: number[] = [];
     for (const node of nodes) {
-      const minor = kubeletMinor((node as { status?: { nodeInfo?: { kubeletVersion?: string } } }).status?.nodeInfo?.kubeletVersion);
+      const minor = kubeletMinor(
+        (node as { status?: { nodeInfo?: { kubeletVersion?: string } } }).status?.nodeInfo?.kubeletVersion,
+      );
       if (minor !== undefined) minors.push(minor);
     }
     return minors;
@@ -80,7 +82,8 @@ export class InjectionService {
     const nodeName = (pod as { spec?: { nodeName?: string } }).spec?.nodeName;
     const podNode = nodeName ? this.deps.nodes.get(nodeName) : undefined;
     const podNodeMinor = kubeletMinor(
-      (podNode as { status?: { nodeInfo?: { kubeletVersion?: string } } } | undefined)?.status?.nodeInfo?.kubeletVersion,
+      (podNode as { status?: { nodeInfo?: { kubeletVersion?: string } } } | undefined)?.status?.nodeInfo
+        ?.kubeletVersion,
     );
     const outcome: InjectionOutcome = injectPod({
       pod,

@@ -39,12 +39,18 @@ describe('the local control plane', () => {
 
   test('kubectl shows the KWOK node Ready and the real server version', () => {
     const kubectl = clusterBinary('kubectl');
-    const nodes = execFileSync(kubectl, ['--kubeconfig', testKubeconfigPath(), 'get', 'nodes', '--no-headers'], {
-      encoding: 'utf8',
-    });
+    const nodes = execFileSync(
+      kubectl,
+      ['--kubeconfig', testKubeconfigPath(), 'get', 'nodes', '--no-headers'],
+      {
+        encoding: 'utf8',
+      },
+    );
     expect(nodes).toMatch(new RegExp(`^${FAKE_NODE_NAME}\\s+Ready\\s`, 'm'));
     const version = JSON.parse(
-      execFileSync(kubectl, ['--kubeconfig', testKubeconfigPath(), 'version', '-o', 'json'], { encoding: 'utf8' }),
+      execFileSync(kubectl, ['--kubeconfig', testKubeconfigPath(), 'version', '-o', 'json'], {
+        encoding: 'utf8',
+      }),
     ) as { serverVersion: { gitVersion: string; major: string } };
     expect(version.serverVersion.gitVersion).toMatch(/^v1\.\d+\.\d+$/);
     expect(version.serverVersion.major).toBe('1');
@@ -69,7 +75,9 @@ describe('the local control plane', () => {
     try {
       const rs = await waitFor('a ReplicaSet owned by the Deployment', async () => {
         const list = await apps.listNamespacedReplicaSet({ namespace });
-        return list.items.find((r) => r.metadata?.ownerReferences?.some((o) => o.kind === 'Deployment' && o.name === name));
+        return list.items.find((r) =>
+          r.metadata?.ownerReferences?.some((o) => o.kind === 'Deployment' && o.name === name),
+        );
       });
       expect(rs.spec?.replicas).toBe(2);
 
@@ -196,7 +204,9 @@ describe('the local control plane', () => {
     });
 
     test('a webhook whose caBundle does not match the serving certificate is refused by kube-apiserver', async () => {
-      const otherCa = generateServingCert(mkdtempSync(join(tmpdir(), 'meshrev-other-ca-')), ['unrelated']).caPem;
+      const otherCa = generateServingCert(mkdtempSync(join(tmpdir(), 'meshrev-other-ca-')), [
+        'unrelated',
+      ]).caPem;
       const failingName = uniqueName('meshrev-test-badca');
       const labelledNamespace = await createTestNamespace(kc, 'badca');
       try {
@@ -210,7 +220,9 @@ describe('the local control plane', () => {
                 sideEffects: 'None',
                 failurePolicy: 'Fail',
                 namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': labelledNamespace } },
-                rules: [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'] }],
+                rules: [
+                  { operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'] },
+                ],
                 clientConfig: {
                   service: { name: serviceName, namespace, port, path: '/inject/badca' },
                   caBundle: Buffer.from(otherCa).toString('base64'),
@@ -230,7 +242,10 @@ describe('the local control plane', () => {
                   spec: { containers: [{ name: 'app', image: 'example.invalid/app:1' }] },
                 },
               });
-              await core.deleteNamespacedPod({ name: created.metadata?.name ?? '', namespace: labelledNamespace });
+              await core.deleteNamespacedPod({
+                name: created.metadata?.name ?? '',
+                namespace: labelledNamespace,
+              });
               return undefined;
             } catch (err) {
               return String((err as { body?: string }).body ?? err);

@@ -7,7 +7,13 @@ import { API_GROUP_VERSION } from '../../src/crds/constants.js';
 import type { KubeClient } from '../../src/runtime/kube.js';
 import type { KubeObject } from '../../src/runtime/types.js';
 import { clusterBinary, testKubeconfigPath, waitFor } from '../support/kube.js';
-import { installCrds, operatorLogTail, startTestOperator, testClient, type TestOperator } from '../support/operator.js';
+import {
+  installCrds,
+  operatorLogTail,
+  startTestOperator,
+  testClient,
+  type TestOperator,
+} from '../support/operator.js';
 
 type Obj = KubeObject & Record<string, unknown>;
 interface Condition {
@@ -28,7 +34,10 @@ let operator: TestOperator;
 const created: string[] = [];
 
 async function applyRevision(name: string, spec: Record<string, unknown>): Promise<void> {
-  await client.apply({ ...CPR, metadata: { name }, spec } as KubeObject, { fieldManager: 'meshrev-tests', force: true });
+  await client.apply({ ...CPR, metadata: { name }, spec } as KubeObject, {
+    fieldManager: 'meshrev-tests',
+    force: true,
+  });
   if (!created.includes(name)) created.push(name);
 }
 
@@ -42,7 +51,9 @@ async function waitForCondition(name: string, type: string, status: string, reas
     async () => {
       const cpr = await client.get<Cpr>({ ...CPR, name });
       const c = condition(cpr, type);
-      return c?.status === status && (!reason || c.reason === reason) && c.observedGeneration === cpr.metadata?.generation
+      return c?.status === status &&
+        (!reason || c.reason === reason) &&
+        c.observedGeneration === cpr.metadata?.generation
         ? cpr
         : undefined;
     },
@@ -51,14 +62,19 @@ async function waitForCondition(name: string, type: string, status: string, reas
 }
 
 function kubectl(...args: string[]): string {
-  return execFileSync(clusterBinary('kubectl'), ['--kubeconfig', testKubeconfigPath(), ...args], { encoding: 'utf8' });
+  return execFileSync(clusterBinary('kubectl'), ['--kubeconfig', testKubeconfigPath(), ...args], {
+    encoding: 'utf8',
+  });
 }
 
 async function reconcileCount(): Promise<number> {
   const text = await operator.metrics.expose();
   let total = 0;
   for (const line of text.split('\n')) {
-    if (line.startsWith('controller_runtime_reconcile_total{') && line.includes('controller="controlplanerevision"')) {
+    if (
+      line.startsWith('controller_runtime_reconcile_total{') &&
+      line.includes('controller="controlplanerevision"')
+    ) {
       total += Number(line.split(' ').at(-1));
     }
   }
@@ -68,10 +84,13 @@ async function reconcileCount(): Promise<number> {
 beforeAll(async () => {
   client = testClient();
   await installCrds(client);
-  await client.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'istio-system' } } as KubeObject, {
-    fieldManager: 'meshrev-tests',
-    force: true,
-  });
+  await client.apply(
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'istio-system' } } as KubeObject,
+    {
+      fieldManager: 'meshrev-tests',
+      force: true,
+    },
+  );
   operator = await startTestOperator('revision');
 });
 
@@ -86,7 +105,9 @@ function withLogs<T>(fn: () => Promise<T>): () => Promise<T> {
     try {
       return await fn();
     } catch (err) {
-      throw new Error(`${err instanceof Error ? err.message : String(err)}\n--- operator log ---\n${operatorLogTail(operator)}`);
+      throw new Error(
+        `${err instanceof Error ? err.message : String(err)}\n--- operator log ---\n${operatorLogTail(operator)}`,
+      );
     }
   };
 }
@@ -128,15 +149,30 @@ describe('a ControlPlaneRevision', () => {
         ],
       });
       for (const w of webhooks) {
-        expect(w.clientConfig.service).toMatchObject({ name: 'meshrev-injector', namespace: 'meshrev-system', path: `/inject/${rev}` });
-        expect(Buffer.from(w.clientConfig.caBundle ?? '', 'base64').toString()).toContain('BEGIN CERTIFICATE');
+        expect(w.clientConfig.service).toMatchObject({
+          name: 'meshrev-injector',
+          namespace: 'meshrev-system',
+          path: `/inject/${rev}`,
+        });
+        expect(Buffer.from(w.clientConfig.caBundle ?? '', 'base64').toString()).toContain(
+          'BEGIN CERTIFICATE',
+        );
         expect(w.sideEffects).toBe('None');
         expect(w.admissionReviewVersions).toEqual(['v1']);
         expect(w.failurePolicy).toBe('Fail');
       }
 
       const deployment = await waitFor('the istiod Deployment', () =>
-        client.getOptional<Obj & { spec: { template: { metadata: { labels: Record<string, string> }; spec: { containers: { image: string; env?: { name: string; value?: string }[] }[] } } } }>({
+        client.getOptional<
+          Obj & {
+            spec: {
+              template: {
+                metadata: { labels: Record<string, string> };
+                spec: { containers: { image: string; env?: { name: string; value?: string }[] }[] };
+              };
+            };
+          }
+        >({
           ...DEPLOYMENT,
           namespace: 'istio-system',
           name: `istiod-${rev}`,
@@ -152,8 +188,15 @@ describe('a ControlPlaneRevision', () => {
         ['ConfigMap', 'v1', 'istio-system', `istio-${rev}`],
       ] as const) {
         const obj = await client.get<Obj>({ apiVersion, kind, namespace, name });
-        expect(obj.metadata?.labels).toMatchObject({ 'app.kubernetes.io/managed-by': 'meshrev', 'istio.io/rev': rev });
-        expect(obj.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'ControlPlaneRevision', name: rev, controller: true });
+        expect(obj.metadata?.labels).toMatchObject({
+          'app.kubernetes.io/managed-by': 'meshrev',
+          'istio.io/rev': rev,
+        });
+        expect(obj.metadata?.ownerReferences?.[0]).toMatchObject({
+          kind: 'ControlPlaneRevision',
+          name: rev,
+          controller: true,
+        });
       }
 
       const ready = await waitForCondition(rev, 'Ready', 'True');
@@ -165,7 +208,9 @@ describe('a ControlPlaneRevision', () => {
       expect(table.split('\n')[0]).toMatch(/^NAME\s+VERSION\s+READY\s+RECONCILED\s+IN USE\s+AGE/);
       expect(table).toMatch(new RegExp(`${rev}\\s+1\\.29\\.6\\s+True\\s+True`));
       expect(kubectl('get', 'cpr', '-o', 'wide').split('\n')[0]).toMatch(/CHANNEL\s+NAMESPACE/);
-      expect(kubectl('wait', '--for=condition=Ready', `cpr/${rev}`, '--timeout=10s')).toContain('condition met');
+      expect(kubectl('wait', '--for=condition=Ready', `cpr/${rev}`, '--timeout=10s')).toContain(
+        'condition met',
+      );
     }),
   );
 
@@ -203,12 +248,20 @@ describe('a ControlPlaneRevision', () => {
 
       await client.patch(
         { ...DEPLOYMENT, namespace: 'istio-system', name: `istiod-${rev}` },
-        [{ op: 'replace', path: '/spec/template/spec/containers/0/image', value: 'example.invalid/hacked:1' }],
+        [
+          {
+            op: 'replace',
+            path: '/spec/template/spec/containers/0/image',
+            value: 'example.invalid/hacked:1',
+          },
+        ],
         'application/json-patch+json',
         { fieldManager: 'someone-else' },
       );
       await waitFor('the istiod image to be restored', async () => {
-        const d = await client.get<Obj & { spec: { template: { spec: { containers: { image: string }[] } } } }>({
+        const d = await client.get<
+          Obj & { spec: { template: { spec: { containers: { image: string }[] } } } }
+        >({
           ...DEPLOYMENT,
           namespace: 'istio-system',
           name: `istiod-${rev}`,
@@ -225,19 +278,40 @@ describe('a ControlPlaneRevision', () => {
       await applyRevision(other, { version: '1.30.3' });
       await waitForCondition(other, 'Ready', 'True');
       const listing = JSON.parse(
-        kubectl('-n', 'istio-system', 'get', 'mutatingwebhookconfiguration', '-l', 'app=sidecar-injector', '-o', 'json'),
+        kubectl(
+          '-n',
+          'istio-system',
+          'get',
+          'mutatingwebhookconfiguration',
+          '-l',
+          'app=sidecar-injector',
+          '-o',
+          'json',
+        ),
       ) as { items: Obj[] };
       const names = listing.items.map((i) => i.metadata?.name);
-      expect(names).toEqual(expect.arrayContaining([`istio-sidecar-injector-${rev}`, `istio-sidecar-injector-${other}`]));
+      expect(names).toEqual(
+        expect.arrayContaining([`istio-sidecar-injector-${rev}`, `istio-sidecar-injector-${other}`]),
+      );
 
       await client.delete({ ...CPR, name: other });
-      await waitFor('the second revision objects to be garbage collected', async () => {
-        const mwc = await client.getOptional({ ...MWC, name: `istio-sidecar-injector-${other}` });
-        const dep = await client.getOptional({ ...DEPLOYMENT, namespace: 'istio-system', name: `istiod-${other}` });
-        return mwc === undefined && dep === undefined;
-      }, { timeoutMs: 60_000 });
+      await waitFor(
+        'the second revision objects to be garbage collected',
+        async () => {
+          const mwc = await client.getOptional({ ...MWC, name: `istio-sidecar-injector-${other}` });
+          const dep = await client.getOptional({
+            ...DEPLOYMENT,
+            namespace: 'istio-system',
+            name: `istiod-${other}`,
+          });
+          return mwc === undefined && dep === undefined;
+        },
+        { timeoutMs: 60_000 },
+      );
       expect(await client.getOptional({ ...MWC, name: `istio-sidecar-injector-${rev}` })).toBeDefined();
-      expect(await client.getOptional({ ...DEPLOYMENT, namespace: 'istio-system', name: `istiod-${rev}` })).toBeDefined();
+      expect(
+        await client.getOptional({ ...DEPLOYMENT, namespace: 'istio-system', name: `istiod-${rev}` }),
+      ).toBeDefined();
     }),
   );
 
@@ -248,8 +322,12 @@ describe('a ControlPlaneRevision', () => {
       await applyRevision(bad, { version: '1.10.0' });
       const cpr = await waitForCondition(bad, 'Reconciled', 'False', 'UnsupportedVersion');
       expect(condition(cpr, 'Reconciled')?.message).toMatch(/1\.10/);
-      expect(await client.getOptional({ ...DEPLOYMENT, namespace: 'istio-system', name: `istiod-${bad}` })).toBeUndefined();
-      const events = JSON.parse(kubectl('get', 'events', '-A', '--field-selector', `involvedObject.name=${bad}`, '-o', 'json')) as {
+      expect(
+        await client.getOptional({ ...DEPLOYMENT, namespace: 'istio-system', name: `istiod-${bad}` }),
+      ).toBeUndefined();
+      const events = JSON.parse(
+        kubectl('get', 'events', '-A', '--field-selector', `involvedObject.name=${bad}`, '-o', 'json'),
+      ) as {
         items: { reason: string; type: string }[];
       };
       expect(events.items.some((e) => e.reason === 'UnsupportedVersion' && e.type === 'Warning')).toBe(true);
@@ -264,10 +342,13 @@ describe('a ControlPlaneRevision', () => {
       await applyRevision(name, { version: '1.29.6', namespace });
       const cpr = await waitForCondition(name, 'Reconciled', 'False', 'NamespaceNotFound');
       expect(condition(cpr, 'Reconciled')?.message).toContain(namespace);
-      await client.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } } as KubeObject, {
-        fieldManager: 'meshrev-tests',
-        force: true,
-      });
+      await client.apply(
+        { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } } as KubeObject,
+        {
+          fieldManager: 'meshrev-tests',
+          force: true,
+        },
+      );
       await waitForCondition(name, 'Reconciled', 'True');
       expect(
         await client.getOptional({ ...MWC, name: `istio-sidecar-injector-${name}-${namespace}` }),

@@ -11,7 +11,9 @@ const launcher = join(repoRoot, 'dist', 'hack', 'cluster', 'local-cluster.js');
 
 export default async function globalSetup() {
   if (!existsSync(launcher)) {
-    throw new Error(`${launcher} is missing: run \`make build\` (make test does) before the integration tests`);
+    throw new Error(
+      `${launcher} is missing: run \`make build\` (make test does) before the integration tests`,
+    );
   }
   const { ensureBinaries, up } = await import(launcher);
   if (process.env.MESHREV_TEST_KUBECONFIG) {

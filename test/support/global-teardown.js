@@ -11,5 +11,8 @@ export default async function globalTeardown() {
   }
   const { down } = await import(join(repoRoot, 'dist', 'hack', 'cluster', 'local-cluster.js'));
   // Logs stay under .cluster/test/logs so a failed run can be read afterwards.
-  await down(process.env.MESHREV_TEST_CLUSTER_DIR, { keepLogs: true, log: (l) => console.error(`[cluster] ${l}`) });
+  await down(process.env.MESHREV_TEST_CLUSTER_DIR, {
+    keepLogs: true,
+    log: (l) => console.error(`[cluster] ${l}`),
+  });
 }

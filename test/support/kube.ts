@@ -8,7 +8,8 @@ import { logTail } from '../../hack/cluster/local-cluster.js';
 
 export function testKubeconfigPath(): string {
   const path = process.env.MESHREV_TEST_KUBECONFIG;
-  if (!path) throw new Error('MESHREV_TEST_KUBECONFIG is not set: integration tests run under the global setup');
+  if (!path)
+    throw new Error('MESHREV_TEST_KUBECONFIG is not set: integration tests run under the global setup');
   return path;
 }
 
@@ -43,7 +44,9 @@ export async function waitFor<T>(
       lastError = err;
     }
     if (Date.now() > deadline) {
-      const suffix = lastError ? ` (last error: ${lastError instanceof Error ? lastError.message : String(lastError)})` : '';
+      const suffix = lastError
+        ? ` (last error: ${lastError instanceof Error ? lastError.message : String(lastError)})`
+        : '';
       throw new Error(`timed out waiting for ${description}${suffix}`);
     }
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 100));
@@ -58,7 +61,9 @@ export async function createTestNamespace(
 ): Promise<string> {
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const name = uniqueName(prefix);
-  await core.createNamespace({ body: { metadata: { name, labels: { 'meshrev.dev/test': 'true', ...labels } } } });
+  await core.createNamespace({
+    body: { metadata: { name, labels: { 'meshrev.dev/test': 'true', ...labels } } },
+  });
   await waitFor(`default ServiceAccount in ${name}`, async () => {
     await core.readNamespacedServiceAccount({ name: 'default', namespace: name });
     return true;

@@ -26,7 +26,9 @@ export async function installCrds(client: KubeClient): Promise<void> {
       if (!crd) continue;
       await client.apply(crd, { fieldManager: 'meshrev-tests', force: true });
       await waitFor(`CRD ${crd.metadata?.name} Established`, async () => {
-        const live = await client.get<KubeObject & { status?: { conditions?: { type: string; status: string }[] } }>({
+        const live = await client.get<
+          KubeObject & { status?: { conditions?: { type: string; status: string }[] } }
+        >({
           apiVersion: 'apiextensions.k8s.io/v1',
           kind: 'CustomResourceDefinition',
           name: crd.metadata?.name ?? '',
@@ -62,7 +64,10 @@ export async function startTestOperator(name: string, args: string[] = []): Prom
   const logDir = join(process.env.MESHREV_TEST_CLUSTER_DIR ?? join(repoRoot, '.cluster', 'test'), 'logs');
   mkdirSync(logDir, { recursive: true });
   const logFile = join(logDir, `operator-${name}.log`);
-  const logger = pino({ level: 'debug', base: { component: 'meshrev', pod: name } }, createWriteStream(logFile, { flags: 'a' }));
+  const logger = pino(
+    { level: 'debug', base: { component: 'meshrev', pod: name } },
+    createWriteStream(logFile, { flags: 'a' }),
+  );
   const handle = await startOperator(config, { logger });
   return { ...handle, config, logFile };
 }

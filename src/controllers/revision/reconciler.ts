@@ -3,7 +3,6 @@
 //   2. build the desired objects (pure) and apply what differs; prune what is no longer desired
 //   3. compute status from what was observed (pure) and write it only when it changed
 // Status is computed and written even when step 1 or 2 fails, so users always see why.
-import type { Logger } from 'pino';
 
 import { parseControlPlaneRevision, type ControlPlaneRevision } from '../../crds/controlplanerevision.js';
 import { API_GROUP_VERSION, CONTROL_PLANE_REVISION_KIND } from '../../crds/constants.js';
@@ -134,7 +133,10 @@ async function applyRevision(
       signal: ctx.signal,
     });
     if (result.applied.length > 0 || result.deleted.length > 0) {
-      ctx.logger.info({ applied: result.applied.length, deleted: result.deleted.length }, 'revision objects synced');
+      ctx.logger.info(
+        { applied: result.applied.length, deleted: result.deleted.length },
+        'revision objects synced',
+      );
     }
     return undefined;
   } catch (err) {
@@ -199,7 +201,12 @@ export function kubeTime(date: Date): string {
 }
 
 export function summariseError(err: unknown): string {
-  if (err && typeof err === 'object' && 'issues' in err && Array.isArray((err as { issues: unknown[] }).issues)) {
+  if (
+    err &&
+    typeof err === 'object' &&
+    'issues' in err &&
+    Array.isArray((err as { issues: unknown[] }).issues)
+  ) {
     return (err as { issues: { path?: unknown[]; message?: string }[] }).issues
       .map((i) => `${(i.path ?? []).join('.') || 'spec'}: ${i.message ?? 'invalid'}`)
       .join('; ');

@@ -17,7 +17,13 @@ import type { EventRecorder } from '../events.js';
 import type { OwnedObjectCaches } from '../owned.js';
 import { kubeTime } from '../revision/reconciler.js';
 import { desiredTagObjects } from './desired.js';
-import { computeTagStatus, TagConditionReason, tagStatusEqual, type TagReconcileFailure, type TagUsage } from './status.js';
+import {
+  computeTagStatus,
+  TagConditionReason,
+  tagStatusEqual,
+  type TagReconcileFailure,
+  type TagUsage,
+} from './status.js';
 
 export interface TagReconcilerDeps {
   client: KubeClient;
@@ -69,7 +75,10 @@ export function tagReconciler(deps: TagReconcilerDeps): Reconciler {
       failure =
         err instanceof OwnershipConflictError
           ? { reason: TagConditionReason.WebhookConflict, message: err.message }
-          : { reason: TagConditionReason.ApplyFailed, message: err instanceof Error ? err.message : String(err) };
+          : {
+              reason: TagConditionReason.ApplyFailed,
+              message: err instanceof Error ? err.message : String(err),
+            };
     }
     if (failure) deps.events.record(cached, 'Warning', failure.reason, failure.message);
 
