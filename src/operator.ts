@@ -6,7 +6,6 @@ import type { Logger } from 'pino';
 
 import type { OperatorConfig } from './config.js';
 import { API_GROUP_VERSION, CONTROL_PLANE_REVISION_KIND, REVISION_TAG_KIND } from './crds/constants.js';
-import { REVISION_LABEL } from './controllers/common/labels.js';
 import {
   parseChannelTable,
   DEFAULT_CHANNEL_TABLE,
@@ -39,7 +38,7 @@ import { createLogger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { Controller, generationChanged } from './runtime/controller.js';
 import { Informer, kubeListWatcher } from './runtime/informer.js';
-import { KubeClient } from './runtime/kube.js';
+import { KubeClient, type Impersonation } from './runtime/kube.js';
 import { LeaderElector } from './runtime/leader.js';
 import type { KubeObject } from './runtime/types.js';
 
@@ -59,6 +58,8 @@ export interface OperatorHandle {
 export interface OperatorOverrides {
   kubeConfig?: k8s.KubeConfig;
   logger?: Logger;
+  /** Run as another identity, e.g. the operator's ServiceAccount, to prove its RBAC suffices. */
+  impersonate?: Impersonation;
 }
 
 const REVISION_TYPE = { apiVersion: API_GROUP_VERSION, kind: CONTROL_PLANE_REVISION_KIND };
@@ -82,6 +83,7 @@ export async function startOperator(
   const client = KubeClient.fromKubeConfig(kc, {
     onRequest: metrics.kubeRequest,
     userAgent: `meshrev/${config.podName}`,
+    ...(overrides.impersonate ? { impersonate: overrides.impersonate } : {}),
   });
   const stopAll = new AbortController();
 
@@ -413,7 +415,6 @@ function startControllers(opts: ControllerSetOptions): { stop(): Promise<void>; 
       .start(opts.signal)
       .catch((err: unknown) => logger.error({ err, controller: controller.name }, 'controller failed'));
   }
-  void REVISION_LABEL;
 
   return {
     enqueueAll: () => {
@@ -437,10 +438,13 @@ async function routeInjectorServiceToLocalhost(
   config: OperatorConfig,
   logger: Logger,
 ): Promise<void> {
-  await client.apply(
-    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: config.namespace } },
-    { fieldManager: `${config.fieldManager}-dev`, force: true },
-  );
+  // Only when missing: the operator's ClusterRole may read namespaces but not patch them.
+  if (!(await client.getOptional({ apiVersion: 'v1', kind: 'Namespace', name: config.namespace }))) {
+    await client.apply(
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name: config.namespace } },
+      { fieldManager: `${config.fieldManager}-dev`, force: true },
+    );
+  }
   await client.apply(
     {
       apiVersion: 'v1',

@@ -262,7 +262,9 @@ export class Controller {
       }
     } finally {
       metrics?.activeWorkers(-1);
-      metrics?.reconciled(outcome, (this.clock.now() - started) / 1000);
+      const durationMs = this.clock.now() - started;
+      metrics?.reconciled(outcome, durationMs / 1000);
+      logger.debug({ outcome, durationMs }, 'reconciled');
     }
   }
 }
