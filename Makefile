@@ -8,6 +8,8 @@ NODE := $(CURDIR)/node_modules/.bin/node
 JEST := $(NODE) --experimental-vm-modules node_modules/jest/bin/jest.js
 CLUSTER_DIR ?= $(CURDIR)/.cluster
 KUBECONFIG ?= $(CLUSTER_DIR)/kubeconfig
+# kubectl from PATH, else the one built with the local control plane (evaluated only when used).
+KUBECTL = $(shell command -v kubectl 2>/dev/null || echo "$$(bash hack/build-k8s.sh 2>/dev/null | tail -1)/kubectl")
 
 .PHONY: help
 help: ## Show the targets
@@ -58,8 +60,12 @@ cluster-up: build k8s-binaries ## Start (or reuse) the local control plane; kube
 cluster-down: ## Stop the local control plane started by cluster-up and remove its state
 	@if [ -f dist/hack/cluster/main.js ]; then $(NODE) dist/hack/cluster/main.js down $(CLUSTER_DIR); else echo "nothing built"; fi
 
+.PHONY: install
+install: ## Install the CRDs into the cluster $KUBECONFIG points at
+	$(KUBECTL) --kubeconfig $(KUBECONFIG) apply --server-side -f deploy/crds/
+
 .PHONY: run
-run: build ## Run the operator from source against $KUBECONFIG (default: the local cluster)
+run: build install ## Run the operator from source against $KUBECONFIG (default: the local cluster)
 	KUBECONFIG=$(KUBECONFIG) $(NODE) dist/src/cli/main.js operator --dev-webhook-routing $(RUN_ARGS)
 
 .PHONY: demo
@@ -72,7 +78,7 @@ bench: build ## Benchmarks; results under bench/results/
 
 .PHONY: deploy
 deploy: ## Install meshrev into the cluster $KUBECONFIG points at (server-side apply)
-	kubectl --kubeconfig $(KUBECONFIG) apply --server-side -k deploy/
+	$(KUBECTL) --kubeconfig $(KUBECONFIG) apply --server-side -k deploy/
 
 .PHONY: clean
 clean: ## Remove build output
