@@ -8,8 +8,8 @@ NODE := $(CURDIR)/node_modules/.bin/node
 JEST := $(NODE) --experimental-vm-modules node_modules/jest/bin/jest.js
 CLUSTER_DIR ?= $(CURDIR)/.cluster
 KUBECONFIG ?= $(CLUSTER_DIR)/kubeconfig
-# kubectl from PATH, else the one built with the local control plane (evaluated only when used).
-KUBECTL = $(shell command -v kubectl 2>/dev/null || echo "$$(bash hack/build-k8s.sh 2>/dev/null | tail -1)/kubectl")
+# The kubectl built with the local control plane (same version as the server; evaluated only when used).
+KUBECTL = $(shell bash hack/build-k8s.sh 2>/dev/null | tail -1)/kubectl
 
 .PHONY: help
 help: ## Show the targets
