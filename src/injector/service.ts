@@ -52,8 +52,12 @@ export class InjectionService {
       const parsed = parseControlPlaneRevision(obj);
       if (!parsed.ok) return `revision "${revision}" has an invalid spec: ${parsed.error}`;
       const cpr = parsed.value;
-      const version =
-        this.deps.versionOf?.(obj) ?? (cpr.status?.version || cpr.spec.version || undefined) ?? 'latest';
+      // A pinned version is the intent; a channel revision injects the version its reconcile resolved.
+      // Until then the pod is refused (and retried by its controller) rather than given a guessed image.
+      const version = this.deps.versionOf?.(obj) ?? (cpr.spec.version || cpr.status?.version || undefined);
+      if (version === undefined) {
+        return `revision "${revision}" follows channel "${cpr.spec.channel}" and has not resolved a version yet; retry shortly`;
+      }
       const settings = settingsFromRevision(revision, { ...cpr.spec, version });
       this.settingsCache.set(revision, { resourceVersion: rv, settings });
       return settings;

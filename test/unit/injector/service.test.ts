@@ -1,0 +1,257 @@
+// The glue between the admission server and the engine: which revision a path names, the settings a
+// revision's spec gives (cached per resourceVersion), specs the injector cannot use, and native sidecars
+// decided from the node kubelet versions the operator sees.
+import { applyJsonPatch } from '../../../src/injector/engine/index.js';
+import type { InjectResult } from '../../../src/injector/admission.js';
+import { InjectionService, kubeletMinor, type ObjectLookup } from '../../../src/injector/service.js';
+import type { KubeObject } from '../../../src/runtime/types.js';
+
+interface Container {
+  name: string;
+  image?: string;
+  restartPolicy?: string;
+}
+interface Pod {
+  metadata?: { annotations?: Record<string, string> };
+  spec: { containers: Container[]; initContainers?: Container[] };
+}
+
+function objects(...items: KubeObject[]): ObjectLookup & { items: Map<string, KubeObject> } {
+  const map = new Map(items.map((o) => [o.metadata?.name ?? '', o]));
+  return { items: map, get: (key) => map.get(key), list: () => [...map.values()] };
+}
+
+function revision(
+  name: string,
+  spec: Record<string, unknown>,
+  resourceVersion = '1',
+  status?: Record<string, unknown>,
+): KubeObject {
+  return {
+    apiVersion: 'meshrev.dev/v1alpha1',
+    kind: 'ControlPlaneRevision',
+    metadata: { name, uid: `uid-${name}`, resourceVersion },
+    spec,
+    ...(status ? { status } : {}),
+  } as KubeObject;
+}
+
+const tag = (name: string, target: string): KubeObject =>
+  ({
+    apiVersion: 'meshrev.dev/v1alpha1',
+    kind: 'RevisionTag',
+    metadata: { name },
+    spec: { revision: target },
+  }) as KubeObject;
+
+const node = (name: string, kubeletVersion: string): KubeObject =>
+  ({
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: { name },
+    status: { nodeInfo: { kubeletVersion } },
+  }) as KubeObject;
+
+const POD = {
+  apiVersion: 'v1',
+  kind: 'Pod',
+  metadata: { name: 'web', namespace: 'shop', labels: { app: 'web' } },
+  spec: { containers: [{ name: 'web', image: 'nginx' }] },
+};
+
+function injected(outcome: InjectResult | Promise<InjectResult>, pod: Record<string, unknown> = POD): Pod {
+  // The service answers synchronously (InjectFn allows a promise for other engines).
+  if (outcome instanceof Promise) throw new Error('expected a synchronous answer');
+  const result = outcome;
+  if (result.kind !== 'injected') throw new Error(`expected an injection, got ${JSON.stringify(result)}`);
+  return applyJsonPatch(
+    structuredClone(pod),
+    result.patch as Parameters<typeof applyJsonPatch>[1],
+  ) as unknown as Pod;
+}
+
+const proxy = (pod: Pod): { where: 'initContainers' | 'containers'; container: Container } | undefined => {
+  const init = pod.spec.initContainers?.find((c) => c.name === 'istio-proxy');
+  if (init) return { where: 'initContainers', container: init };
+  const main = pod.spec.containers.find((c) => c.name === 'istio-proxy');
+  return main ? { where: 'containers', container: main } : undefined;
+};
+
+describe('kubeletMinor', () => {
+  test.each<[string | undefined, number | undefined]>([
+    ['v1.34.2', 34],
+    ['1.29.0', 29],
+    ['v1.36.3-kwok', 36],
+    ['v2.0.0', undefined],
+    ['fake', undefined],
+    ['', undefined],
+    [undefined, undefined],
+  ])('%j is minor %j', (version, minor) => {
+    expect(kubeletMinor(version)).toBe(minor);
+  });
+});
+
+describe('InjectionService', () => {
+  test.each<{ name: string; path: string; expected: string | undefined }>([
+    { name: 'a revision routes to itself', path: 'blue', expected: 'blue' },
+    { name: 'a tag routes to its target revision', path: 'prod', expected: 'green' },
+    { name: 'a tag whose revision is gone routes nowhere', path: 'orphan', expected: undefined },
+    { name: 'an unknown name routes nowhere', path: 'nope', expected: undefined },
+    { name: 'a revision wins over a tag of the same name', path: 'both', expected: 'both' },
+  ])('$name', ({ path, expected }) => {
+    const service = new InjectionService({
+      revisions: objects(
+        revision('blue', { version: '1.28.10' }),
+        revision('green', { version: '1.29.6' }),
+        revision('both', { version: '1.29.6' }),
+      ),
+      tags: objects(tag('prod', 'green'), tag('orphan', 'deleted'), tag('both', 'blue')),
+      nodes: objects(),
+    });
+    expect(service.resolveTarget(path)).toEqual(expected === undefined ? undefined : { revision: expected });
+  });
+
+  test('derives settings once per resourceVersion of the revision', () => {
+    const revisions = objects(revision('blue', { version: '1.28.10', hub: 'registry.example/istio' }, '10'));
+    const service = new InjectionService({ revisions, tags: objects(), nodes: objects() });
+    const first = service.settingsFor('blue');
+    expect(first).toMatchObject({ hub: 'registry.example/istio', tag: '1.28.10', revision: 'blue' });
+    expect(service.settingsFor('blue')).toBe(first);
+
+    revisions.items.set('blue', revision('blue', { version: '1.28.10', hub: 'mirror.example/istio' }, '11'));
+    const second = service.settingsFor('blue');
+    expect(second).not.toBe(first);
+    expect(second).toMatchObject({ hub: 'mirror.example/istio' });
+  });
+
+  test('injects the proxy image of the version the revision resolved to', () => {
+    const service = new InjectionService({
+      revisions: objects(
+        revision('ch', { channel: 'rapid' }, '1', { version: '1.30.3' }),
+        revision('pinned', { version: '1.29.6' }),
+      ),
+      tags: objects(),
+      nodes: objects(node('n1', 'v1.34.0')),
+    });
+    expect(
+      proxy(injected(service.inject({ pod: POD, namespace: 'shop', revision: 'ch', pathParams: {} })))
+        ?.container.image,
+    ).toBe('docker.io/istio/proxyv2:1.30.3');
+    expect(
+      proxy(injected(service.inject({ pod: POD, namespace: 'shop', revision: 'pinned', pathParams: {} })))
+        ?.container.image,
+    ).toBe('docker.io/istio/proxyv2:1.29.6');
+    const overridden = new InjectionService({
+      revisions: objects(revision('pinned', { version: '1.29.6' })),
+      tags: objects(),
+      nodes: objects(),
+      versionOf: () => '1.29.7',
+    });
+    expect(overridden.settingsFor('pinned')).toMatchObject({ tag: '1.29.7' });
+  });
+
+  test.each<{ name: string; revisions: KubeObject[]; revision: string; message: RegExp }>([
+    {
+      name: 'a revision that does not exist',
+      revisions: [],
+      revision: 'gone',
+      message: /^revision "gone" does not exist$/,
+    },
+    {
+      name: 'a revision whose spec is invalid (both version and channel)',
+      revisions: [revision('bad', { version: '1.29.6', channel: 'stable' })],
+      revision: 'bad',
+      message: /^revision "bad" has an invalid spec: .*version and channel/s,
+    },
+    {
+      name: 'a revision with a malformed proxy setting',
+      revisions: [revision('odd', { version: '1.29.6', proxy: { nativeSidecars: 'sometimes' } })],
+      revision: 'odd',
+      message: /^revision "odd" has an invalid spec: .*nativeSidecars/s,
+    },
+  ])('rejects pods for $name with a message saying why', ({ revisions, revision: name, message }) => {
+    const service = new InjectionService({
+      revisions: objects(...revisions),
+      tags: objects(),
+      nodes: objects(),
+    });
+    const settings = service.settingsFor(name);
+    expect(typeof settings).toBe('string');
+    expect(settings).toMatch(message);
+    const result = service.inject({ pod: POD, namespace: 'shop', revision: name, pathParams: {} });
+    expect(result).toEqual({ kind: 'rejected', message: settings });
+  });
+
+  test.each<{
+    name: string;
+    nodes: KubeObject[];
+    nodeName?: string;
+    mode?: string;
+    layout: 'initContainers' | 'containers';
+  }>([
+    {
+      name: 'every node runs a kubelet with native sidecars',
+      nodes: [node('a', 'v1.33.1'), node('b', 'v1.36.3')],
+      layout: 'initContainers',
+    },
+    {
+      name: 'one node runs an older kubelet',
+      nodes: [node('a', 'v1.28.4'), node('b', 'v1.36.3')],
+      layout: 'containers',
+    },
+    { name: 'no node is known', nodes: [], layout: 'containers' },
+    {
+      name: 'the pod is bound to a recent node among old ones',
+      nodes: [node('a', 'v1.28.4'), node('b', 'v1.36.3')],
+      nodeName: 'b',
+      layout: 'initContainers',
+    },
+    {
+      name: 'the pod is bound to an old node among recent ones',
+      nodes: [node('a', 'v1.28.4'), node('b', 'v1.36.3')],
+      nodeName: 'a',
+      layout: 'containers',
+    },
+    {
+      name: 'the revision turns native sidecars off',
+      nodes: [node('b', 'v1.36.3')],
+      mode: 'false',
+      layout: 'containers',
+    },
+    {
+      name: 'the revision turns native sidecars on',
+      nodes: [node('a', 'v1.28.4')],
+      mode: 'true',
+      layout: 'initContainers',
+    },
+  ])('places istio-proxy among $layout when $name', ({ nodes, nodeName, mode, layout }) => {
+    const service = new InjectionService({
+      revisions: objects(
+        revision('blue', { version: '1.29.6', ...(mode ? { proxy: { nativeSidecars: mode } } : {}) }),
+      ),
+      tags: objects(),
+      nodes: objects(...nodes),
+    });
+    const pod = nodeName ? { ...POD, spec: { ...POD.spec, nodeName } } : POD;
+    const found = proxy(
+      injected(service.inject({ pod, namespace: 'shop', revision: 'blue', pathParams: {} }), pod),
+    );
+    expect(found?.where).toBe(layout);
+    if (layout === 'initContainers') expect(found?.container.restartPolicy).toBe('Always');
+  });
+
+  test('passes a pod that opts out through untouched', () => {
+    const service = new InjectionService({
+      revisions: objects(revision('blue', { version: '1.29.6' })),
+      tags: objects(),
+      nodes: objects(),
+    });
+    const pod = {
+      ...POD,
+      metadata: { ...POD.metadata, annotations: { 'sidecar.istio.io/inject': 'false' } },
+    };
+    expect(service.inject({ pod, namespace: 'shop', revision: 'blue', pathParams: {} })).toMatchObject({
+      kind: 'skipped',
+    });
+  });
+});
