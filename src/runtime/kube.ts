@@ -92,6 +92,16 @@ export interface KubeClientOptions {
   agent?: http.Agent;
   userAgent?: string;
   onRequest?: (record: RequestRecord) => void;
+  /**
+   * Act as another user (`Impersonate-User`/`Impersonate-Group` headers): the caller needs `impersonate`
+   * on users/groups (e.g. system:masters). Tests run the operator as its ServiceAccount this way.
+   */
+  impersonate?: Impersonation;
+}
+
+export interface Impersonation {
+  user: string;
+  groups?: string[];
 }
 
 const partialMetadataList =
@@ -251,6 +261,7 @@ export class KubeClient {
   private readonly timeoutMs: number;
   private readonly userAgent: string;
   private readonly prepareRequest: ((options: https.RequestOptions) => Promise<void>) | undefined;
+  private readonly impersonate: Impersonation | undefined;
   private readonly listeners = new Set<(record: RequestRecord) => void>();
   private readonly counts = new Map<Verb, number>();
 
@@ -265,6 +276,7 @@ export class KubeClient {
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.userAgent = options.userAgent ?? 'meshrev';
     this.prepareRequest = options.prepareRequest;
+    this.impersonate = options.impersonate;
     if (options.onRequest) this.listeners.add(options.onRequest);
   }
 
@@ -621,6 +633,11 @@ export class KubeClient {
       Accept: request.accept ?? 'application/json',
       'User-Agent': this.userAgent,
     };
+    if (this.impersonate) {
+      headers['Impersonate-User'] = this.impersonate.user;
+      // Node sends an array header as one header line per value, as the API server expects.
+      if (this.impersonate.groups?.length) headers['Impersonate-Group'] = this.impersonate.groups;
+    }
     let payload: string | undefined;
     if (request.body !== undefined) {
       payload = JSON.stringify(request.body);

@@ -6,7 +6,7 @@ import pino from 'pino';
 import { parseAllDocuments } from 'yaml';
 
 import { loadOperatorConfig, type OperatorConfig } from '../../src/config.js';
-import { startOperator, type OperatorHandle } from '../../src/operator.js';
+import { startOperator, type OperatorHandle, type OperatorOverrides } from '../../src/operator.js';
 import { KubeClient } from '../../src/runtime/kube.js';
 import type { KubeObject } from '../../src/runtime/types.js';
 import { testKubeConfig, testKubeconfigPath, waitFor } from './kube.js';
@@ -45,7 +45,11 @@ export interface TestOperator extends OperatorHandle {
 }
 
 /** Starts an operator; `name` keeps its log file apart (under the cluster's log directory). */
-export async function startTestOperator(name: string, args: string[] = []): Promise<TestOperator> {
+export async function startTestOperator(
+  name: string,
+  args: string[] = [],
+  overrides: Pick<OperatorOverrides, 'impersonate'> = {},
+): Promise<TestOperator> {
   const config = loadOperatorConfig(
     [
       `--kubeconfig=${testKubeconfigPath()}`,
@@ -68,7 +72,7 @@ export async function startTestOperator(name: string, args: string[] = []): Prom
     { level: 'debug', base: { component: 'meshrev', pod: name } },
     createWriteStream(logFile, { flags: 'a' }),
   );
-  const handle = await startOperator(config, { logger });
+  const handle = await startOperator(config, { ...overrides, logger });
   return { ...handle, config, logFile };
 }
 

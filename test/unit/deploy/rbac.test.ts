@@ -138,7 +138,8 @@ describe('meshrev ClusterRole (its own permissions)', () => {
 
   it.each([
     ['meshrev.dev', 'controlplanerevisions', ['get', 'list', 'watch', 'update', 'patch']],
-    ['meshrev.dev', 'revisiontags', ['get', 'list', 'watch', 'update', 'patch']],
+    // create: the automatic `default` tag (test/integration/deploy.test.ts runs as the ServiceAccount).
+    ['meshrev.dev', 'revisiontags', ['get', 'list', 'watch', 'create', 'update', 'patch']],
     ['meshrev.dev', 'controlplanerevisions/status', ['get', 'update', 'patch']],
     ['meshrev.dev', 'revisiontags/status', ['get', 'update', 'patch']],
     ['meshrev.dev', 'controlplanerevisions/finalizers', ['update']],
