@@ -16,7 +16,7 @@ help: ## Show the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
 
 node_modules/.package-lock.json: package.json package-lock.json
-	npm ci --no-audit --no-fund
+	npm ci --no-audit --no-fund || npm install --no-audit --no-fund
 	@touch $@
 
 .PHONY: deps
@@ -73,8 +73,8 @@ demo: build k8s-binaries ## The canary-upgrade walkthrough on the local cluster
 	$(NODE) dist/hack/demo.js
 
 .PHONY: bench
-bench: build ## Benchmarks; results under bench/results/
-	$(NODE) dist/bench/run.js
+bench: build k8s-binaries ## Benchmarks (BENCH_ARGS="--quick injection" for a subset); results under bench/results/
+	$(NODE) --expose-gc dist/bench/run.js $(BENCH_ARGS)
 
 .PHONY: deploy
 deploy: ## Install meshrev into the cluster $KUBECONFIG points at (server-side apply)
