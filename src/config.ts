@@ -23,6 +23,8 @@ export const OperatorConfigSchema = z.object({
   injectorServiceName: z.string().min(1),
   injectorServicePort: port,
   tlsSecretName: z.string().min(1),
+  /** How often the injector TLS Secret is re-read to rotate the serving certificate. */
+  tlsCheckSeconds: z.coerce.number().min(1),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']),
   leaderElect: booleanish,
   leaseName: z.string().min(1),
@@ -57,6 +59,7 @@ const settings: Record<keyof OperatorConfig, { flag: string; env: string; defaul
     default: '443',
   },
   tlsSecretName: { flag: 'tls-secret', env: 'MESHREV_TLS_SECRET', default: 'meshrev-injector-tls' },
+  tlsCheckSeconds: { flag: 'tls-check-seconds', env: 'MESHREV_TLS_CHECK_SECONDS', default: '300' },
   logLevel: { flag: 'log-level', env: 'MESHREV_LOG_LEVEL', default: 'info' },
   leaderElect: { flag: 'leader-elect', env: 'MESHREV_LEADER_ELECT', default: 'true' },
   leaseName: { flag: 'lease-name', env: 'MESHREV_LEASE_NAME', default: 'meshrev-leader' },

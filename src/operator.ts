@@ -15,6 +15,14 @@ import type { InjectorEndpoint } from './controllers/common/webhooks.js';
 import { defaultTagReconciler } from './controllers/tag/default-tag.js';
 import { KubeEventRecorder } from './controllers/events.js';
 import { OwnedObjectCaches } from './controllers/owned.js';
+import {
+  deletionRelevantChange,
+  ensureValidatingWebhookConfiguration,
+  liveRevisionUsage,
+  revisionDeletionValidator,
+  withDeletionProtection,
+  type DeletionUsage,
+} from './controllers/revision/deletion.js';
 import { revisionReconciler } from './controllers/revision/reconciler.js';
 import { tagReconciler } from './controllers/tag/reconciler.js';
 import { UsageTracker } from './controllers/usage-tracker.js';
@@ -97,6 +105,7 @@ export async function startOperator(
     serviceName: config.injectorServiceName,
     extraDnsNames: config.devWebhookRouting ? ['localhost'] : [],
     extraIpAddresses: config.devWebhookRouting ? ['127.0.0.1'] : [],
+    checkIntervalMs: config.tlsCheckSeconds * 1000,
     logger: logger.child({ component: 'certificates' }),
   });
   let material: TlsMaterial = await certificates.start();
@@ -118,6 +127,31 @@ export async function startOperator(
   for (const informer of shared) informer.start();
 
   const injection = new InjectionService({ revisions, tags, nodes });
+
+  // --- deletion protection (src/controllers/revision/deletion.ts): every replica answers the webhook ---
+  // The leader answers from its usage caches; a follower (or a leader whose caches are still syncing)
+  // reads namespaces and pods from the API server.
+  const leaderUsage: { tracker?: UsageTracker } = {};
+  const validateRevisionDeletion = revisionDeletionValidator({
+    usage: async (name): Promise<DeletionUsage | undefined> => {
+      const usage = leaderUsage.tracker?.current();
+      if (usage)
+        return usage.revisions[name] ?? { namespaces: [], pods: 0, stalePods: 0, tags: [], reasons: [] };
+      return liveRevisionUsage(
+        client,
+        name,
+        {
+          revisions: revisions.keys(),
+          tags: tags.list().map((t) => ({
+            name: t.metadata?.name ?? '',
+            revision: (t as KubeObject & { spec?: { revision?: string } }).spec?.revision ?? '',
+          })),
+        },
+        AbortSignal.timeout(4_000),
+      );
+    },
+    events: new KubeEventRecorder({ client, component: 'meshrev', instance: config.podName, logger }),
+  });
   const server: InjectorServer = createInjectorServer({
     host: config.injectorHost,
     port: config.injectorPort,
@@ -125,9 +159,13 @@ export async function startOperator(
     inject: injection.inject,
     resolveTarget: injection.resolveTarget,
     logger: logger.child({ component: 'injector' }),
+    // deletion protection: DELETE of a ControlPlaneRevision (ValidatingWebhookConfiguration meshrev-validation)
+    validate: (req) =>
+      req.resource === 'controlplanerevisions' ? validateRevisionDeletion(req) : { allowed: true },
     hooks: {
-      onAdmission: (outcome, _revision, seconds) => {
-        metrics.webhookRequest('/inject', outcome === 'error' ? 500 : 200, seconds);
+      onValidation: (path, status, seconds) => metrics.webhookRequest(path, status, seconds),
+      onAdmission: (outcome, _revision, seconds, status) => {
+        metrics.webhookRequest('/inject', status, seconds);
         metrics.injection(
           outcome === 'injected' ? 'success' : outcome === 'skipped' ? 'skip' : 'failure',
           seconds,
@@ -189,8 +227,27 @@ export async function startOperator(
       signal,
     });
     leaderControllers = running;
-    leaderHooks.caChanged = running.enqueueAll;
-    signal.addEventListener('abort', () => void running.stop(), { once: true });
+    leaderUsage.tracker = running.usage;
+    // deletion protection: the leader (re)applies meshrev-validation at start and whenever the CA changes.
+    const applyValidation = (): void => {
+      ensureValidatingWebhookConfiguration(client, injector, caBundle, config.fieldManager).catch(
+        (err: unknown) =>
+          logger.error({ err }, 'could not apply ValidatingWebhookConfiguration meshrev-validation'),
+      );
+    };
+    applyValidation();
+    leaderHooks.caChanged = () => {
+      running.enqueueAll();
+      applyValidation();
+    };
+    signal.addEventListener(
+      'abort',
+      () => {
+        leaderUsage.tracker = undefined;
+        void running.stop();
+      },
+      { once: true },
+    );
   };
 
   let elector: LeaderElector | undefined;
@@ -276,7 +333,11 @@ interface ControllerSetOptions {
 }
 
 /** Starts the leader-only informers and controllers; returns how to stop them. */
-function startControllers(opts: ControllerSetOptions): { stop(): Promise<void>; enqueueAll(): void } {
+function startControllers(opts: ControllerSetOptions): {
+  stop(): Promise<void>;
+  enqueueAll(): void;
+  usage: UsageTracker;
+} {
   const { client, config, logger, metrics, revisions, tags } = opts;
   const informerOf = (resource: string, type: { apiVersion: string; kind: string }, extra = {}): Informer =>
     new Informer({
@@ -327,7 +388,9 @@ function startControllers(opts: ControllerSetOptions): { stop(): Promise<void>; 
   const revisionController = new Controller({
     name: 'controlplanerevision',
     primary: revisions,
-    primaryFilter: generationChanged,
+    // deletion protection also reacts to a deletionTimestamp, the override annotation and the finalizer
+    primaryFilter: (oldObj, newObj) =>
+      generationChanged(oldObj, newObj) || deletionRelevantChange(oldObj, newObj),
     owns: caches.all().map((source) => ({
       source,
       ownerKind: CONTROL_PLANE_REVISION_KIND,
@@ -346,16 +409,30 @@ function startControllers(opts: ControllerSetOptions): { stop(): Promise<void>; 
         },
       },
     ],
-    reconcile: revisionReconciler({
-      ...common,
-      revisions,
-      channels,
-      injector: opts.injector,
-      caBundle: opts.caBundle,
-      usage: (name) => usage.revisionUsage(name),
-      namespaceExists: (name) => namespaces.get(name) !== undefined,
-      tags,
-    }),
+    // deletion protection: the in-use finalizer wraps the revision reconciler
+    reconcile: withDeletionProtection(
+      revisionReconciler({
+        ...common,
+        revisions,
+        channels,
+        injector: opts.injector,
+        caBundle: opts.caBundle,
+        usage: (name) => usage.revisionUsage(name),
+        namespaceExists: (name) => namespaces.get(name) !== undefined,
+        tags,
+      }),
+      {
+        client,
+        revisions,
+        usage: (name) => {
+          const current = usage.current();
+          if (!current) return undefined;
+          return current.revisions[name] ?? { namespaces: [], pods: 0, stalePods: 0, tags: [], reasons: [] };
+        },
+        events,
+        fieldManager: config.fieldManager,
+      },
+    ),
     workers: config.workers,
     logger: logger.child({ controller: 'controlplanerevision' }),
     metrics: metrics.controller('controlplanerevision'),
@@ -417,6 +494,7 @@ function startControllers(opts: ControllerSetOptions): { stop(): Promise<void>; 
   }
 
   return {
+    usage,
     enqueueAll: () => {
       for (const key of revisions.keys()) revisionController.enqueue(key);
       for (const key of tags.keys()) tagController.enqueue(key);

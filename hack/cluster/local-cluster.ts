@@ -15,8 +15,14 @@ import { generatePki, type ClusterPki } from './pki.js';
 export const FAKE_NODE_ANNOTATION = 'kwok.x-k8s.io/node';
 export const FAKE_NODE_NAME = 'kwok-node-0';
 
-const COMPONENTS = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok'] as const;
-type Component = (typeof COMPONENTS)[number];
+export const COMPONENTS = [
+  'etcd',
+  'kube-apiserver',
+  'kube-controller-manager',
+  'kube-scheduler',
+  'kwok',
+] as const;
+export type Component = (typeof COMPONENTS)[number];
 
 export interface ClusterState {
   name: string;
@@ -27,6 +33,8 @@ export interface ClusterState {
   binDir: string;
   etcdDataDir: string;
   pids: Partial<Record<Component, number>>;
+  /** The command-line flags each component was started with, so fault injection can restart it alike. */
+  args?: Partial<Record<Component, string[]>>;
   ports: Record<string, number>;
   startedAt: string;
 }
@@ -138,6 +146,7 @@ export async function up(opts: UpOptions): Promise<ClusterState> {
     binDir,
     etcdDataDir,
     pids: {},
+    args: {},
     ports,
     startedAt: new Date().toISOString(),
   };
@@ -145,13 +154,8 @@ export async function up(opts: UpOptions): Promise<ClusterState> {
   save();
 
   const start = (component: Component, args: string[]): void => {
-    const logFile = join(stateDir, 'logs', `${component}.log`);
-    const fd = openSync(logFile, 'a');
-    const child = spawn(join(binDir, component), args, { detached: true, stdio: ['ignore', fd, fd] });
-    closeSync(fd);
-    if (!child.pid) throw new Error(`could not start ${component}`);
-    child.unref();
-    state.pids[component] = child.pid;
+    state.pids[component] = spawnComponent(state, component, args);
+    (state.args ??= {})[component] = args;
     save();
   };
 
@@ -262,11 +266,43 @@ export async function up(opts: UpOptions): Promise<ClusterState> {
   return state;
 }
 
+/** Where `make demo` records the pid of the operator it runs in the background against this cluster. */
+export function operatorPidFile(stateDir: string): string {
+  return join(resolve(stateDir), 'operator.pid');
+}
+
+/**
+ * Stops the background operator recorded in the state directory (only if that pid still runs meshrev's
+ * operator command); returns its pid, or undefined when none was running.
+ */
+export async function stopOperator(stateDir: string): Promise<number | undefined> {
+  const file = operatorPidFile(stateDir);
+  if (!existsSync(file)) return undefined;
+  const pid = Number(readFileSync(file, 'utf8').trim());
+  rmSync(file, { force: true });
+  const isOperator = (): boolean => {
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      return cmdline.some((arg) => arg.endsWith(join('cli', 'main.js'))) && cmdline.includes('operator');
+    } catch {
+      return false;
+    }
+  };
+  if (!Number.isInteger(pid) || pid <= 0 || !isOperator()) return undefined;
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + 25_000;
+  while (isOperator() && Date.now() < deadline) await delay(100);
+  if (isOperator()) process.kill(pid, 'SIGKILL');
+  return pid;
+}
+
 export async function down(
   stateDir: string,
   opts: { log?: (line: string) => void; keepLogs?: boolean } = {},
 ): Promise<void> {
   const log = opts.log ?? ((l: string) => console.error(l));
+  const stoppedOperator = await stopOperator(stateDir);
+  if (stoppedOperator) log(`operator (pid ${stoppedOperator}) stopped`);
   const state = readState(resolve(stateDir));
   if (!state) {
     log(`no cluster recorded in ${stateDir}`);
@@ -297,6 +333,108 @@ export function logTail(stateDir: string, component: string, lines = 30): string
   if (!existsSync(file)) return '(no log)';
   const all = readFileSync(file, 'utf8').trimEnd().split('\n');
   return all.slice(-lines).join('\n');
+}
+
+// --- fault injection: stop and start single components of a running cluster ---------------------------
+
+function spawnComponent(state: ClusterState, component: Component, args: string[]): number {
+  const logFile = join(state.stateDir, 'logs', `${component}.log`);
+  const fd = openSync(logFile, 'a');
+  const child = spawn(join(state.binDir, component), args, { detached: true, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  if (!child.pid) throw new Error(`could not start ${component}`);
+  child.unref();
+  return child.pid;
+}
+
+function saveState(state: ClusterState): void {
+  writeFileSync(join(state.stateDir, 'state.json'), JSON.stringify(state, null, 2) + '\n');
+}
+
+/** Whether the component's process recorded in `state` is running. */
+export function componentRunning(state: ClusterState, component: Component): boolean {
+  return pidAlive(state.pids[component], join(state.binDir, component));
+}
+
+/** The component's readiness as `up` judges it (etcd /health, kube-apiserver /readyz, …). */
+export async function componentReady(state: ClusterState, component: Component): Promise<boolean> {
+  const pki = pkiPaths(join(state.stateDir, 'pki'));
+  switch (component) {
+    case 'etcd':
+      return (await httpGet(`http://127.0.0.1:${state.ports.etcdClient}/health`)) === 200;
+    case 'kube-apiserver':
+      return (await httpsGet(`${state.server}/readyz`, pki)).status === 200;
+    case 'kube-controller-manager':
+      return (
+        (await httpsGet(`https://127.0.0.1:${state.ports.controllerManager}/healthz`, pki, true)).status ===
+        200
+      );
+    case 'kube-scheduler':
+      return (await httpsGet(`https://127.0.0.1:${state.ports.scheduler}/healthz`, pki, true)).status === 200;
+    case 'kwok':
+      return nodeReady(state.server, pki);
+  }
+}
+
+/**
+ * Stops one component by its recorded pid (SIGTERM, or SIGKILL for a crash) and waits until the process is
+ * gone. The rest of the cluster keeps running; `startComponent` brings it back on the same ports.
+ */
+export async function stopComponent(
+  state: ClusterState,
+  component: Component,
+  opts: { signal?: 'SIGTERM' | 'SIGKILL'; timeoutMs?: number } = {},
+): Promise<void> {
+  const pid = state.pids[component];
+  const binary = join(state.binDir, component);
+  if (!pid || !pidAlive(pid, binary)) return;
+  process.kill(pid, opts.signal ?? 'SIGTERM');
+  const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
+  while (pidAlive(pid, binary) && Date.now() < deadline) await delay(50);
+  if (pidAlive(pid, binary)) {
+    process.kill(pid, 'SIGKILL');
+    while (pidAlive(pid, binary)) await delay(50);
+  }
+}
+
+/**
+ * Starts a stopped component again with the flags it was started with (plus `extraArgs`, which override
+ * flags of the same name, or `args` replacing them all), records the new pid in state.json and waits until
+ * it is ready. Returns the state as saved.
+ */
+export async function startComponent(
+  state: ClusterState,
+  component: Component,
+  opts: { args?: string[]; extraArgs?: string[]; timeoutMs?: number } = {},
+): Promise<ClusterState> {
+  if (componentRunning(state, component)) throw new Error(`${component} is already running`);
+  const recorded = opts.args ?? state.args?.[component];
+  if (!recorded) throw new Error(`no recorded flags for ${component} in ${state.stateDir}/state.json`);
+  const extra = opts.extraArgs ?? [];
+  const flagName = (arg: string): string => arg.split('=')[0] ?? arg;
+  const overridden = new Set(extra.map(flagName));
+  const args = [...recorded.filter((a) => !overridden.has(flagName(a))), ...extra];
+  state.pids[component] = spawnComponent(state, component, args);
+  // The recorded flags stay the originals: a restart without extraArgs restores the usual configuration.
+  (state.args ??= {})[component] = recorded;
+  saveState(state);
+  await waitFor(component, state, () => componentReady(state, component), opts.timeoutMs ?? 90_000);
+  return state;
+}
+
+/** Stops a component and starts it again on the same ports; returns how long it was down and how long start-up took. */
+export async function restartComponent(
+  state: ClusterState,
+  component: Component,
+  opts: { signal?: 'SIGTERM' | 'SIGKILL'; extraArgs?: string[]; downMs?: number } = {},
+): Promise<{ stoppedMs: number; readyMs: number }> {
+  const started = Date.now();
+  await stopComponent(state, component, { signal: opts.signal });
+  const stopped = Date.now();
+  if (opts.downMs) await delay(opts.downMs);
+  const restarting = Date.now();
+  await startComponent(state, component, { extraArgs: opts.extraArgs });
+  return { stoppedMs: stopped - started, readyMs: Date.now() - restarting };
 }
 
 async function waitFor(

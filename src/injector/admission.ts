@@ -406,3 +406,79 @@ function encodePatch(patch: unknown): string | undefined {
     return undefined;
   }
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Validation (`/validate/<resource>`): meshrev's own ValidatingWebhookConfiguration, e.g. refusing to delete a
+// ControlPlaneRevision that workloads still use (src/controllers/revision/deletion.ts decides).
+
+export const VALIDATE_PATH_PREFIX = '/validate/';
+
+/** The resource named by `/validate/<resource>` (query ignored), or undefined for any other path. */
+export function parseValidatePath(url: string): string | undefined {
+  const queryAt = url.search(/[?#]/);
+  const path = queryAt === -1 ? url : url.slice(0, queryAt);
+  if (!path.startsWith(VALIDATE_PATH_PREFIX)) return undefined;
+  const resource = path.slice(VALIDATE_PATH_PREFIX.length).replace(/\/$/, '');
+  return /^[a-z0-9.-]+$/.test(resource) ? resource : undefined;
+}
+
+export interface ValidationRequest {
+  resource: string;
+  operation: string;
+  name: string;
+  namespace: string;
+  object: unknown;
+  oldObject: unknown;
+}
+
+export type ValidationAnswer = { allowed: true; warnings?: string[] } | { allowed: false; message: string };
+
+/** Decides one validation request; undefined when nothing validates `resource` (answered 404). */
+export type ValidateFn = (req: ValidationRequest) => Promise<ValidationAnswer> | ValidationAnswer;
+
+/**
+ * One validation request to its HTTP reply. A refusal carries code 403 and reason Forbidden, so kubectl prints
+ * `Error from server (Forbidden): admission webhook "…" denied the request: <message>`; warnings of an allowed
+ * request are shown by kubectl as `Warning: …`. A validator that throws denies with the error text; the
+ * configuration's failurePolicy only applies when the webhook cannot be called at all.
+ */
+export async function handleValidation(
+  req: { resource: string; contentType: string | undefined; body: Uint8Array },
+  validate: ValidateFn,
+): Promise<HttpReply> {
+  if (req.body.byteLength === 0) return textReply(400, 'no body found');
+  if (!isAcceptedContentType(req.contentType))
+    return textReply(415, 'invalid Content-Type, want `application/json`');
+  const decoded = decodeAdmissionReview(req.body);
+  if (!decoded.ok) return deniedReply(decoded.apiVersion, '', decoded.message);
+  const { apiVersion, request } = decoded.review;
+  // The envelope is valid (decoded above); read the fields only validation needs from the same body.
+  const raw = (JSON.parse(Buffer.from(req.body).toString('utf8')) as { request: Record<string, unknown> })
+    .request;
+  let answer: ValidationAnswer;
+  try {
+    answer = await validate({
+      resource: req.resource,
+      operation: typeof raw.operation === 'string' ? raw.operation : '',
+      name: typeof raw.name === 'string' ? raw.name : '',
+      namespace: request.namespace,
+      object: request.object,
+      oldObject: raw.oldObject,
+    });
+  } catch (error) {
+    return deniedReply(apiVersion, request.uid, `validation failed: ${errorText(error)}`);
+  }
+  const response = answer.allowed
+    ? { uid: request.uid, allowed: true, ...(answer.warnings?.length ? { warnings: answer.warnings } : {}) }
+    : {
+        uid: request.uid,
+        allowed: false,
+        status: { metadata: {}, code: 403, reason: 'Forbidden', message: answer.message },
+      };
+  return {
+    status: 200,
+    contentType: 'application/json',
+    body: JSON.stringify({ apiVersion, kind: 'AdmissionReview', response }),
+    revision: '',
+  };
+}

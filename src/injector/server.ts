@@ -10,12 +10,15 @@ import {
   MAX_ADMISSION_BODY_BYTES,
   bodyTooLargeReply,
   handleAdmission,
+  handleValidation,
   parseInjectPath,
+  parseValidatePath,
   textReply,
   type AdmissionOutcome,
   type HttpReply,
   type InjectFn,
   type ResolveTargetFn,
+  type ValidateFn,
 } from './admission.js';
 
 export interface ServingMaterial {
@@ -32,8 +35,13 @@ export type TlsMaterialSource =
   | { current(): ServingMaterial; onChange?(listener: (material: ServingMaterial) => void): () => void };
 
 export interface InjectorServerHooks {
-  /** Called once per admission request that reached the inject path; `revision` is '' when it did not resolve. */
-  onAdmission?(outcome: AdmissionOutcome, revision: string, seconds: number): void;
+  /**
+   * Called once per admission request that reached the inject path; `revision` is '' when it did not resolve,
+   * `status` is the HTTP status sent (a denied review is 200; 0 when the client went away first).
+   */
+  onAdmission?(outcome: AdmissionOutcome, revision: string, seconds: number, status: number): void;
+  /** Called once per request to a `/validate/<resource>` path with the HTTP status answered. */
+  onValidation?(path: string, status: number, seconds: number): void;
 }
 
 export interface InjectorServerLimits {
@@ -63,6 +71,8 @@ export interface InjectorServerOptions {
   logger: Logger;
   hooks?: InjectorServerHooks;
   limits?: InjectorServerLimits;
+  /** Serves `/validate/<resource>` (meshrev's ValidatingWebhookConfiguration); without it those paths are 404. */
+  validate?: ValidateFn;
 }
 
 export interface InjectorServer {
@@ -168,11 +178,16 @@ export function createInjectorServer(options: InjectorServerOptions): InjectorSe
     socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
   });
 
-  function report(outcome: AdmissionOutcome | undefined, revision: string, startedAt: bigint): void {
+  function report(
+    outcome: AdmissionOutcome | undefined,
+    revision: string,
+    startedAt: bigint,
+    status: number,
+  ): void {
     if (outcome === undefined || hooks?.onAdmission === undefined) return;
     const seconds = Number(process.hrtime.bigint() - startedAt) / 1e9;
     try {
-      hooks.onAdmission(outcome, revision, seconds);
+      hooks.onAdmission(outcome, revision, seconds, status);
     } catch (error) {
       logger.warn({ err: error }, 'injector admission hook failed');
     }
@@ -201,20 +216,24 @@ export function createInjectorServer(options: InjectorServerOptions): InjectorSe
 
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const startedAt = process.hrtime.bigint();
+    const validateResource = options.validate ? parseValidatePath(req.url ?? '/') : undefined;
+    if (validateResource !== undefined && options.validate) {
+      return serveValidation(req, res, validateResource, options.validate, startedAt);
+    }
     const path = parseInjectPath(req.url ?? '/');
     if (path.kind === 'not-found') return send(res, textReply(404, '404 page not found'));
     if (path.kind === 'malformed') return send(res, textReply(400, path.message));
 
     const read = await readBodyWithinLimit(req, limits.maxBodyBytes);
     if (read.kind === 'aborted') {
-      report('error', '', startedAt);
+      report('error', '', startedAt, 0);
       return;
     }
     if (read.kind === 'too-large') {
       const reply = bodyTooLargeReply(limits.maxBodyBytes);
       send(res, reply);
       boundDrain(req);
-      report(reply.outcome, reply.revision, startedAt);
+      report(reply.outcome, reply.revision, startedAt, reply.status);
       return;
     }
 
@@ -227,7 +246,36 @@ export function createInjectorServer(options: InjectorServerOptions): InjectorSe
       'injector handled admission request',
     );
     send(res, reply);
-    report(reply.outcome, reply.revision, startedAt);
+    report(reply.outcome, reply.revision, startedAt, reply.status);
+  }
+
+  async function serveValidation(
+    req: IncomingMessage,
+    res: ServerResponse,
+    resource: string,
+    validate: ValidateFn,
+    startedAt: bigint,
+  ): Promise<void> {
+    const read = await readBodyWithinLimit(req, limits.maxBodyBytes);
+    if (read.kind === 'aborted') return;
+    const reply =
+      read.kind === 'too-large'
+        ? bodyTooLargeReply(limits.maxBodyBytes)
+        : await handleValidation(
+            { resource, contentType: req.headers['content-type'], body: read.body },
+            validate,
+          );
+    send(res, reply);
+    if (read.kind === 'too-large') boundDrain(req);
+    try {
+      hooks?.onValidation?.(
+        `/validate/${resource}`,
+        reply.status,
+        Number(process.hrtime.bigint() - startedAt) / 1e9,
+      );
+    } catch (error) {
+      logger.warn({ err: error }, 'injector validation hook failed');
+    }
   }
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {

@@ -103,9 +103,9 @@ describe('deletionVerdict', () => {
   });
 
   it('does not treat another annotation value as the override', () => {
-    expect(deletionVerdict(REV, selectedByNamespace, { [ALLOW_DELETE_IN_USE_ANNOTATION]: 'yes' }).verdict).toBe(
-      'refuse',
-    );
+    expect(
+      deletionVerdict(REV, selectedByNamespace, { [ALLOW_DELETE_IN_USE_ANNOTATION]: 'yes' }).verdict,
+    ).toBe('refuse');
   });
 
   it('is unknown while usage has not been counted', () => {
@@ -122,7 +122,12 @@ describe('the meshrev-validation webhook configuration', () => {
     expect(vwc.metadata?.name).toBe('meshrev-validation');
     const [webhook] = vwc.webhooks ?? [];
     expect(webhook?.clientConfig).toEqual({
-      service: { name: 'meshrev-injector', namespace: 'meshrev-system', path: VALIDATE_REVISIONS_PATH, port: 443 },
+      service: {
+        name: 'meshrev-injector',
+        namespace: 'meshrev-system',
+        path: VALIDATE_REVISIONS_PATH,
+        port: 443,
+      },
       caBundle: 'Q0E=',
     });
     expect(webhook?.rules).toEqual([
@@ -134,7 +139,11 @@ describe('the meshrev-validation webhook configuration', () => {
         scope: 'Cluster',
       },
     ]);
-    expect(webhook).toMatchObject({ sideEffects: 'None', failurePolicy: 'Ignore', admissionReviewVersions: ['v1'] });
+    expect(webhook).toMatchObject({
+      sideEffects: 'None',
+      failurePolicy: 'Ignore',
+      admissionReviewVersions: ['v1'],
+    });
   });
 });
 
@@ -150,7 +159,9 @@ describe('revisionDeletionValidator', () => {
     const validate = revisionDeletionValidator({ usage: () => selectedByNamespace, events });
     const answer = await validate({ operation: 'DELETE', name: REV, oldObject: cpr() });
     expect(answer.allowed).toBe(false);
-    expect(events.events).toEqual([expect.objectContaining({ type: 'Warning', reason: 'DeletionRefused', name: REV })]);
+    expect(events.events).toEqual([
+      expect.objectContaining({ type: 'Warning', reason: 'DeletionRefused', name: REV }),
+    ]);
   });
 
   it('allows with a warning when overridden, and allows when usage is unknown (the finalizer decides)', async () => {
@@ -160,7 +171,10 @@ describe('revisionDeletionValidator', () => {
       name: REV,
       oldObject: cpr({ [ALLOW_DELETE_IN_USE_ANNOTATION]: 'true' }),
     });
-    expect(overridden).toEqual({ allowed: true, warnings: [expect.stringContaining('deleted although it is in use')] });
+    expect(overridden).toEqual({
+      allowed: true,
+      warnings: [expect.stringContaining('deleted although it is in use')],
+    });
     expect(events.events[0]?.reason).toBe('DeletedWhileInUse');
     const unknown = await revisionDeletionValidator({ usage: () => undefined })({
       operation: 'DELETE',
@@ -222,7 +236,9 @@ describe('the /validate admission path', () => {
 describe('deletionRelevantChange', () => {
   const base: KubeObject = { metadata: { name: REV, generation: 1, finalizers: [IN_USE_FINALIZER] } };
   it('passes a deletionTimestamp, the override annotation and a removed finalizer, not other metadata', () => {
-    expect(deletionRelevantChange(base, { metadata: { ...base.metadata, deletionTimestamp: 'now' } })).toBe(true);
+    expect(deletionRelevantChange(base, { metadata: { ...base.metadata, deletionTimestamp: 'now' } })).toBe(
+      true,
+    );
     expect(
       deletionRelevantChange(base, {
         metadata: { ...base.metadata, annotations: { [ALLOW_DELETE_IN_USE_ANNOTATION]: 'true' } },
@@ -286,7 +302,10 @@ describe('withDeletionProtection', () => {
     const fresh = setup(revision({}), unused);
     await fresh.reconcile(REV, ctx);
     expect(fresh.calls).toEqual([
-      { verb: 'apply', body: expect.objectContaining({ metadata: { name: REV, finalizers: [IN_USE_FINALIZER] } }) },
+      {
+        verb: 'apply',
+        body: expect.objectContaining({ metadata: { name: REV, finalizers: [IN_USE_FINALIZER] } }),
+      },
     ]);
     expect(fresh.innerRuns()).toBe(1);
 
@@ -321,8 +340,9 @@ describe('withDeletionProtection', () => {
     );
     await held.reconcile(REV, ctx);
     expect(held.calls.map((c) => c.verb)).toEqual(['applyStatus']);
-    const status = (held.calls[0]?.body as { status: { conditions: { type: string; status: string; message: string }[] } })
-      .status;
+    const status = (
+      held.calls[0]?.body as { status: { conditions: { type: string; status: string; message: string }[] } }
+    ).status;
     expect(status.conditions).toEqual(
       expect.arrayContaining([
         expect.objectContaining({ type: 'InUse', status: 'True' }),
@@ -333,7 +353,9 @@ describe('withDeletionProtection', () => {
         }),
       ]),
     );
-    expect(held.events.events).toEqual([expect.objectContaining({ reason: 'DeletionBlocked', type: 'Warning' })]);
+    expect(held.events.events).toEqual([
+      expect.objectContaining({ reason: 'DeletionBlocked', type: 'Warning' }),
+    ]);
     expect(held.innerRuns()).toBe(1);
   });
 
