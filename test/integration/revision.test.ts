@@ -7,6 +7,7 @@ import { API_GROUP_VERSION } from '../../src/crds/constants.js';
 import type { KubeClient } from '../../src/runtime/kube.js';
 import type { KubeObject } from '../../src/runtime/types.js';
 import { clusterBinary, testKubeconfigPath, waitFor } from '../support/kube.js';
+import { deleteRevision, waitRevisionObjectsGone } from '../e2e/support.js';
 import {
   installCrds,
   operatorLogTail,
@@ -95,10 +96,12 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const name of created) await client.delete({ ...CPR, name }).catch(() => undefined);
+  // While the operator still runs, so it releases its finalizers; other suites reuse these names.
+  for (const name of created) await deleteRevision(client, name).catch(() => undefined);
+  for (const name of created) await waitRevisionObjectsGone(client, name).catch(() => undefined);
   await operator?.stop();
   client?.close();
-});
+}, 150_000);
 
 function withLogs<T>(fn: () => Promise<T>): () => Promise<T> {
   return async () => {
