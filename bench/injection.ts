@@ -1,0 +1,473 @@
+// Injection benchmark: the real admission server (createInjectorServer) with the operator's own glue
+// (InjectionService: revision spec → settingsFromRevision → engine, plus the operator's metrics hooks), over
+// HTTPS keep-alive on 127.0.0.1, beside a trivial HTTPS echo server (parse the review, answer allowed:true)
+// handling the same payloads in the same run as the ceiling. The load comes from a forked child process.
+import { fork, type ChildProcess } from 'node:child_process';
+import https from 'node:https';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import pino from 'pino';
+
+import { createInjectorServer, type InjectorServer } from '../src/injector/server.js';
+import { InjectionService, type ObjectLookup } from '../src/injector/service.js';
+import { generateCertificateAuthority, issueServingCertificate } from '../src/injector/tls/certificates.js';
+import { Metrics } from '../src/observability/metrics.js';
+import type { KubeObject } from '../src/runtime/types.js';
+import {
+  envNumber,
+  latencyCell,
+  log,
+  mib,
+  ms,
+  percent,
+  ratio,
+  type Row,
+  type SectionResult,
+  type Target,
+} from './common.js';
+import type { ChildMessage, LoadResult, LoadSpec, ParentMessage } from './load-generator.js';
+import { PAYLOAD_NAMES, PAYLOAD_TITLES, payloadBody, type PayloadName } from './payloads.js';
+
+const REVISION = 'bench-1-29';
+
+export interface InjectionOptions {
+  latencySeconds: number;
+  throughputSeconds: number;
+  soakSeconds: number;
+  soakRate: number;
+  connections: number;
+}
+
+export function injectionOptionsFromEnv(quick: boolean): InjectionOptions {
+  return {
+    latencySeconds: envNumber('BENCH_LATENCY_SECONDS', quick ? 5 : 15),
+    throughputSeconds: envNumber('BENCH_THROUGHPUT_SECONDS', quick ? 4 : 10),
+    soakSeconds: envNumber('BENCH_SOAK_SECONDS', quick ? 30 : 300),
+    soakRate: envNumber('BENCH_SOAK_RATE', 500),
+    connections: envNumber('BENCH_CONNECTIONS', 16),
+  };
+}
+
+/** The fixed offered rate of each payload's latency run. */
+const LATENCY_RATES: Record<PayloadName, number> = { small: 1000, realistic: 200, env2000: 50, mib: 20 };
+
+function mapLookup(objects: KubeObject[]): ObjectLookup {
+  const byName = new Map(objects.map((o) => [o.metadata?.name ?? '', o]));
+  return { get: (key) => byName.get(key), list: () => [...byName.values()] };
+}
+
+class LoadChild {
+  private nextId = 1;
+  private readonly waiters = new Map<
+    number,
+    { resolve: (r: LoadResult) => void; reject: (e: Error) => void }
+  >();
+  private constructor(private readonly child: ChildProcess) {
+    child.on('message', (message: ChildMessage) => {
+      if (message.kind === 'ready') return;
+      const waiter = this.waiters.get(message.id);
+      this.waiters.delete(message.id);
+      if (message.kind === 'result') waiter?.resolve(message.result);
+      else waiter?.reject(new Error(`load generator: ${message.message}`));
+    });
+    child.on('exit', (code) => {
+      for (const w of this.waiters.values()) w.reject(new Error(`load generator exited (${code})`));
+      this.waiters.clear();
+    });
+  }
+
+  static async start(): Promise<LoadChild> {
+    const script = join(dirname(fileURLToPath(import.meta.url)), 'load-generator.js');
+    const child = fork(script, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    await new Promise<void>((resolve, reject) => {
+      child.once('message', () => resolve());
+      child.once('error', reject);
+      child.once('exit', (code) => reject(new Error(`load generator exited before it was ready (${code})`)));
+    });
+    return new LoadChild(child);
+  }
+
+  pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  run(spec: LoadSpec): Promise<LoadResult> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.waiters.set(id, { resolve, reject });
+      this.child.send({ kind: 'run', id, spec } satisfies ParentMessage);
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null) return;
+    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+    this.child.send({ kind: 'exit' } satisfies ParentMessage);
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+/** The ceiling: reads the body, parses the review and allows it, on the same TLS material and keep-alive setup. */
+function createEchoServer(tls: { certPem: string; keyPem: string }): https.Server {
+  const server = https.createServer({
+    key: tls.keyPem,
+    cert: tls.certPem,
+    minVersion: 'TLSv1.2',
+    noDelay: true,
+  });
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      let uid = '';
+      try {
+        const review = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { request?: { uid?: string } };
+        uid = review.request?.uid ?? '';
+      } catch {
+        // an echo server answers anyway
+      }
+      const body = Buffer.from(
+        JSON.stringify({
+          apiVersion: 'admission.k8s.io/v1',
+          kind: 'AdmissionReview',
+          response: { uid, allowed: true },
+        }),
+      );
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': body.length });
+      res.end(body);
+    });
+  });
+  return server;
+}
+
+function post(
+  port: number,
+  caPem: string,
+  path: string,
+  body: Buffer,
+): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: 'POST',
+        ca: caPem,
+        headers: { 'Content-Type': 'application/json', 'Content-Length': body.length },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** One full check per payload before anything is timed: the injector really injects it. */
+async function validatePayload(
+  port: number,
+  caPem: string,
+  name: PayloadName,
+): Promise<{ requestBytes: number; patchOps: number; responseBytes: number }> {
+  const body = payloadBody(name);
+  const reply = await post(port, caPem, `/inject/${REVISION}`, body);
+  if (reply.status !== 200)
+    throw new Error(`payload ${name}: HTTP ${reply.status}: ${reply.text.slice(0, 300)}`);
+  const review = JSON.parse(reply.text) as {
+    response?: { allowed?: boolean; patchType?: string; patch?: string; status?: unknown };
+  };
+  const response = review.response;
+  if (response?.allowed !== true || response.patchType !== 'JSONPatch' || response.patch === undefined) {
+    throw new Error(`payload ${name} was not injected: ${reply.text.slice(0, 300)}`);
+  }
+  const patch = JSON.parse(Buffer.from(response.patch, 'base64').toString('utf8')) as unknown[];
+  if (!JSON.stringify(patch).includes('istio-proxy'))
+    throw new Error(`payload ${name}: the patch adds no istio-proxy`);
+  return { requestBytes: body.length, patchOps: patch.length, responseBytes: reply.text.length };
+}
+
+interface MemorySample {
+  t: number;
+  rss: number;
+  heapUsed: number;
+  afterGc: boolean;
+}
+
+export async function runInjectionBench(options: InjectionOptions): Promise<SectionResult> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  const now = new Date();
+  const ca = await generateCertificateAuthority({ now });
+  const leaf = await issueServingCertificate({
+    ca,
+    now,
+    dnsNames: ['localhost'],
+    ipAddresses: ['127.0.0.1'],
+  });
+  const tls = { certPem: leaf.certPem, keyPem: leaf.keyPem };
+
+  const revision: KubeObject = {
+    apiVersion: 'meshrev.dev/v1alpha1',
+    kind: 'ControlPlaneRevision',
+    metadata: { name: REVISION, resourceVersion: '1', generation: 1 },
+    spec: { version: '1.29.6' },
+  } as KubeObject;
+  const node = {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: { name: 'node-0' },
+    status: { nodeInfo: { kubeletVersion: 'v1.36.3' } },
+  } as KubeObject;
+  const injection = new InjectionService({
+    revisions: mapLookup([revision]),
+    tags: mapLookup([]),
+    nodes: mapLookup([node]),
+  });
+  const metrics = new Metrics();
+  const logger = pino({ level: 'info' }, pino.destination('/dev/null'));
+  const injector: InjectorServer = createInjectorServer({
+    host: '127.0.0.1',
+    port: 0,
+    tls,
+    inject: injection.inject,
+    resolveTarget: injection.resolveTarget,
+    logger,
+    // The operator's hooks, so the measured path pays for the same metrics.
+    hooks: {
+      onAdmission: (outcome, _revision, secondsTaken) => {
+        metrics.webhookRequest('/inject', outcome === 'error' ? 500 : 200, secondsTaken);
+        metrics.injection(
+          outcome === 'injected' ? 'success' : outcome === 'skipped' ? 'skip' : 'failure',
+          secondsTaken,
+        );
+      },
+    },
+  });
+  const { port: injectorPort } = await injector.listen();
+  const echo = createEchoServer(tls);
+  const echoPort = await new Promise<number>((resolve) =>
+    echo.listen(0, '127.0.0.1', () => {
+      const a = echo.address();
+      resolve(typeof a === 'object' && a !== null ? a.port : 0);
+    }),
+  );
+  const load = await LoadChild.start();
+  log(`injection: injector on :${injectorPort}, echo on :${echoPort}, load generator pid ${load.pid()}`);
+
+  const rows: Row[] = [];
+  const targets: Target[] = [];
+  const notes: string[] = [];
+  const data: Record<string, unknown> = { options };
+
+  try {
+    const sizes: Record<string, unknown> = {};
+    for (const name of PAYLOAD_NAMES) sizes[name] = await validatePayload(injectorPort, ca.certPem, name);
+    data.payloads = sizes;
+    log(`injection: payloads validated ${JSON.stringify(sizes)}`);
+
+    const spec = (port: number, path: string, payload: PayloadName, over: Partial<LoadSpec>): LoadSpec => ({
+      port,
+      caPem: ca.certPem,
+      path,
+      payloads: [{ name: payload, weight: 1 }],
+      mode: 'open',
+      connections: 32,
+      durationMs: options.latencySeconds * 1000,
+      warmupMs: 2000,
+      expectAllowed: true,
+      ...over,
+    });
+    const targetsOf = { injector: [injectorPort, `/inject/${REVISION}`], echo: [echoPort, '/echo'] } as const;
+
+    // --- latency at a fixed offered rate (open loop) -------------------------------------------------
+    const latency: Record<string, { injector: LoadResult; echo: LoadResult }> = {};
+    for (const name of PAYLOAD_NAMES) {
+      const rate = LATENCY_RATES[name];
+      const results = {} as { injector: LoadResult; echo: LoadResult };
+      for (const which of ['injector', 'echo'] as const) {
+        const [port, path] = targetsOf[which];
+        results[which] = await load.run(spec(port, path, name, { rate }));
+        log(
+          `injection: ${name} @${rate}/s ${which}: ${latencyCell(results[which].latency)} errors=${results[which].errors + results[which].badResponses}`,
+        );
+      }
+      latency[name] = results;
+      const inj = results.injector;
+      rows.push({
+        metric: `${PAYLOAD_TITLES[name]}: latency at ${rate} req/s (open loop)`,
+        value: latencyCell(inj.latency),
+        baseline: latencyCell(results.echo.latency),
+        ratio: `p99 ${ratio(inj.latency.p99, results.echo.latency.p99)}`,
+      });
+      if (inj.errors + inj.badResponses > 0)
+        notes.push(
+          `${name}: ${inj.errors + inj.badResponses} failed requests (first: ${inj.firstProblem ?? '?'})`,
+        );
+    }
+    data.latency = latency;
+    const small = latency.small!.injector;
+    rows.push({
+      metric: 'small pod @1000/s: latency from scheduled send time (generator lag included)',
+      value: latencyCell(small.latencyFromSchedule!),
+      baseline: latencyCell(latency.small!.echo.latencyFromSchedule!),
+      ratio: `generator lag p99 ${ms(small.sendLag!.p99)}`,
+    });
+    const achieved = small.throughput;
+    targets.push({
+      name: 'small pod p99 at 1,000 req/s',
+      threshold: '< 2 ms',
+      measured: `${ms(small.latency.p99)} (achieved ${achieved.toFixed(0)} req/s, ${small.errors + small.badResponses} failed)`,
+      met: small.latency.p99 < 2 && achieved >= 950 && small.errors + small.badResponses === 0,
+    });
+    const env = latency.env2000!.injector;
+    targets.push({
+      name: '2,000-env-var pod latency (p99)',
+      threshold: '< 10 ms',
+      measured: `p99 ${ms(env.latency.p99)}, p50 ${ms(env.latency.p50)}`,
+      met: env.latency.p99 < 10 && env.errors + env.badResponses === 0,
+    });
+    const big = latency.mib!.injector;
+    targets.push({
+      name: '1 MiB pod latency (p99)',
+      threshold: '< 50 ms',
+      measured: `p99 ${ms(big.latency.p99)}, p50 ${ms(big.latency.p50)}`,
+      met: big.latency.p99 < 50 && big.errors + big.badResponses === 0,
+    });
+
+    // --- max throughput (closed loop, N keep-alive connections) -------------------------------------
+    const throughput: Record<string, { injector: LoadResult; echo: LoadResult }> = {};
+    for (const name of PAYLOAD_NAMES) {
+      const results = {} as { injector: LoadResult; echo: LoadResult };
+      for (const which of ['injector', 'echo'] as const) {
+        const [port, path] = targetsOf[which];
+        results[which] = await load.run(
+          spec(port, path, name, {
+            mode: 'closed',
+            connections: options.connections,
+            durationMs: options.throughputSeconds * 1000,
+            warmupMs: 1000,
+          }),
+        );
+        log(`injection: ${name} closed loop ${which}: ${results[which].throughput.toFixed(0)} req/s`);
+      }
+      throughput[name] = results;
+      const share = results.injector.throughput / results.echo.throughput;
+      rows.push({
+        metric: `${PAYLOAD_TITLES[name]}: max throughput, ${options.connections} connections (closed loop)`,
+        value: `${results.injector.throughput.toFixed(0)} req/s (p99 ${ms(results.injector.latency.p99)})`,
+        baseline: `${results.echo.throughput.toFixed(0)} req/s (p99 ${ms(results.echo.latency.p99)})`,
+        ratio: percent(results.injector.throughput, results.echo.throughput),
+      });
+      targets.push({
+        name: `${PAYLOAD_TITLES[name]}: throughput vs echo ceiling`,
+        threshold: '≥ 50%',
+        measured: percent(results.injector.throughput, results.echo.throughput),
+        met: share >= 0.5 && results.injector.errors + results.injector.badResponses === 0,
+      });
+    }
+    data.throughput = throughput;
+
+    // --- memory over a long run --------------------------------------------------------------------
+    const samples: MemorySample[] = [];
+    const started = Date.now();
+    const sample = (afterGc: boolean): void => {
+      if (afterGc) gc?.();
+      const m = process.memoryUsage();
+      samples.push({
+        t: (Date.now() - started) / 1000,
+        rss: m.rss,
+        heapUsed: m.heapUsed,
+        afterGc: afterGc && gc !== undefined,
+      });
+    };
+    sample(true);
+    let ticks = 0;
+    const sampler = setInterval(() => {
+      ticks += 1;
+      sample(ticks % 10 === 0);
+    }, 1000);
+    const soak = await load.run({
+      port: injectorPort,
+      caPem: ca.certPem,
+      path: `/inject/${REVISION}`,
+      payloads: [
+        { name: 'small', weight: 16 },
+        { name: 'realistic', weight: 3 },
+        { name: 'env2000', weight: 1 },
+      ],
+      mode: 'open',
+      rate: options.soakRate,
+      connections: 32,
+      durationMs: options.soakSeconds * 1000,
+      warmupMs: 0,
+      expectAllowed: true,
+    });
+    clearInterval(sampler);
+    sample(true);
+    data.soak = { result: soak, samples };
+    const gcSamples = samples.filter((s) => s.afterGc);
+    // The first post-GC figure after a tenth of the run (caches and pools warm) against the last one.
+    const warm = gcSamples.find((s) => s.t >= options.soakSeconds / 10) ?? gcSamples[0]!;
+    const last = gcSamples.at(-1)!;
+    const half = options.soakSeconds / 2;
+    const rssFirstHalfMax = Math.max(...samples.filter((s) => s.t <= half).map((s) => s.rss));
+    const rssSecondHalfMax = Math.max(...samples.filter((s) => s.t > half).map((s) => s.rss));
+    const heapGrowth = last.heapUsed - warm.heapUsed;
+    const rssGrowth = rssSecondHalfMax - rssFirstHalfMax;
+    const flat =
+      heapGrowth <= Math.max(2 * 2 ** 20, warm.heapUsed * 0.05) && rssGrowth <= rssFirstHalfMax * 0.1;
+    rows.push({
+      metric: `soak: ${options.soakSeconds} s at ${options.soakRate} req/s (small:realistic:2,000-env = 16:3:1)`,
+      value: `${soak.completed} answered, ${soak.errors + soak.badResponses} failed, ${latencyCell(soak.latency)}`,
+    });
+    rows.push({
+      metric: 'soak: server heap after GC (warm → end)',
+      value: `${mib(warm.heapUsed)} at ${warm.t.toFixed(0)} s → ${mib(last.heapUsed)} at ${last.t.toFixed(0)} s`,
+      ...(gc === undefined ? { baseline: 'no --expose-gc: plain samples' } : {}),
+    });
+    rows.push({
+      metric: 'soak: server RSS max (first half → second half)',
+      value: `${mib(rssFirstHalfMax)} → ${mib(rssSecondHalfMax)}`,
+    });
+    targets.push({
+      name: 'memory flat over the soak',
+      threshold: 'post-GC heap growth ≤ max(2 MiB, 5%) and RSS max growth ≤ 10%',
+      measured: `heap ${heapGrowth >= 0 ? '+' : ''}${mib(heapGrowth)}, RSS ${rssGrowth >= 0 ? '+' : ''}${mib(rssGrowth)} over ${options.soakSeconds} s`,
+      met: flat && soak.errors + soak.badResponses === 0,
+    });
+    notes.push(
+      'Load generator: a forked child process (bench/load-generator.ts) talking to the servers over keep-alive HTTPS on 127.0.0.1; the servers run in the benchmark process, so generator and server each have their own event loop and core.',
+      'Latency is measured in the generator from the moment a request is written to the end of its response; the "from scheduled send time" row adds the generator\'s own timer lag (coordinated-omission view).',
+      'Echo ceiling: the same TLS material and keep-alive settings; it reads and JSON-parses the review and answers allowed:true. On 2 CPUs the generator needs one core of its own, so the closed-loop ceiling may be generator-bound.',
+      `Payload sizes (request bytes / patch operations): ${PAYLOAD_NAMES.map((n) => {
+        const s = sizes[n] as { requestBytes: number; patchOps: number };
+        return `${n} ${s.requestBytes} B / ${s.patchOps} ops`;
+      }).join(', ')}.`,
+    );
+  } finally {
+    await load.stop();
+    await injector.close(1000);
+    echo.closeAllConnections();
+    await new Promise<void>((resolve) => echo.close(() => resolve()));
+  }
+
+  return {
+    name: 'Injection (HTTPS admission server, keep-alive, 127.0.0.1)',
+    baseline:
+      'a trivial HTTPS echo server (parse the AdmissionReview, answer allowed:true) given the same payloads at the same rate in the same run.',
+    rows,
+    targets,
+    notes,
+    data,
+  };
+}
