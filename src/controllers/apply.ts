@@ -89,6 +89,7 @@ export async function applySet(opts: ApplySetOptions): Promise<ApplySetResult> {
     }
   }
 
+  const changes: Record<ApplyReason, string[]> = { create: [], changed: [], drift: [] };
   for (const { object, reason, field } of plan) {
     const { kind, metadata } = object;
     const stored = await client.apply(object, { fieldManager, force: true, signal });
@@ -106,11 +107,15 @@ export async function applySet(opts: ApplySetOptions): Promise<ApplySetResult> {
     }
     result.applied.push(key);
     logger.info({ object: key, reason, ...(field ? { field } : {}) }, 'applied');
-    const where = `${kind} ${metadata.namespace ? `${metadata.namespace}/` : ''}${metadata.name}`;
-    if (reason === 'create') events.record(owner, 'Normal', 'Created', `Created ${where}`);
-    else if (reason === 'drift')
-      events.record(owner, 'Normal', 'DriftRepaired', `Restored hand-edited ${where}`);
-    else events.record(owner, 'Normal', 'Updated', `Updated ${where}`);
+    changes[reason].push(`${kind} ${metadata.namespace ? `${metadata.namespace}/` : ''}${metadata.name}`);
+  }
+  // One Event per kind of change and reconcile, not one per object: a new revision is one write, not nine.
+  if (changes.create.length > 0)
+    events.record(owner, 'Normal', 'Created', `Created ${changes.create.join(', ')}`);
+  if (changes.changed.length > 0)
+    events.record(owner, 'Normal', 'Updated', `Updated ${changes.changed.join(', ')}`);
+  if (changes.drift.length > 0) {
+    events.record(owner, 'Normal', 'DriftRepaired', `Restored hand-edited ${changes.drift.join(', ')}`);
   }
 
   const wanted = new Set(desired.map((o) => objectKey(o)));

@@ -6,6 +6,52 @@ import type { KubeObject } from '../runtime/types.js';
 import type { RevisionUsage } from './revision/status.js';
 import type { TagUsage } from './tag/status.js';
 import { computeUsage, injectedRevision, type Usage } from './usage/index.js';
+import { INJECTION_LABEL, REVISION_LABEL, SIDECAR_INJECT_LABEL } from './common/labels.js';
+
+const POD_SELECTOR_LABELS = [REVISION_LABEL, SIDECAR_INJECT_LABEL] as const;
+const NAMESPACE_SELECTOR_LABELS = [REVISION_LABEL, INJECTION_LABEL] as const;
+
+function pick(source: Record<string, string> | undefined, keys: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const key of keys) {
+    const value = source?.[key];
+    if (value !== undefined) out[key] = value;
+  }
+  return out;
+}
+
+/**
+ * What the pod cache keeps of a pod: identity, the two labels Istio's selectors read, and the revision
+ * that injected it (from `istio.io/rev` or the `sidecar.istio.io/status` annotation). About 200 bytes
+ * instead of a few kilobytes, which is what keeps 50,000 pods affordable.
+ */
+export function slimPod(pod: KubeObject): KubeObject {
+  const meta = pod.metadata ?? {};
+  const injected = injectedRevision(meta.annotations);
+  return {
+    metadata: {
+      name: meta.name,
+      namespace: meta.namespace,
+      uid: meta.uid,
+      resourceVersion: meta.resourceVersion,
+      labels: pick(meta.labels, POD_SELECTOR_LABELS),
+      annotations: injected === undefined ? {} : { [REVISION_LABEL]: injected },
+    },
+  };
+}
+
+/** What the namespace cache keeps: identity and the injection labels. */
+export function slimNamespace(ns: KubeObject): KubeObject {
+  const meta = ns.metadata ?? {};
+  return {
+    metadata: {
+      name: meta.name,
+      uid: meta.uid,
+      resourceVersion: meta.resourceVersion,
+      labels: pick(meta.labels, NAMESPACE_SELECTOR_LABELS),
+    },
+  };
+}
 
 export interface UsageSources {
   namespaces: Informer;

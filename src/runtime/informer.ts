@@ -77,6 +77,11 @@ export interface InformerOptions<T> {
   maxBackoffMs?: number;
   random?: () => number;
   onRestart?(reason: RestartReason): void;
+  /**
+   * Reduces each object before it is stored (like client-go's SetTransform): an informer over 50,000
+   * pods keeps only the fields its controllers read.
+   */
+  transform?: (obj: T) => T;
 }
 
 class IdleWatchError extends Error {
@@ -108,12 +113,15 @@ export class Informer<T extends KubeObject = KubeObject> {
   private readonly maxBackoffMs: number;
   private readonly random: () => number;
   private readonly onRestart: ((reason: RestartReason) => void) | undefined;
+  private readonly transform: (obj: T) => T;
 
   private readonly store = new Map<string, T>();
   private readonly handlers = new Set<InformerHandlers<T>>();
   private readonly syncWaiters = new Set<() => void>();
   private readonly stopController = new AbortController();
   private lastResourceVersion = '';
+  /** Watch events (bookmarks included) since the last list: a watch that expires without any backs off. */
+  private eventsSinceList = 0;
   private synced = false;
   private running: Promise<void> | undefined;
 
@@ -129,6 +137,7 @@ export class Informer<T extends KubeObject = KubeObject> {
     this.maxBackoffMs = options.maxBackoffMs ?? 30_000;
     this.random = options.random ?? Math.random;
     this.onRestart = options.onRestart;
+    this.transform = options.transform ?? ((obj) => obj);
   }
 
   /** Starts listing and watching; calling it again is a no-op. */
@@ -204,6 +213,7 @@ export class Informer<T extends KubeObject = KubeObject> {
     const stopSignal = this.stopController.signal;
     let needList = true;
     let failures = 0;
+    let expiredInARow = 0;
     while (!stopSignal.aborted) {
       try {
         if (needList) {
@@ -232,9 +242,19 @@ export class Informer<T extends KubeObject = KubeObject> {
           this.logger?.warn({ err }, 'list/watch failed, retrying');
         }
         this.reportRestart(reason);
-        failures += 1;
-        // The first expiry after a healthy watch is ordinary compaction: relist at once.
-        const wait = reason === 'expired' && failures === 1 ? 0 : this.backoffDelay(failures);
+        let wait: number;
+        if (reason === 'expired') {
+          // A 410 is an answer from a reachable server: relist at once, whatever backoff the connection errors
+          // of an outage built up (otherwise recovery waits up to another 30 s after the server is back). Only a
+          // watch that expires again before delivering anything since its relist backs off, so a server that
+          // keeps answering 410 cannot cause a hot loop.
+          failures = 0;
+          expiredInARow = this.eventsSinceList > 0 ? 1 : expiredInARow + 1;
+          wait = expiredInARow === 1 ? 0 : this.backoffDelay(expiredInARow - 1);
+        } else {
+          failures += 1;
+          wait = this.backoffDelay(failures);
+        }
         if (wait > 0) await sleep(this.clock, wait, stopSignal);
       }
     }
@@ -260,7 +280,7 @@ export class Informer<T extends KubeObject = KubeObject> {
     do {
       const page = await this.listWatcher.list({ limit: this.pageSize, continue: continueToken, signal });
       for (const item of page.items) {
-        const obj = toPlainJson(item);
+        const obj = this.transform(toPlainJson(item));
         fresh.set(objectKey(obj), obj);
       }
       resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
@@ -269,6 +289,7 @@ export class Informer<T extends KubeObject = KubeObject> {
     if (signal.aborted) return;
     this.replace(fresh);
     this.lastResourceVersion = resourceVersion;
+    this.eventsSinceList = 0;
     if (!this.synced) {
       this.synced = true;
       for (const waiter of [...this.syncWaiters]) waiter();
@@ -341,12 +362,13 @@ export class Informer<T extends KubeObject = KubeObject> {
     if (event.type === 'ERROR') {
       throw ApiError.fromStatus(statusFromEventObject(event.object), 500);
     }
+    this.eventsSinceList += 1;
     const rv = resourceVersionOf(event.object);
     if (event.type === 'BOOKMARK') {
       if (rv) this.lastResourceVersion = rv;
       return;
     }
-    const obj = toPlainJson(event.object);
+    const obj = this.transform(toPlainJson(event.object));
     const key = objectKey(obj);
     const old = this.store.get(key);
     if (event.type === 'DELETED') {

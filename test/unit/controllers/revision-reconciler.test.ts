@@ -231,7 +231,10 @@ describe('the revision reconciler', () => {
       message: 'Used by 2 namespaces, 3 pods, tag prod',
     });
     expect(ownedObjects().length).toBeGreaterThanOrEqual(4);
-    expect(events.events.filter((e) => e.reason === 'Created')).toHaveLength(kube.writesOf('apply').length);
+    const created = events.events.filter((e) => e.reason === 'Created');
+    expect(created).toHaveLength(1);
+    for (const write of kube.writesOf('apply'))
+      expect(created[0]?.message).toContain(write.key.split('/').at(-1) ?? '');
   });
 
   test('writes nothing at all when reconciling a revision that is in sync', async () => {

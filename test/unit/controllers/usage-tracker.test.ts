@@ -1,6 +1,6 @@
 // The usage tracker over real informers on the in-memory API server: Unknown (undefined) until every
 // source is synced, one computation per change however many reconciles ask, and counts per revision/tag.
-import { UsageTracker } from '../../../src/controllers/usage-tracker.js';
+import { slimNamespace, slimPod, UsageTracker } from '../../../src/controllers/usage-tracker.js';
 import { Informer, kubeListWatcher } from '../../../src/runtime/informer.js';
 import type { ResourceType } from '../../../src/runtime/resources.js';
 import type { KubeObject } from '../../../src/runtime/types.js';
@@ -116,5 +116,59 @@ describe('UsageTracker', () => {
     );
     expect(tracker.current()).not.toBe(second);
     expect(tracker.revisionUsage('green')?.namespaces).toBe(2);
+  });
+});
+
+describe('the slimmed pod and namespace caches', () => {
+  test('a pod keeps its identity, the selector labels and the revision that injected it', () => {
+    const status = JSON.stringify({
+      initContainers: ['istio-init'],
+      containers: ['istio-proxy'],
+      revision: 'blue',
+    });
+    const slim = slimPod({
+      metadata: {
+        name: 'web-1',
+        namespace: 'shop',
+        uid: 'u1',
+        resourceVersion: '7',
+        labels: {
+          app: 'web',
+          'pod-template-hash': 'abc',
+          'sidecar.istio.io/inject': 'true',
+          'istio.io/rev': 'green',
+        },
+        annotations: { 'sidecar.istio.io/status': status, 'kubectl.kubernetes.io/restartedAt': 'now' },
+        ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-abc', uid: 'r1' }],
+      },
+    });
+    expect(slim).toEqual({
+      metadata: {
+        name: 'web-1',
+        namespace: 'shop',
+        uid: 'u1',
+        resourceVersion: '7',
+        labels: { 'sidecar.istio.io/inject': 'true', 'istio.io/rev': 'green' },
+        annotations: { 'istio.io/rev': 'blue' },
+      },
+    });
+  });
+
+  test('a pod no revision injected keeps no annotation', () => {
+    expect(
+      slimPod({ metadata: { name: 'p', namespace: 'n', annotations: { a: 'b' } } }).metadata?.annotations,
+    ).toEqual({});
+  });
+
+  test('a namespace keeps only its injection labels', () => {
+    expect(
+      slimNamespace({
+        metadata: {
+          name: 'shop',
+          uid: 'n1',
+          labels: { team: 'x', 'istio-injection': 'enabled', 'istio.io/rev': 'b' },
+        },
+      }).metadata?.labels,
+    ).toEqual({ 'istio-injection': 'enabled', 'istio.io/rev': 'b' });
   });
 });
