@@ -148,12 +148,31 @@ export function arrayEditOps(
   before.forEach((element, index) => {
     if (!originalIndex.has(element)) originalIndex.set(element, index);
   });
+  // A named element the pipeline changed (an app container whose probes were rewritten) is kept in
+  // place and patched field by field, so a pod with 2,000 env vars does not get its whole container
+  // removed and re-added in the response.
+  const beforeByName = new Map<string, number>();
+  before.forEach((element, index) => {
+    const name = elementName(element);
+    if (name !== undefined && !beforeByName.has(name)) beforeByName.set(name, index);
+  });
 
   const kept = new Set<number>();
+  const modified: { afterIndex: number; before: Record<string, unknown>; after: Record<string, unknown> }[] =
+    [];
   let lastKept = -1;
-  const keptInAfter: boolean[] = after.map((element) => {
-    const index = originalIndex.get(element);
-    if (index === undefined || index <= lastKept) return false;
+  const keptInAfter: boolean[] = after.map((element, afterIndex) => {
+    let index = originalIndex.get(element);
+    if (index === undefined || index <= lastKept) {
+      const name = elementName(element);
+      index = name === undefined ? undefined : beforeByName.get(name);
+      if (index === undefined || index <= lastKept || kept.has(index)) return false;
+      modified.push({
+        afterIndex,
+        before: before[index] as Record<string, unknown>,
+        after: element as Record<string, unknown>,
+      });
+    }
     kept.add(index);
     lastKept = index;
     return true;
@@ -166,7 +185,27 @@ export function arrayEditOps(
   after.forEach((element, index) => {
     if (!keptInAfter[index]) ops.push({ op: 'add', path: `${path}/${index}`, value: element });
   });
+  // Once the removes and adds ran, every kept element sits at its final index.
+  for (const { afterIndex, before: old, after: now } of modified) {
+    const at = `${path}/${afterIndex}`;
+    for (const key of Object.keys(old)) {
+      if (old[key] !== undefined && now[key] === undefined) {
+        ops.push({ op: 'remove', path: `${at}/${escapePointerToken(key)}` });
+      }
+    }
+    for (const [key, value] of Object.entries(now)) {
+      if (value === undefined || old[key] === value) continue;
+      const op = old[key] === undefined ? 'add' : 'replace';
+      ops.push({ op, path: `${at}/${escapePointerToken(key)}`, value });
+    }
+  }
   return ops;
+}
+
+function elementName(element: unknown): string | undefined {
+  if (element === null || typeof element !== 'object' || Array.isArray(element)) return undefined;
+  const name = (element as Record<string, unknown>).name;
+  return typeof name === 'string' ? name : undefined;
 }
 
 /** Per-key operations for a string map such as labels or annotations, keys escaped as pointer tokens. */

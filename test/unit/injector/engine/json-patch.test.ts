@@ -101,3 +101,38 @@ describe('edit scripts', () => {
     ]);
   });
 });
+
+describe('patches for lists of named elements', () => {
+  test('a changed named element is patched field by field, not removed and re-added', () => {
+    const env = Array.from({ length: 2000 }, (_, i) => ({ name: `V${i}`, value: String(i) }));
+    const app = { name: 'app', image: 'app:1', env, readinessProbe: { httpGet: { port: 8080 } } };
+    const rewritten = {
+      ...app,
+      readinessProbe: { httpGet: { port: 15020, path: '/app-health/app/readyz' } },
+    };
+    const proxy = { name: 'istio-proxy', image: 'proxyv2' };
+    const ops = arrayEditOps('/spec/containers', [app], [rewritten, proxy]);
+    expect(ops).toEqual([
+      { op: 'add', path: '/spec/containers/1', value: proxy },
+      { op: 'replace', path: '/spec/containers/0/readinessProbe', value: rewritten.readinessProbe },
+    ]);
+    expect(JSON.stringify(ops).length).toBeLessThan(500);
+    expect(applyJsonPatch({ spec: { containers: [app] } }, ops)).toEqual({
+      spec: { containers: [rewritten, proxy] },
+    });
+  });
+
+  test('fields that disappear are removed and new ones added', () => {
+    const before = [{ name: 'a', x: 1, y: 2 }];
+    const after = [{ name: 'a', x: 1, z: 3 }];
+    const ops = arrayEditOps('/l', before, after);
+    expect(applyJsonPatch({ l: before }, ops)).toEqual({ l: after });
+  });
+
+  test('an element moved before another is re-added rather than patched out of order', () => {
+    const a = { name: 'a' };
+    const b = { name: 'b' };
+    const ops = arrayEditOps('/l', [a, b], [{ ...b, v: 1 }, a]);
+    expect(applyJsonPatch({ l: [a, b] }, ops)).toEqual({ l: [{ name: 'b', v: 1 }, a] });
+  });
+});
