@@ -595,8 +595,57 @@ function httpsRequestJson(
   });
 }
 
-/** Distinct free loopback ports: all listeners are held open until every port is known. */
+/**
+ * Distinct free loopback ports below the kernel's ephemeral range: all listeners are held open until every
+ * port is known. Ports from the ephemeral range (what listen(0) hands out) break restarts: while a component
+ * is down, clients retrying 127.0.0.1:<port> can be given that very port as their own source port and connect
+ * to themselves (TCP simultaneous open), or another outgoing connection takes it, and the restarted
+ * component then fails with "bind: address already in use".
+ */
 async function freePorts(count: number): Promise<number[]> {
+  const ephemeralLow = ephemeralPortRange()[0];
+  const min = 10_000;
+  const max = ephemeralLow - 1;
+  if (max - min < count * 10) return ephemeralFreePorts(count);
+  const servers: ReturnType<typeof createServer>[] = [];
+  const tried = new Set<number>();
+  while (servers.length < count && tried.size < max - min) {
+    const port = min + Math.floor(Math.random() * (max - min + 1));
+    if (tried.has(port)) continue;
+    tried.add(port);
+    const srv = await new Promise<ReturnType<typeof createServer> | undefined>((resolvePromise) => {
+      const candidate = createServer();
+      candidate.unref();
+      candidate.once('error', () => resolvePromise(undefined));
+      candidate.listen(port, '127.0.0.1', () => resolvePromise(candidate));
+    });
+    if (srv) servers.push(srv);
+  }
+  const ports = servers.map((srv) => {
+    const addr = srv.address();
+    return typeof addr === 'object' && addr ? addr.port : 0;
+  });
+  await Promise.all(servers.map((srv) => new Promise((r) => srv.close(r))));
+  if (ports.length < count)
+    throw new Error(`found only ${ports.length} free loopback ports below ${ephemeralLow}`);
+  return ports;
+}
+
+/** The kernel's ephemeral (source) port range; Linux's default when it cannot be read. */
+function ephemeralPortRange(): [number, number] {
+  try {
+    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
+      .trim()
+      .split(/\s+/)
+      .map(Number);
+    if (low && high) return [low, high];
+  } catch {
+    // not Linux
+  }
+  return [32768, 60999];
+}
+
+async function ephemeralFreePorts(count: number): Promise<number[]> {
   const servers = await Promise.all(
     Array.from(
       { length: count },

@@ -144,6 +144,43 @@ describe('Informer', () => {
     expect(ctx.source.listCalls).toBe(1);
   });
 
+  it('relists at once when a watch resumed after an outage gets 410, however long the backoff had grown', async () => {
+    ctx = setup();
+    ctx.source.set(obj('a', '1'));
+    const watch = await started(ctx);
+    for (let i = 0; i < 5; i += 1) ctx.source.failNextWatch(new Error('connection refused'));
+    watch.fail(new Error('connection reset'));
+    await ctx.clock.advance(0.8e3 + 1.6e3 + 3.2e3 + 6.4e3 + 12.8e3 + 25.6e3);
+    expect(ctx.source.watchCalls).toHaveLength(7);
+    expect(ctx.source.activeWatch).toBeDefined();
+    // Back: the server answers, but the resourceVersion was compacted away meanwhile.
+    ctx.source.set(obj('b', '9'));
+    ctx.source.remove('a');
+    ctx.source.resourceVersion = 9;
+    ctx.source.activeWatch?.fail(gone());
+    await waitFor(() => ctx.source.listCalls === 2, 'relist without waiting out the backoff');
+    await waitFor(() => ctx.source.watchCalls.length === 8, 'watch after the relist');
+    expect(ctx.source.watchCalls[7]?.resourceVersion).toBe('9');
+    expect(ctx.events.slice(-2)).toEqual([
+      ['add', 'b', '9'],
+      ['delete', 'a'],
+    ]);
+  });
+
+  it('backs off when a relisted watch expires again before delivering anything', async () => {
+    ctx = setup();
+    const watch = await started(ctx);
+    watch.emit({ type: 'BOOKMARK', object: { metadata: { resourceVersion: '3' } } });
+    watch.fail(gone());
+    await waitFor(() => ctx.source.watchCalls.length === 2, 'watch after the first relist');
+    ctx.source.activeWatch?.fail(gone());
+    await waitFor(() => ctx.restarts.length === 2, 'second expiry');
+    await ctx.clock.advance(799);
+    expect(ctx.source.listCalls).toBe(2);
+    await ctx.clock.advance(1);
+    await waitFor(() => ctx.source.listCalls === 3, 'relist after backing off');
+  });
+
   it('caps the backoff at 30 seconds', async () => {
     ctx = setup();
     const watch = await started(ctx);
