@@ -10,6 +10,7 @@ import {
   parseChannelTable,
   DEFAULT_CHANNEL_TABLE,
   type ChannelTable,
+  type ChannelTableParseResult,
 } from './controllers/common/versions.js';
 import type { InjectorEndpoint } from './controllers/common/webhooks.js';
 import { defaultTagReconciler } from './controllers/tag/default-tag.js';
@@ -376,14 +377,27 @@ function startControllers(opts: ControllerSetOptions): {
     { namespace: config.namespace, fieldSelector: `metadata.name=${config.channelConfigMap}` },
   );
 
-  const channels = (): Readonly<ChannelTable> => {
+  // Parsed once per ConfigMap version; problems are logged once, and a revision whose channel entry is
+  // unusable holds its version and says so (a typo must not move a whole channel).
+  let channelState: { rv: string | undefined; parsed: ChannelTableParseResult } = {
+    rv: undefined,
+    parsed: { table: DEFAULT_CHANNEL_TABLE, problems: [], invalid: {} },
+  };
+  const channelTable = (): ChannelTableParseResult => {
     const cm = channelConfigMaps.get(`${config.namespace}/${config.channelConfigMap}`) as
       (KubeObject & { data?: Record<string, string> }) | undefined;
-    if (!cm) return DEFAULT_CHANNEL_TABLE;
-    const parsed = parseChannelTable(cm.data);
+    const rv = cm?.metadata?.resourceVersion;
+    if (rv === channelState.rv) return channelState.parsed;
+    const parsed = cm
+      ? parseChannelTable(cm.data)
+      : { table: DEFAULT_CHANNEL_TABLE, problems: [], invalid: {} };
     for (const problem of parsed.problems) logger.warn({ configMap: config.channelConfigMap }, problem);
-    return parsed.table;
+    channelState = { rv, parsed };
+    return parsed;
   };
+  const channels = (): Readonly<ChannelTable> => channelTable().table;
+  const channelProblem = (channel: string): string | undefined =>
+    (channelTable().invalid as Record<string, string | undefined>)[channel];
 
   const usage = new UsageTracker({ namespaces, pods, revisions, tags });
   const events = new KubeEventRecorder({

@@ -503,7 +503,7 @@ describe('invalid specs only the operator can judge', () => {
   );
 
   test(
-    'a channel table entry naming an unsupported version is ignored: the revision keeps the built-in version',
+    'a channel table entry naming an unsupported version is reported, and the revision holds its version',
     withLogs(async () => {
       const existing = await client.getOptional(CHANNELS_CM);
       expect(existing).toBeUndefined();
@@ -512,24 +512,34 @@ describe('invalid specs only the operator can judge', () => {
         kind: 'ConfigMap',
         metadata: { name: CHANNELS_CM.name, namespace: CHANNELS_CM.namespace },
       };
+      const name = short('rapid');
+      createdRevisions.push(name);
+      await apply(CPR, name, { channel: 'rapid', namespace });
+      const reconcileState = (status: string, reason: string) =>
+        waitFor(
+          `${name} Reconciled=${status} (${reason})`,
+          async () => {
+            const obj = await client.get<Obj>({ ...CPR, name });
+            const c = obj.status?.conditions?.find((x) => x.type === 'Reconciled');
+            return c?.status === status &&
+              c.reason === reason &&
+              c.observedGeneration === obj.metadata?.generation
+              ? { obj, c }
+              : undefined;
+          },
+          { timeoutMs: 30_000 },
+        );
+      const before = await reconcileState('True', 'Reconciled');
+      expect(before.obj.status?.version).toBe('1.30.3');
+
       await client.apply({ ...configMap, data: { rapid: '1.99.0' } } as KubeObject, {
         fieldManager: 'meshrev-tests',
         force: true,
       });
       channelConfigMapCreated = true;
-      const name = short('rapid');
-      createdRevisions.push(name);
-      await apply(CPR, name, { channel: 'rapid', namespace });
-      const reconciled = await waitFor(
-        `${name} Reconciled=True`,
-        async () => {
-          const obj = await client.get<Obj>({ ...CPR, name });
-          const c = obj.status?.conditions?.find((x) => x.type === 'Reconciled');
-          return c?.status === 'True' && c.observedGeneration === obj.metadata?.generation ? obj : undefined;
-        },
-        { timeoutMs: 30_000 },
-      );
-      expect(reconciled.status?.version).toBe('1.30.3');
+      const held = await reconcileState('False', 'InvalidChannelTable');
+      expect(held.c.message).toContain('rapid');
+      expect(held.obj.status?.version).toBe('1.30.3');
       await client.delete(CHANNELS_CM);
       channelConfigMapCreated = false;
     }),

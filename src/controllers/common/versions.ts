@@ -98,6 +98,8 @@ export interface ChannelTableParseResult {
   table: ChannelTable;
   /** Human-readable descriptions of ignored entries; the defaults stay in force for them. */
   problems: string[];
+  /** Channels whose entry is present but unusable, with why: revisions on them hold their version. */
+  invalid: Partial<Record<Channel, string>>;
 }
 
 /**
@@ -110,6 +112,7 @@ export function parseChannelTable(
 ): ChannelTableParseResult {
   const table: ChannelTable = { ...defaults };
   const problems: string[] = [];
+  const invalid: Partial<Record<Channel, string>> = {};
   for (const [key, rawValue] of Object.entries(data ?? {})) {
     const value = rawValue.trim();
     if (!isChannel(key)) {
@@ -119,9 +122,10 @@ export function parseChannelTable(
     const check = checkSupportedVersion(value);
     if (!check.ok) {
       problems.push(`channel '${key}': ${check.message}; keeping ${table[key]}`);
+      invalid[key] = check.message;
       continue;
     }
     table[key] = value;
   }
-  return { table, problems };
+  return { table, problems, invalid };
 }

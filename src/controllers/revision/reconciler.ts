@@ -32,6 +32,8 @@ export interface RevisionReconcilerDeps {
   revisions: Pick<Informer, 'get'>;
   caches: OwnedObjectCaches;
   channels: () => Readonly<ChannelTable>;
+  /** Why the channel table's entry for a channel is unusable, if it is. */
+  channelProblem?: (channel: string) => string | undefined;
   injector: InjectorEndpoint;
   caBundle: () => string | undefined;
   usage: (revision: string) => RevisionUsage | undefined;
@@ -56,7 +58,16 @@ export function revisionReconciler(deps: RevisionReconcilerDeps): Reconciler {
 
     let failure: ReconcileFailure | undefined = parseFailure;
     let resolved: { version: string; channel?: string | undefined } | undefined;
-    if (revision && !failure) {
+    const tableProblem = revision?.spec.channel ? deps.channelProblem?.(revision.spec.channel) : undefined;
+    if (revision && !failure && tableProblem) {
+      // Nothing is applied: the revision keeps running what it runs until the table is fixed.
+      failure = {
+        reason: 'InvalidChannelTable',
+        message:
+          `the channel table has an unusable entry for channel "${revision.spec.channel}" (${tableProblem}); ` +
+          `the revision keeps its current version${revision.status?.version ? ` ${revision.status.version}` : ''} until it is fixed`,
+      };
+    } else if (revision && !failure) {
       const resolution = resolveRevisionVersion(revision.spec, deps.channels());
       if (resolution.ok && !deps.namespaceExists(revision.spec.namespace)) {
         resolved = { version: resolution.version, channel: resolution.channel };

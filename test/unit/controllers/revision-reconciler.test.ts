@@ -117,6 +117,16 @@ describe('a revision whose reconcile fails reports Reconciled=False, an Event an
       applies: false,
     },
     {
+      name: 'a channel whose entry in the channel ConfigMap is unusable',
+      spec: { channel: 'rapid' },
+      deps: () => ({
+        channelProblem: (c: string) => (c === 'rapid' ? 'Istio 1.99.0 is not supported' : undefined),
+      }),
+      reason: 'InvalidChannelTable',
+      message: /channel "rapid" \(Istio 1\.99\.0 is not supported\); the revision keeps its current version/,
+      applies: false,
+    },
+    {
       // The CRD's enum refuses it at admission; an older CRD or a direct etcd write may not have.
       name: 'an unknown channel',
       spec: { channel: 'nightly' },

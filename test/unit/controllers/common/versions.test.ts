@@ -64,11 +64,16 @@ describe('parseChannelTable', () => {
     expect(parseChannelTable({ regular: '1.29.2' })).toEqual({
       table: { ...DEFAULT_CHANNEL_TABLE, regular: '1.29.2' },
       problems: [],
+      invalid: {},
     });
   });
 
   it('returns the defaults when there is no ConfigMap data', () => {
-    expect(parseChannelTable(undefined)).toEqual({ table: { ...DEFAULT_CHANNEL_TABLE }, problems: [] });
+    expect(parseChannelTable(undefined)).toEqual({
+      table: { ...DEFAULT_CHANNEL_TABLE },
+      problems: [],
+      invalid: {},
+    });
   });
 
   it('reports bad entries, ignores them and keeps the rest', () => {
@@ -84,5 +89,9 @@ describe('parseChannelTable', () => {
       `channel 'stable': Istio 1.12.0 is not supported; meshrev supports Istio 1.28, 1.29, 1.30; keeping ${DEFAULT_CHANNEL_TABLE.stable}`,
       "unknown channel 'nightly' ignored; known channels are regular, rapid, stable",
     ]);
+    expect(result.invalid).toEqual({
+      rapid: "'v1.30' is not an Istio version of the form x.y.z",
+      stable: 'Istio 1.12.0 is not supported; meshrev supports Istio 1.28, 1.29, 1.30',
+    });
   });
 });
