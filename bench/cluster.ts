@@ -1,15 +1,13 @@
 // A private real cluster for a benchmark (`.cluster/bench-<suite>-<pid>`, torn down afterwards), the CRDs, and
 // kube-apiserver's own request counters (`apiserver_request_total`) read from its /metrics endpoint.
 import * as k8s from '@kubernetes/client-node';
-import { readdirSync, readFileSync } from 'node:fs';
 import https from 'node:https';
-import { join } from 'node:path';
-import { parseAllDocuments } from 'yaml';
 
+import { installCrds as installMeshrevCrds } from '../hack/cluster/crds.js';
 import { down, logTail, repoPath, up, type ClusterState } from '../hack/cluster/local-cluster.js';
 import { KubeClient } from '../src/runtime/kube.js';
 import type { KubeObject } from '../src/runtime/types.js';
-import { log, waitUntil } from './common.js';
+import { log } from './common.js';
 
 export interface BenchCluster {
   state: ClusterState;
@@ -58,24 +56,7 @@ export function componentLog(cluster: BenchCluster, component: string, lines = 2
 
 /** Applies deploy/crds and waits until they are Established. */
 export async function installCrds(client: KubeClient): Promise<void> {
-  const dir = repoPath('deploy', 'crds');
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.yaml'))) {
-    for (const doc of parseAllDocuments(readFileSync(join(dir, file), 'utf8'))) {
-      const crd = doc.toJS() as KubeObject | null;
-      if (!crd) continue;
-      await client.apply(crd, { fieldManager: 'meshrev-bench', force: true });
-      await waitUntil(`CRD ${crd.metadata?.name} Established`, async () => {
-        const live = await client.get<
-          KubeObject & { status?: { conditions?: { type: string; status: string }[] } }
-        >({
-          apiVersion: 'apiextensions.k8s.io/v1',
-          kind: 'CustomResourceDefinition',
-          name: crd.metadata?.name ?? '',
-        });
-        return live.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True');
-      });
-    }
-  }
+  await installMeshrevCrds(client, 'meshrev-bench');
 }
 
 export async function ensureNamespace(

@@ -10,7 +10,7 @@ import { request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { generatePki, type ClusterPki } from './pki.js';
+import { generatePki, pkiPaths, type ClusterPki } from './pki.js';
 
 export const FAKE_NODE_ANNOTATION = 'kwok.x-k8s.io/node';
 export const FAKE_NODE_NAME = 'kwok-node-0';
@@ -464,21 +464,6 @@ async function waitFor(
     }
     await delay(200);
   }
-}
-
-function pkiPaths(dir: string): ClusterPki {
-  const p = (n: string): string => join(dir, n);
-  return {
-    dir,
-    caCert: p('ca.crt'),
-    caKey: p('ca.key'),
-    serverCert: p('server.crt'),
-    serverKey: p('server.key'),
-    adminCert: p('admin.crt'),
-    adminKey: p('admin.key'),
-    saKey: p('sa.key'),
-    saPub: p('sa.pub'),
-  };
 }
 
 function renderKubeconfig(server: string, pki: ClusterPki): string {

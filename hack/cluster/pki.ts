@@ -71,6 +71,12 @@ export function generatePki(dir: string): ClusterPki {
   openssl(['genrsa', '-out', 'sa.key', '2048'], dir);
   openssl(['rsa', '-in', 'sa.key', '-pubout', '-out', 'sa.pub'], dir);
 
+  return pkiPaths(dir);
+}
+
+/** Where generatePki put each file in `dir`. */
+export function pkiPaths(dir: string): ClusterPki {
+  const p = (name: string): string => join(dir, name);
   return {
     dir,
     caCert: p('ca.crt'),

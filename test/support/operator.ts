@@ -1,15 +1,14 @@
 // Runs the real operator in the test process against the test cluster, with its injector reached by
 // kube-apiserver through an ExternalName Service to localhost (dev webhook routing).
-import { createWriteStream, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
-import { parseAllDocuments } from 'yaml';
 
+import { installCrds as installMeshrevCrds } from '../../hack/cluster/crds.js';
 import { loadOperatorConfig, type OperatorConfig } from '../../src/config.js';
 import { startOperator, type OperatorHandle, type OperatorOverrides } from '../../src/operator.js';
 import { KubeClient } from '../../src/runtime/kube.js';
-import type { KubeObject } from '../../src/runtime/types.js';
-import { testKubeConfig, testKubeconfigPath, waitFor } from './kube.js';
+import { testKubeConfig, testKubeconfigPath } from './kube.js';
 
 export const repoRoot = join(import.meta.dirname, '..', '..');
 
@@ -19,24 +18,7 @@ export function testClient(): KubeClient {
 
 /** Applies deploy/crds and waits until the API server serves them. */
 export async function installCrds(client: KubeClient): Promise<void> {
-  const dir = join(repoRoot, 'deploy', 'crds');
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.yaml'))) {
-    for (const doc of parseAllDocuments(readFileSync(join(dir, file), 'utf8'))) {
-      const crd = doc.toJS() as KubeObject | null;
-      if (!crd) continue;
-      await client.apply(crd, { fieldManager: 'meshrev-tests', force: true });
-      await waitFor(`CRD ${crd.metadata?.name} Established`, async () => {
-        const live = await client.get<
-          KubeObject & { status?: { conditions?: { type: string; status: string }[] } }
-        >({
-          apiVersion: 'apiextensions.k8s.io/v1',
-          kind: 'CustomResourceDefinition',
-          name: crd.metadata?.name ?? '',
-        });
-        return live.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True');
-      });
-    }
-  }
+  await installMeshrevCrds(client, 'meshrev-tests');
 }
 
 export interface TestOperator extends OperatorHandle {
