@@ -1,7 +1,7 @@
 // The operator process: every replica serves the sidecar injector, /metrics, /healthz and /readyz;
 // only the leader (a coordination.k8s.io Lease) runs the reconcilers. Stopping drains admissions,
 // stops the controllers and releases the lease so a successor takes over at once.
-import * as k8s from '@kubernetes/client-node';
+import type * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 
 import type { OperatorConfig } from './config.js';
@@ -47,7 +47,8 @@ import { createLogger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { Controller, generationChanged } from './runtime/controller.js';
 import { Informer, kubeListWatcher } from './runtime/informer.js';
-import { KubeClient, type Impersonation } from './runtime/kube.js';
+import { KubeClient, type Impersonation, type KubeClientOptions } from './runtime/kube.js';
+import { loadConnection } from './runtime/kubeconfig.js';
 import { LeaderElector } from './runtime/leader.js';
 import type { KubeObject } from './runtime/types.js';
 
@@ -74,12 +75,28 @@ export interface OperatorOverrides {
 const REVISION_TYPE = { apiVersion: API_GROUP_VERSION, kind: CONTROL_PLANE_REVISION_KIND };
 const TAG_TYPE = { apiVersion: API_GROUP_VERSION, kind: REVISION_TAG_KIND };
 
-export function loadKubeConfig(config: Pick<OperatorConfig, 'kubeconfig' | 'context'>): k8s.KubeConfig {
-  const kc = new k8s.KubeConfig();
-  if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
-  else kc.loadFromDefault();
-  if (config.context) kc.setCurrentContext(config.context);
-  return kc;
+/**
+ * The API client: from the light loader for in-cluster and certificate/token kubeconfigs (the common
+ * case, and ~80 MiB less resident memory), else through client-node's KubeConfig, loaded only then.
+ */
+export async function createKubeClient(
+  config: Pick<OperatorConfig, 'kubeconfig' | 'context'>,
+  options: Omit<KubeClientOptions, 'server' | 'prepareRequest'>,
+  kubeConfig?: k8s.KubeConfig,
+): Promise<KubeClient> {
+  if (!kubeConfig) {
+    const light = loadConnection({ kubeconfig: config.kubeconfig, context: config.context });
+    if (light.ok) return KubeClient.fromConnection(light.connection, options);
+  }
+  const { KubeConfig } = await import('@kubernetes/client-node');
+  let kc = kubeConfig;
+  if (!kc) {
+    kc = new KubeConfig();
+    if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
+    else kc.loadFromDefault();
+    if (config.context) kc.setCurrentContext(config.context);
+  }
+  return KubeClient.fromKubeConfig(kc, options);
 }
 
 export async function startOperator(
@@ -88,12 +105,15 @@ export async function startOperator(
 ): Promise<OperatorHandle> {
   const logger = overrides.logger ?? createLogger({ component: 'meshrev', level: config.logLevel });
   const metrics = new Metrics();
-  const kc = overrides.kubeConfig ?? loadKubeConfig(config);
-  const client = KubeClient.fromKubeConfig(kc, {
-    onRequest: metrics.kubeRequest,
-    userAgent: `meshrev/${config.podName}`,
-    ...(overrides.impersonate ? { impersonate: overrides.impersonate } : {}),
-  });
+  const client = await createKubeClient(
+    config,
+    {
+      onRequest: metrics.kubeRequest,
+      userAgent: `meshrev/${config.podName}`,
+      ...(overrides.impersonate ? { impersonate: overrides.impersonate } : {}),
+    },
+    overrides.kubeConfig,
+  );
   const stopAll = new AbortController();
 
   if (config.devWebhookRouting) await routeInjectorServiceToLocalhost(client, config, logger);
@@ -438,6 +458,7 @@ function startControllers(opts: ControllerSetOptions): {
         ...common,
         revisions,
         channels,
+        channelProblem,
         injector: opts.injector,
         caBundle: opts.caBundle,
         usage: (name) => usage.revisionUsage(name),

@@ -1,6 +1,10 @@
 #!/usr/bin/env node
 // meshrev — also usable as a kubectl plugin (`kubectl meshrev …` with the binary named kubectl-meshrev).
-import { createProcessIO, ExitCode } from './io.js';
+import type { createProcessIO } from './io.js';
+
+// io.js pulls in @kubernetes/client-node (~80 MiB resident); the operator does not need it, so it is
+// loaded only for the commands that do.
+const ExitCode = { Ok: 0, Usage: 2 } as const;
 
 const HELP = `meshrev — revision-aware control-plane operator for Istio-style meshes
 
@@ -26,7 +30,6 @@ const commands: Record<string, () => Promise<Command>> = {
   rollback: async () => (await import('./rollback.js')).runRollback,
   tag: async () => (await import('./tag.js')).runTag,
   'kube-inject': async () => (await import('./kube-inject.js')).runKubeInject,
-  operator: async () => (args) => import('./operator.js').then((m) => m.runOperator(args)),
 };
 
 async function main(argv: string[]): Promise<number> {
@@ -39,18 +42,19 @@ async function main(argv: string[]): Promise<number> {
     console.log('meshrev 0.1.0');
     return ExitCode.Ok;
   }
+  if (name === 'operator') return (await import('./operator.js')).runOperator(rest);
   const load = commands[name];
   if (!load) {
     console.error(`meshrev: unknown command "${name}"\n\n${HELP}`);
     return ExitCode.Usage;
   }
-  const io = createProcessIO();
+  const io = (await import('./io.js')).createProcessIO();
   try {
     return await (
       await load()
     )(rest, io);
   } finally {
-    if (name !== 'operator') io.close();
+    io.close();
   }
 }
 

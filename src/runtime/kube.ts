@@ -1,10 +1,12 @@
 // A thin Kubernetes REST client. client-node's KubeConfig is only used for authentication and TLS material;
 // requests go through node:http(s) with one shared keep-alive agent, a per-request timeout and explicit
 // content types, and watches are streamed line by line so headers and errors stay under our control.
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
 
+import type { Connection } from './kubeconfig.js';
 import { collectionPath, objectPath, type ObjectRef, type ResourceType } from './resources.js';
 import {
   isRecord,
@@ -287,6 +289,36 @@ export class KubeClient {
       ...options,
       server: cluster.server,
       prepareRequest: (requestOptions) => kc.applyToHTTPSOptions(requestOptions),
+    });
+  }
+
+  /** A client for a connection read by the light loader in kubeconfig.ts (no client-node needed). */
+  static fromConnection(
+    connection: Connection,
+    options: Omit<KubeClientOptions, 'server' | 'prepareRequest'> = {},
+  ): KubeClient {
+    let token = connection.token;
+    let tokenReadAt = 0;
+    const currentToken = (): string | undefined => {
+      // Projected ServiceAccount tokens rotate; re-read the file every minute like client-go.
+      if (connection.tokenFile && Date.now() - tokenReadAt > 60_000) {
+        token = readFileSync(connection.tokenFile, 'utf8').trim();
+        tokenReadAt = Date.now();
+      }
+      return token;
+    };
+    return new KubeClient({
+      ...options,
+      server: connection.server,
+      prepareRequest: async (requestOptions) => {
+        if (connection.ca) requestOptions.ca = connection.ca;
+        if (connection.cert) requestOptions.cert = connection.cert;
+        if (connection.key) requestOptions.key = connection.key;
+        if (connection.insecureSkipTlsVerify) requestOptions.rejectUnauthorized = false;
+        if (connection.tlsServerName) requestOptions.servername = connection.tlsServerName;
+        const bearer = currentToken();
+        if (bearer) requestOptions.headers = { ...requestOptions.headers, Authorization: `Bearer ${bearer}` };
+      },
     });
   }
 
