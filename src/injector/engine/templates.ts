@@ -389,6 +389,22 @@ function workloadCertsVolume(ctx: TemplateContext, source: JsonObject | undefine
   return source ? { name: 'workload-certs', emptyDir: source } : { name: 'workload-certs' };
 }
 
+/** The mounts the sidecar and gateway proxies share after their CA mounts, in Istio's order. */
+function proxyDataMounts(ctx: TemplateContext): JsonObject[] {
+  const mounts: JsonObject[] = [{ mountPath: '/var/lib/istio/data', name: 'istio-data' }];
+  if (isset(ctx, 'sidecar.istio.io/bootstrapOverride')) {
+    mounts.push({ mountPath: '/etc/istio/custom-bootstrap', name: 'custom-bootstrap-volume' });
+  }
+  mounts.push(
+    { mountPath: '/etc/istio/proxy', name: 'istio-envoy' },
+    { mountPath: '/var/run/secrets/tokens', name: 'istio-token' },
+  );
+  if (ctx.settings.mountMtlsCerts)
+    mounts.push({ mountPath: '/etc/certs/', name: 'istio-certs', readOnly: true });
+  mounts.push({ name: 'istio-podinfo', mountPath: '/etc/istio/pod' });
+  return mounts;
+}
+
 function workloadCertsMount(ctx: TemplateContext): JsonObject {
   return ctx.settings.caName === 'GkeWorkloadCertificate'
     ? {
@@ -720,17 +736,7 @@ export const sidecarTemplate: InjectionTemplate = (ctx) => {
       { mountPath: '/var/run/secrets/istio/crl', name: 'istio-ca-crl' },
     );
   }
-  volumeMounts.push({ mountPath: '/var/lib/istio/data', name: 'istio-data' });
-  if (isset(ctx, 'sidecar.istio.io/bootstrapOverride')) {
-    volumeMounts.push({ mountPath: '/etc/istio/custom-bootstrap', name: 'custom-bootstrap-volume' });
-  }
-  volumeMounts.push(
-    { mountPath: '/etc/istio/proxy', name: 'istio-envoy' },
-    { mountPath: '/var/run/secrets/tokens', name: 'istio-token' },
-  );
-  if (settings.mountMtlsCerts)
-    volumeMounts.push({ mountPath: '/etc/certs/', name: 'istio-certs', readOnly: true });
-  volumeMounts.push({ name: 'istio-podinfo', mountPath: '/etc/istio/pod' }, ...userVolumeMounts(ctx));
+  volumeMounts.push(...proxyDataMounts(ctx), ...userVolumeMounts(ctx));
 
   const proxy: Container = {
     name: PROXY,
@@ -823,17 +829,7 @@ export const gatewayTemplate: InjectionTemplate = (ctx) => {
   if (settings.pilotCertProvider === 'istiod') {
     volumeMounts.push({ mountPath: '/var/run/secrets/istio', name: 'istiod-ca-cert' });
   }
-  volumeMounts.push({ mountPath: '/var/lib/istio/data', name: 'istio-data' });
-  if (isset(ctx, 'sidecar.istio.io/bootstrapOverride')) {
-    volumeMounts.push({ mountPath: '/etc/istio/custom-bootstrap', name: 'custom-bootstrap-volume' });
-  }
-  volumeMounts.push(
-    { mountPath: '/etc/istio/proxy', name: 'istio-envoy' },
-    { mountPath: '/var/run/secrets/tokens', name: 'istio-token' },
-  );
-  if (settings.mountMtlsCerts)
-    volumeMounts.push({ mountPath: '/etc/certs/', name: 'istio-certs', readOnly: true });
-  volumeMounts.push({ name: 'istio-podinfo', mountPath: '/etc/istio/pod' });
+  volumeMounts.push(...proxyDataMounts(ctx));
 
   const proxy: Container = {
     name: PROXY,
