@@ -414,12 +414,22 @@ export async function startComponent(
   const flagName = (arg: string): string => arg.split('=')[0] ?? arg;
   const overridden = new Set(extra.map(flagName));
   const args = [...recorded.filter((a) => !overridden.has(flagName(a))), ...extra];
-  state.pids[component] = spawnComponent(state, component, args);
   // The recorded flags stay the originals: a restart without extraArgs restores the usual configuration.
   (state.args ??= {})[component] = recorded;
-  saveState(state);
-  await waitFor(component, state, () => componentReady(state, component), opts.timeoutMs ?? 90_000);
-  return state;
+  // A port freed by a just-killed process is occasionally still held for a moment (a socket another
+  // process grabbed, or one the kernel has not released): retry a few times before failing.
+  for (let attempt = 1; ; attempt++) {
+    state.pids[component] = spawnComponent(state, component, args);
+    saveState(state);
+    try {
+      await waitFor(component, state, () => componentReady(state, component), opts.timeoutMs ?? 90_000);
+      return state;
+    } catch (err) {
+      const portBusy = String(err instanceof Error ? err.message : err).includes('address already in use');
+      if (!portBusy || attempt >= 5) throw err;
+      await delay(500 * attempt);
+    }
+  }
 }
 
 /** Stops a component and starts it again on the same ports; returns how long it was down and how long start-up took. */
