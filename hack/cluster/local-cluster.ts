@@ -4,7 +4,16 @@
 // port picked at start, so several clusters (a test run while a demo is up) can run side by side.
 // The state directory records the pids so `down` stops exactly what `up` started.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, closeSync } from 'node:fs';
+import {
+  existsSync,
+  readdirSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  closeSync,
+} from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
@@ -394,6 +403,18 @@ export async function stopComponent(
   if (pidAlive(pid, binary)) {
     process.kill(pid, 'SIGKILL');
     while (pidAlive(pid, binary)) await delay(50);
+  }
+  // An exiting process loses its command line before the kernel closes its files: wait for its sockets
+  // too, or a restart on the same ports races the old listener.
+  const fdDeadline = Date.now() + 5_000;
+  while (holdsFiles(pid) && Date.now() < fdDeadline) await delay(20);
+}
+
+function holdsFiles(pid: number): boolean {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length > 0;
+  } catch {
+    return false;
   }
 }
 
