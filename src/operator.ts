@@ -148,6 +148,8 @@ export async function startOperator(
   for (const informer of shared) informer.start();
 
   const injection = new InjectionService({ revisions, tags, nodes });
+  const nodesChanged = injection.cacheNodeVersions();
+  nodes.addHandlers({ onAdd: nodesChanged, onUpdate: nodesChanged, onDelete: nodesChanged });
 
   // --- deletion protection (src/controllers/revision/deletion.ts): every replica answers the webhook ---
   // The leader answers from its usage caches; a follower (or a leader whose caches are still syncing)

@@ -30,6 +30,8 @@ export function kubeletMinor(version: string | undefined): number | undefined {
 
 export class InjectionService {
   private readonly settingsCache = new Map<string, { resourceVersion: string; settings: InjectorSettings }>();
+  private nodeCacheEnabled = false;
+  private nodeMinors: { value: number[] | undefined } | undefined;
 
   constructor(private readonly deps: InjectionServiceDeps) {}
 
@@ -66,7 +68,25 @@ export class InjectionService {
     }
   }
 
+  /**
+   * From now on node versions are computed once and kept until the returned function is called (the
+   * operator calls it from the node informer), instead of a pass over every node on each admission.
+   */
+  cacheNodeVersions(): () => void {
+    this.nodeCacheEnabled = true;
+    return () => {
+      this.nodeMinors = undefined;
+    };
+  }
+
   nodeKubeletMinors(): number[] | undefined {
+    if (this.nodeCacheEnabled && this.nodeMinors) return this.nodeMinors.value;
+    const value = this.computeNodeKubeletMinors();
+    if (this.nodeCacheEnabled) this.nodeMinors = { value };
+    return value;
+  }
+
+  private computeNodeKubeletMinors(): number[] | undefined {
     const nodes = this.deps.nodes.list();
     if (nodes.length === 0) return undefined;
     const minors: number[] = [];

@@ -255,3 +255,20 @@ describe('InjectionService', () => {
     });
   });
 });
+
+describe('node version caching for the admission hot path', () => {
+  test('keeps node versions until told that nodes changed', () => {
+    let kubelet = 'v1.36.3';
+    const nodes = {
+      get: () => undefined,
+      list: () => [{ metadata: { name: 'n1' }, status: { nodeInfo: { kubeletVersion: kubelet } } }],
+    };
+    const service = new InjectionService({ revisions: nodes, tags: nodes, nodes });
+    const changed = service.cacheNodeVersions();
+    expect(service.nodeKubeletMinors()).toEqual([36]);
+    kubelet = 'v1.28.0';
+    expect(service.nodeKubeletMinors()).toEqual([36]);
+    changed();
+    expect(service.nodeKubeletMinors()).toEqual([28]);
+  });
+});
