@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Builds the real Kubernetes components meshrev's tests run against (etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler, kubectl, kwok) from their Go modules, and caches the
-# binaries outside the repo keyed by version. Only missing binaries are built. Prints the directory
+# kube-controller-manager, kube-scheduler, kubectl, kwok) and helm (the chart test renders
+# deploy/charts/meshrev with it) from their Go modules, and caches the binaries outside the repo keyed
+# by version. Only missing binaries are built. Prints the directory
 # holding the binaries as its last line.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 K8S_VERSION="$(awk '$1=="k8s.io/kubernetes" && $2 ~ /^v/ {print $2; exit}' "$HERE/k8s/go.mod")"
 KWOK_VERSION="v0.8.0"
+HELM_VERSION="v4.3.1"
 CACHE_ROOT="${MESHREV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/meshrev}"
 BIN_DIR="$CACHE_ROOT/k8s-$K8S_VERSION-kwok-$KWOK_VERSION/bin"
 mkdir -p "$BIN_DIR"
@@ -57,6 +59,11 @@ build_tool kubectl k8s.io/kubernetes/cmd/kubectl
 if [ ! -x "$BIN_DIR/kwok" ]; then
   log "building kwok (sigs.k8s.io/kwok/cmd/kwok @ $KWOK_VERSION)"
   with_progress kwok bash -c "GOBIN='$BIN_DIR' go install -trimpath -ldflags '-s -w' sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+fi
+# helm does not change the cluster, so it shares the directory (and its key) with the cluster binaries.
+if [ ! -x "$BIN_DIR/helm" ]; then
+  log "building helm (helm.sh/helm/v4/cmd/helm @ $HELM_VERSION)"
+  with_progress helm bash -c "GOBIN='$BIN_DIR' go install -trimpath -ldflags '-s -w' helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
 fi
 log "binaries ready in $BIN_DIR ($((SECONDS - total_start))s)"
 echo "$BIN_DIR"

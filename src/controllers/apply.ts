@@ -59,7 +59,12 @@ export async function applySet(opts: ApplySetOptions): Promise<ApplySetResult> {
 
   // First look at everything, then write: a conflict on the last object must not leave the first ones
   // half-applied.
-  const plan: { object: DesiredObject; reason: ApplyReason; field: string | undefined }[] = [];
+  const plan: {
+    object: DesiredObject;
+    reason: ApplyReason;
+    field: string | undefined;
+    replace: KubeObject | undefined;
+  }[] = [];
   for (const object of desired) {
     const { apiVersion, kind, metadata } = object;
     let live = caches.get(apiVersion, kind, metadata.namespace, metadata.name);
@@ -85,13 +90,21 @@ export async function applySet(opts: ApplySetOptions): Promise<ApplySetResult> {
     }
     if (reason !== undefined) {
       const { apiVersion: _v, kind: _k, ...fields } = object;
-      plan.push({ object, reason, field: reason === 'drift' ? firstDifference(fields, live) : undefined });
+      plan.push({
+        object,
+        reason,
+        field: reason === 'drift' ? firstDifference(fields, live) : undefined,
+        replace: live !== undefined && roleRefChanged(object, live) ? live : undefined,
+      });
     }
   }
 
   const changes: Record<ApplyReason, string[]> = { create: [], changed: [], drift: [] };
-  for (const { object, reason, field } of plan) {
+  for (const { object, reason, field, replace } of plan) {
     const { kind, metadata } = object;
+    // A binding's roleRef cannot be changed in place (e.g. upgrading from per-revision istiod roles to
+    // the shared ones): delete the binding, then apply it anew.
+    if (replace !== undefined) await deleteLive(client, replace, signal);
     const stored = await client.apply(object, { fieldManager, force: true, signal });
     const key = objectKey(object);
     const { apiVersion: _v, kind: _k, ...fields } = object;
@@ -122,21 +135,7 @@ export async function applySet(opts: ApplySetOptions): Promise<ApplySetResult> {
   for (const live of caches.ownedBy(uid)) {
     const key = liveObjectKey(live);
     if (wanted.has(key)) continue;
-    const ref = {
-      apiVersion: live.apiVersion ?? '',
-      kind: live.kind ?? '',
-      namespace: live.metadata?.namespace,
-      name: live.metadata?.name ?? '',
-    };
-    try {
-      await client.delete(ref, {
-        preconditions: { uid: live.metadata?.uid },
-        propagationPolicy: 'Background',
-        signal,
-      });
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-    }
+    const ref = await deleteLive(client, live, signal);
     result.deleted.push(key);
     logger.info({ object: key }, 'deleted object no longer desired');
     events.record(
@@ -147,6 +146,41 @@ export async function applySet(opts: ApplySetOptions): Promise<ApplySetResult> {
     );
   }
   return result;
+}
+
+/** Deletes exactly `live` (not a newer object of the same name); gone already is fine. */
+async function deleteLive(
+  client: KubeClient,
+  live: KubeObject,
+  signal: AbortSignal | undefined,
+): Promise<{ apiVersion: string; kind: string; namespace: string | undefined; name: string }> {
+  const ref = {
+    apiVersion: live.apiVersion ?? '',
+    kind: live.kind ?? '',
+    namespace: live.metadata?.namespace,
+    name: live.metadata?.name ?? '',
+  };
+  try {
+    await client.delete(ref, {
+      preconditions: { uid: live.metadata?.uid },
+      propagationPolicy: 'Background',
+      signal,
+    });
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+  return ref;
+}
+
+/** Whether `desired` is an RBAC binding whose (immutable) roleRef differs from the live one's. */
+function roleRefChanged(desired: DesiredObject, live: KubeObject): boolean {
+  if (desired.kind !== 'ClusterRoleBinding' && desired.kind !== 'RoleBinding') return false;
+  const want = (desired as { roleRef?: Record<string, unknown> }).roleRef;
+  const have = (live as { roleRef?: Record<string, unknown> }).roleRef;
+  if (want === undefined || have === undefined) return false;
+  return (
+    want['apiGroup'] !== have['apiGroup'] || want['kind'] !== have['kind'] || want['name'] !== have['name']
+  );
 }
 
 function describeOwner(live: KubeObject): string {

@@ -105,7 +105,13 @@ function crd(
     kind: 'CustomResourceDefinition',
     metadata: {
       name: `${plural}.${API_GROUP}`,
-      labels: { 'app.kubernetes.io/part-of': 'meshrev', 'app.kubernetes.io/managed-by': 'meshrev' },
+      // The labels deploy/kustomization.yaml gives every object, so the Helm chart's crds/ (the same files,
+      // which Helm cannot template) installs them identically.
+      labels: {
+        'app.kubernetes.io/name': 'meshrev',
+        'app.kubernetes.io/part-of': 'meshrev',
+        'app.kubernetes.io/managed-by': 'meshrev',
+      },
     },
     spec: {
       group: API_GROUP,

@@ -1,12 +1,23 @@
 // The install artefacts on the real control plane: everything in deploy/ passes a server-side dry run, and
 // the operator, run with exactly the RBAC in deploy/ (as its ServiceAccount, through impersonation),
-// reconciles a revision and a tag (istiod's RBAC included, which passes the API server's escalation check)
-// and serves injections through kube-apiserver, while what it must not do is refused.
+// reconciles a revision and a tag (binding istiod to the shared istiod ClusterRoles, which passes the API
+// server's bind check without meshrev holding istiod's permissions), upgrades the per-revision roles an
+// earlier release created, and serves injections through kube-apiserver, while what it must not do (read
+// Secrets outside meshrev-system, bind any other role) is refused.
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 
+import type { DesiredObject } from '../../src/controllers/common/objects.js';
+import { desiredRevisionObjects } from '../../src/controllers/revision/desired.js';
+import {
+  ISTIOD_SHARED_CLUSTER_ROLES,
+  istiodClusterRules,
+  istiodRoleRules,
+} from '../../src/controllers/revision/istiod-rbac.js';
 import { API_GROUP_VERSION } from '../../src/crds/constants.js';
+import { parseControlPlaneRevision } from '../../src/crds/controlplanerevision.js';
 import { ApiError, KubeClient, type Impersonation } from '../../src/runtime/kube.js';
+import { registerResource } from '../../src/runtime/resources.js';
 import type { KubeObject } from '../../src/runtime/types.js';
 import { sumMetric } from '../support/process-operator.js';
 import {
@@ -53,11 +64,12 @@ const RBAC_FILES = [
   'namespace.yaml',
   'serviceaccount.yaml',
   'clusterrole.yaml',
+  'istiod-clusterroles.yaml',
   'clusterrolebinding.yaml',
   'role.yaml',
   'rolebinding.yaml',
-  'istiod-delegation-rolebinding.yaml',
 ];
+const VERSION = '1.29.6';
 
 let admin: KubeClient;
 let asOperator: KubeClient;
@@ -107,6 +119,72 @@ async function forbidden(what: string, action: () => Promise<unknown>): Promise<
   throw new Error(`${what}: expected 403 Forbidden, but it was allowed`);
 }
 
+registerResource({
+  apiVersion: 'authorization.k8s.io/v1',
+  kind: 'SubjectAccessReview',
+  plural: 'subjectaccessreviews',
+  namespaced: false,
+});
+
+interface Access {
+  group?: string;
+  resource: string;
+  subresource?: string;
+  verb: string;
+  namespace?: string;
+}
+
+/** Whether the API server's authorizer allows `serviceAccount` (namespace/name) `access`: a SubjectAccessReview. */
+async function allowed(serviceAccount: string, access: Access): Promise<boolean> {
+  const [namespace] = serviceAccount.split('/');
+  const review = await admin.create<Obj & { status?: { allowed?: boolean } }>({
+    apiVersion: 'authorization.k8s.io/v1',
+    kind: 'SubjectAccessReview',
+    metadata: {},
+    spec: {
+      user: `system:serviceaccount:${serviceAccount.replace('/', ':')}`,
+      groups: ['system:serviceaccounts', `system:serviceaccounts:${namespace}`, 'system:authenticated'],
+      resourceAttributes: { group: '', ...access },
+    },
+  } as Obj);
+  return review.status?.allowed === true;
+}
+
+/**
+ * The istiod RBAC an earlier meshrev release created for `cpr`: a ClusterRole and a Role of its own, bound
+ * by the bindings of today's names, labelled and owned like every object the revision controls.
+ */
+function legacyIstiodRbac(cpr: KubeObject): DesiredObject[] {
+  const parsed = parseControlPlaneRevision(cpr);
+  if (!parsed.ok) throw new Error(parsed.error);
+  const current = desiredRevisionObjects(parsed.value, {
+    resolvedVersion: VERSION,
+    injector: { serviceName: 'meshrev-injector', serviceNamespace: 'meshrev-system', port: 443 },
+    caBundle: undefined,
+    operatorName: 'meshrev',
+  });
+  const clusterBinding = current.find(
+    (o) => o.kind === 'ClusterRoleBinding' && o.metadata.name.startsWith('istiod-clusterrole-'),
+  )!;
+  const roleBinding = current.find((o) => o.kind === 'RoleBinding')!;
+  const rbac = 'rbac.authorization.k8s.io';
+  return [
+    {
+      ...clusterBinding,
+      kind: 'ClusterRole',
+      roleRef: undefined,
+      subjects: undefined,
+      rules: istiodClusterRules({ version: VERSION, analysis: false }),
+    },
+    {
+      ...clusterBinding,
+      roleRef: { apiGroup: rbac, kind: 'ClusterRole', name: clusterBinding.metadata.name },
+    },
+    { ...roleBinding, kind: 'Role', roleRef: undefined, subjects: undefined, rules: istiodRoleRules() },
+    { ...roleBinding, roleRef: { apiGroup: rbac, kind: 'Role', name: roleBinding.metadata.name } },
+  ].map((object) => JSON.parse(JSON.stringify(object)) as DesiredObject);
+}
+
 beforeAll(async () => {
   admin = testClient();
   asOperator = KubeClient.fromKubeConfig(testKubeConfig(), {
@@ -134,10 +212,10 @@ afterAll(async () => {
   await operator?.stop();
   for (const ns of namespaces) await deleteNamespace(testKubeConfig(), ns);
   // deploy/'s cluster-wide RBAC objects go; the shared namespaces stay for the other suites.
-  for (const name of ['meshrev', 'meshrev-istiod-delegation']) {
-    await admin.delete({ apiVersion: RBAC, kind: 'ClusterRoleBinding', name }).catch(() => undefined);
-  }
-  for (const name of ['meshrev', 'meshrev-istiod-delegation', 'meshrev-istiod-namespace-delegation']) {
+  await admin
+    .delete({ apiVersion: RBAC, kind: 'ClusterRoleBinding', name: 'meshrev' })
+    .catch(() => undefined);
+  for (const name of ['meshrev', ...ISTIOD_SHARED_CLUSTER_ROLES]) {
     await admin.delete({ apiVersion: RBAC, kind: 'ClusterRole', name }).catch(() => undefined);
   }
   admin?.close();
@@ -163,12 +241,10 @@ describe('the install artefacts in deploy/', () => {
       'namespace/meshrev-system',
       'serviceaccount/meshrev',
       'clusterrole.rbac.authorization.k8s.io/meshrev',
-      'clusterrole.rbac.authorization.k8s.io/meshrev-istiod-delegation',
-      'clusterrole.rbac.authorization.k8s.io/meshrev-istiod-namespace-delegation',
+      ...ISTIOD_SHARED_CLUSTER_ROLES.map((name) => `clusterrole.rbac.authorization.k8s.io/${name}`),
       'clusterrolebinding.rbac.authorization.k8s.io/meshrev',
       'role.rbac.authorization.k8s.io/meshrev',
       'rolebinding.rbac.authorization.k8s.io/meshrev',
-      'rolebinding.rbac.authorization.k8s.io/meshrev-istiod-delegation',
       'configmap/meshrev-channels',
       'service/meshrev-injector',
       'service/meshrev-metrics',
@@ -182,7 +258,7 @@ describe('the install artefacts in deploy/', () => {
   });
 
   test(
-    'give the operator, running as its ServiceAccount, everything a revision, a tag and an injection need',
+    'give the operator, running as its ServiceAccount, everything a revision, a tag and an injection need, upgrading the per-revision istiod roles of earlier releases',
     withLogs(async () => {
       kubectl(
         'apply',
@@ -197,6 +273,14 @@ describe('the install artefacts in deploy/', () => {
         return true;
       });
 
+      // What an earlier release left behind: a ClusterRole and a Role per revision, bound by bindings
+      // whose (immutable) roleRef names them.
+      const cpr = await admin.apply({ ...CPR, metadata: { name: rev }, spec: { version: VERSION } } as Obj, {
+        fieldManager: 'meshrev-tests',
+        force: true,
+      });
+      for (const legacy of legacyIstiodRbac(cpr)) await admin.create(legacy as KubeObject);
+
       operator = await startTestOperator(
         'deploy-rbac',
         ['--leader-elect=true', `--lease-name=${uniqueName('deploy-lease')}`],
@@ -206,10 +290,6 @@ describe('the install artefacts in deploy/', () => {
       );
       await waitFor('the impersonated operator to lead', () => operator?.isLeader());
 
-      await admin.apply({ ...CPR, metadata: { name: rev }, spec: { version: '1.29.6' } } as KubeObject, {
-        fieldManager: 'meshrev-tests',
-        force: true,
-      });
       await admin.apply({ ...TAG, metadata: { name: tag }, spec: { revision: rev } } as KubeObject, {
         fieldManager: 'meshrev-tests',
         force: true,
@@ -229,23 +309,86 @@ describe('the install artefacts in deploy/', () => {
         { timeoutMs: 45_000 },
       );
 
-      // istiod's RBAC: only creatable because the delegation ClusterRoles hold every rule in it.
+      // istiod's bindings now name the shared roles; the per-revision roles are pruned.
+      const roleRefs: Record<string, string | undefined> = {};
       for (const [kind, namespace, name] of [
-        ['ClusterRole', undefined, `istiod-clusterrole-${rev}-istio-system`],
         ['ClusterRoleBinding', undefined, `istiod-clusterrole-${rev}-istio-system`],
-        ['Role', 'istio-system', `istiod-${rev}`],
         ['RoleBinding', 'istio-system', `istiod-${rev}`],
       ] as const) {
-        const obj = await admin.getOptional<Obj>({
+        const binding = await admin.getOptional<Obj & { roleRef?: { kind: string; name: string } }>({
           apiVersion: RBAC,
           kind,
           name,
           ...(namespace ? { namespace } : {}),
         });
-        expect({ kind, name, exists: obj !== undefined }).toEqual({ kind, name, exists: true });
+        roleRefs[kind] = binding?.roleRef ? `${binding.roleRef.kind}/${binding.roleRef.name}` : undefined;
       }
+      expect(roleRefs).toEqual({
+        ClusterRoleBinding: 'ClusterRole/meshrev-istiod',
+        RoleBinding: 'ClusterRole/meshrev-istiod-namespace',
+      });
+      await waitFor('the per-revision ClusterRole and Role of the earlier release to be pruned', async () => {
+        const role = await admin.getOptional({
+          apiVersion: RBAC,
+          kind: 'Role',
+          namespace: 'istio-system',
+          name: `istiod-${rev}`,
+        });
+        const clusterRole = await admin.getOptional({
+          apiVersion: RBAC,
+          kind: 'ClusterRole',
+          name: `istiod-clusterrole-${rev}-istio-system`,
+        });
+        return role === undefined && clusterRole === undefined;
+      });
       expect(await admin.getOptional({ ...MWC, name: `istio-sidecar-injector-${rev}` })).toBeDefined();
       expect(await admin.getOptional({ ...MWC, name: `istio-revision-tag-${tag}` })).toBeDefined();
+
+      // istiod really gets its permissions through the bindings, Secrets included, where Istio's chart
+      // gives them: reads cluster-wide, writes in its own namespace only.
+      const istiod = `istio-system/istiod-${rev}`;
+      await waitFor('istiod`s ServiceAccount to be allowed to list Secrets cluster-wide', () =>
+        allowed(istiod, { resource: 'secrets', verb: 'list' }),
+      );
+      const istioGroup = 'networking.istio.io';
+      expect({
+        watchIstioConfig: await allowed(istiod, {
+          group: istioGroup,
+          resource: 'virtualservices',
+          verb: 'watch',
+        }),
+        patchWebhooks: await allowed(istiod, {
+          group: 'admissionregistration.k8s.io',
+          resource: 'mutatingwebhookconfigurations',
+          verb: 'patch',
+        }),
+        createSecretInOwnNamespace: await allowed(istiod, {
+          resource: 'secrets',
+          verb: 'create',
+          namespace: 'istio-system',
+        }),
+        createSecretElsewhere: await allowed(istiod, {
+          resource: 'secrets',
+          verb: 'create',
+          namespace: 'kube-system',
+        }),
+        // Only with PILOT_ENABLE_ANALYSIS=true (meshrev-istiod-analysis is not bound here).
+        analysisStatusWrites: await allowed(istiod, {
+          group: istioGroup,
+          resource: 'virtualservices',
+          subresource: 'status',
+          verb: 'update',
+        }),
+        // And meshrev itself, for contrast, may not even read them.
+        meshrevListsSecrets: await allowed('meshrev-system/meshrev', { resource: 'secrets', verb: 'list' }),
+      }).toEqual({
+        watchIstioConfig: true,
+        patchWebhooks: true,
+        createSecretInOwnNamespace: true,
+        createSecretElsewhere: false,
+        analysisStatusWrites: false,
+        meshrevListsSecrets: false,
+      });
 
       // An injection through kube-apiserver, via the tag's webhook configuration.
       const ns = await createTestNamespace(testKubeConfig(), 'deploy-inject', { 'istio.io/rev': tag });
@@ -293,22 +436,60 @@ describe('the install artefacts in deploy/', () => {
           spec: {},
         }),
       );
-      const escalation = await forbidden('create a ClusterRole granting what it does not hold', () =>
+      await forbidden('read a Secret in an unrelated namespace', () =>
+        asOperator.get({ apiVersion: 'v1', kind: 'Secret', namespace: ns, name: 'anything' }),
+      );
+      await forbidden('read a Secret in the control-plane namespace', () =>
+        asOperator.get({
+          apiVersion: 'v1',
+          kind: 'Secret',
+          namespace: 'istio-system',
+          name: 'istio-ca-secret',
+        }),
+      );
+      await forbidden('list Secrets cluster-wide', () =>
+        asOperator.list({ apiVersion: 'v1', kind: 'Secret' }),
+      );
+      await forbidden('create a ClusterRole, even one granting nothing it lacks', () =>
         asOperator.create({
           apiVersion: RBAC,
           kind: 'ClusterRole',
           metadata: { name: uniqueName('meshrev-escalation') },
-          rules: [{ apiGroups: [''], resources: ['pods/exec'], verbs: ['create'] }],
+          rules: [{ apiGroups: [''], resources: ['pods'], verbs: ['get'] }],
         } as KubeObject),
       );
-      expect(escalation.message).toMatch(/attempting to grant RBAC permissions not currently held/);
-      await forbidden('bind itself to cluster-admin', () =>
+      await forbidden('change a shared istiod ClusterRole', () =>
+        asOperator.apply(
+          {
+            apiVersion: RBAC,
+            kind: 'ClusterRole',
+            metadata: { name: 'meshrev-istiod' },
+            rules: [{ apiGroups: [''], resources: ['pods/exec'], verbs: ['create'] }],
+          } as KubeObject,
+          { fieldManager: 'meshrev-tests', force: true },
+        ),
+      );
+      const meshrevSubject = [{ kind: 'ServiceAccount', name: 'meshrev', namespace: 'meshrev-system' }];
+      // (Binding its own ClusterRole `meshrev` passes: RBAC lets anyone grant what it already holds.)
+      for (const roleName of ['cluster-admin', 'admin', 'system:controller:namespace-controller']) {
+        const refusal = await forbidden(`bind ClusterRole ${roleName}`, () =>
+          asOperator.create({
+            apiVersion: RBAC,
+            kind: 'ClusterRoleBinding',
+            metadata: { name: uniqueName('meshrev-escalation') },
+            roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: roleName },
+            subjects: meshrevSubject,
+          } as KubeObject),
+        );
+        expect(refusal.message).toMatch(/attempting to grant RBAC permissions not currently held/);
+      }
+      await forbidden('bind ClusterRole edit in a namespace', () =>
         asOperator.create({
           apiVersion: RBAC,
-          kind: 'ClusterRoleBinding',
-          metadata: { name: uniqueName('meshrev-escalation') },
-          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
-          subjects: [{ kind: 'ServiceAccount', name: 'meshrev', namespace: 'meshrev-system' }],
+          kind: 'RoleBinding',
+          metadata: { name: uniqueName('meshrev-escalation'), namespace: ns },
+          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'edit' },
+          subjects: meshrevSubject,
         } as KubeObject),
       );
       await forbidden('create pods', () =>

@@ -22,6 +22,10 @@ export const tagWebhookConfigurationName = (tag: string): string => `istio-revis
 export const istiodClusterRoleName = (revision: string, namespace: string): string =>
   `istiod-clusterrole-${revision}-${namespace}`;
 
+/** meshrev's own binding (Istio's chart has none): istiod's analysis permissions, only with analysis on. */
+export const istiodAnalysisClusterRoleBindingName = (revision: string, namespace: string): string =>
+  `istiod-analysis-${revision}-${namespace}`;
+
 export const gatewayControllerClusterRoleName = (revision: string, namespace: string): string =>
   `istiod-gateway-controller-${revision}-${namespace}`;
 

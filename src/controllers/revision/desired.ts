@@ -10,6 +10,8 @@
  * - without injection templates istiod cannot render gateway Deployments, so the Gateway API deployment
  *   controller is off by default (and its RBAC is only rendered when a user turns it back on);
  * - no validating webhook, injector ConfigMap, reader RBAC, remote-cluster or ambient objects;
+ * - istiod's ClusterRole and Role are not rendered per revision: the revision's bindings (same names as
+ *   the chart's) refer to the shared ClusterRoles installed with meshrev (istiod-rbac.ts explains why);
  * - labels name meshrev as the manager (`app.kubernetes.io/managed-by: meshrev`) where Helm would appear.
  */
 import type {
@@ -19,9 +21,7 @@ import type {
   V1EnvVar,
   V1MutatingWebhookConfiguration,
   V1PodDisruptionBudget,
-  V1PolicyRule,
   V1ResourceRequirements,
-  V1RoleBinding,
   V1Service,
   V1ServiceAccount,
   V1Toleration,
@@ -43,6 +43,7 @@ import {
 import {
   gatewayControllerClusterRoleName,
   injectionPath,
+  istiodAnalysisClusterRoleBindingName,
   istiodClusterRoleName,
   istiodName,
   meshConfigMapName,
@@ -58,6 +59,12 @@ import {
   readInjectionWebhookSettings,
   revisionSelectorWebhooks,
 } from '../common/webhooks.js';
+import {
+  ISTIOD_ANALYSIS_CLUSTER_ROLE,
+  ISTIOD_CLUSTER_ROLE,
+  ISTIOD_GATEWAY_CONTROLLER_CLUSTER_ROLE,
+  ISTIOD_NAMESPACE_CLUSTER_ROLE,
+} from './istiod-rbac.js';
 
 export interface RevisionBuildContext {
   /** The Istio version to run: spec.version, or the channel's current version. */
@@ -129,45 +136,37 @@ export function desiredRevisionObjects(
   });
   const istiodLabels = istiodObjectLabels(facts.labels);
   const name = istiodName(revision);
+  const binding = (kind: 'ClusterRoleBinding' | 'RoleBinding', bindingName: string, roleName: string) =>
+    withMeta('rbac.authorization.k8s.io/v1', kind, meta(bindingName, istiodLabels, kind === 'RoleBinding'), {
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: roleName },
+      subjects: subjects(facts),
+    });
+  // istiod's roles are the shared ClusterRoles installed with meshrev (see istiod-rbac.ts): a revision
+  // only binds them, under the binding names Istio's chart uses.
   const objects: DesiredObject[] = [
     withMeta('v1', 'ServiceAccount', meta(name, istiodLabels, true), serviceAccount(cpr)),
-    withMeta(
-      'rbac.authorization.k8s.io/v1',
-      'ClusterRole',
-      meta(istiodClusterRoleName(revision, namespace), istiodLabels, false),
-      { rules: istiodClusterRules(facts) },
-    ),
-    withMeta(
-      'rbac.authorization.k8s.io/v1',
-      'ClusterRoleBinding',
-      meta(istiodClusterRoleName(revision, namespace), istiodLabels, false),
-      clusterRoleBinding(istiodClusterRoleName(revision, namespace), facts),
-    ),
+    binding('ClusterRoleBinding', istiodClusterRoleName(revision, namespace), ISTIOD_CLUSTER_ROLE),
   ];
-  if (envValue(facts.env, 'PILOT_ENABLE_GATEWAY_API_DEPLOYMENT_CONTROLLER') !== 'false') {
-    const gatewayRole = gatewayControllerClusterRoleName(revision, namespace);
+  if (envValue(facts.env, 'PILOT_ENABLE_ANALYSIS') === 'true') {
     objects.push(
-      withMeta('rbac.authorization.k8s.io/v1', 'ClusterRole', meta(gatewayRole, istiodLabels, false), {
-        rules: gatewayControllerRules(),
-      }),
-      withMeta(
-        'rbac.authorization.k8s.io/v1',
+      binding(
         'ClusterRoleBinding',
-        meta(gatewayRole, istiodLabels, false),
-        clusterRoleBinding(gatewayRole, facts),
+        istiodAnalysisClusterRoleBindingName(revision, namespace),
+        ISTIOD_ANALYSIS_CLUSTER_ROLE,
+      ),
+    );
+  }
+  if (envValue(facts.env, 'PILOT_ENABLE_GATEWAY_API_DEPLOYMENT_CONTROLLER') !== 'false') {
+    objects.push(
+      binding(
+        'ClusterRoleBinding',
+        gatewayControllerClusterRoleName(revision, namespace),
+        ISTIOD_GATEWAY_CONTROLLER_CLUSTER_ROLE,
       ),
     );
   }
   objects.push(
-    withMeta('rbac.authorization.k8s.io/v1', 'Role', meta(name, istiodLabels, true), {
-      rules: istiodRoleRules(),
-    }),
-    withMeta(
-      'rbac.authorization.k8s.io/v1',
-      'RoleBinding',
-      meta(name, istiodLabels, true),
-      roleBinding(facts),
-    ),
+    binding('RoleBinding', name, ISTIOD_NAMESPACE_CLUSTER_ROLE),
     withMeta(
       'v1',
       'ConfigMap',
@@ -235,198 +234,6 @@ function serviceAccount(
 
 function subjects(facts: RevisionFacts): V1ClusterRoleBinding['subjects'] {
   return [{ kind: 'ServiceAccount', name: istiodName(facts.revision), namespace: facts.namespace }];
-}
-
-function clusterRoleBinding(
-  roleName: string,
-  facts: RevisionFacts,
-): Omit<V1ClusterRoleBinding, 'apiVersion' | 'kind' | 'metadata'> {
-  return {
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: roleName },
-    subjects: subjects(facts),
-  };
-}
-
-function roleBinding(facts: RevisionFacts): Omit<V1RoleBinding, 'apiVersion' | 'kind' | 'metadata'> {
-  return {
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: istiodName(facts.revision) },
-    subjects: subjects(facts),
-  };
-}
-
-const ISTIO_API_GROUPS = [
-  'config.istio.io',
-  'security.istio.io',
-  'networking.istio.io',
-  'authentication.istio.io',
-  'rbac.istio.io',
-  'telemetry.istio.io',
-  'extensions.istio.io',
-];
-const READ = ['get', 'watch', 'list'];
-const MANAGE = ['get', 'watch', 'list', 'update', 'patch', 'create', 'delete'];
-
-/** The chart's `clusterrole.yaml` with default values (istiod as CA, no taint controller). */
-export function istiodClusterRules(facts: Pick<RevisionFacts, 'env' | 'version'>): V1PolicyRule[] {
-  const analysis = envValue(facts.env, 'PILOT_ENABLE_ANALYSIS') === 'true';
-  const mcsGroup = envValue(facts.env, 'MCS_API_GROUP') ?? 'multicluster.x-k8s.io';
-  const listenerSetsGraduated = isAtLeastMinor(facts.version, 1, 30);
-  const rules: V1PolicyRule[] = [
-    {
-      apiGroups: ['admissionregistration.k8s.io'],
-      resources: ['mutatingwebhookconfigurations'],
-      verbs: ['get', 'list', 'watch', 'update', 'patch'],
-    },
-    {
-      apiGroups: ['admissionregistration.k8s.io'],
-      resources: ['validatingwebhookconfigurations'],
-      verbs: ['get', 'list', 'watch', 'update'],
-    },
-    { apiGroups: ISTIO_API_GROUPS, verbs: READ, resources: ['*'] },
-  ];
-  if (analysis) {
-    rules.push({
-      apiGroups: ISTIO_API_GROUPS,
-      verbs: ['update', 'patch'],
-      resources: [
-        'authorizationpolicies/status',
-        'destinationrules/status',
-        'envoyfilters/status',
-        'gateways/status',
-        'peerauthentications/status',
-        'proxyconfigs/status',
-        'requestauthentications/status',
-        'serviceentries/status',
-        'sidecars/status',
-        'telemetries/status',
-        'virtualservices/status',
-        'wasmplugins/status',
-        'workloadentries/status',
-        'workloadgroups/status',
-      ],
-    });
-  }
-  rules.push(
-    { apiGroups: ['networking.istio.io'], verbs: MANAGE, resources: ['workloadentries'] },
-    {
-      apiGroups: ['networking.istio.io'],
-      verbs: MANAGE,
-      resources: ['workloadentries/status', 'serviceentries/status'],
-    },
-    { apiGroups: ['security.istio.io'], verbs: MANAGE, resources: ['authorizationpolicies/status'] },
-    { apiGroups: [''], verbs: MANAGE, resources: ['services/status'] },
-    {
-      apiGroups: ['apiextensions.k8s.io'],
-      resources: ['customresourcedefinitions'],
-      verbs: ['get', 'list', 'watch'],
-    },
-    {
-      apiGroups: [''],
-      resources: ['pods', 'nodes', 'services', 'namespaces', 'endpoints'],
-      verbs: ['get', 'list', 'watch'],
-    },
-    { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] },
-  );
-  if (analysis) {
-    rules.push(
-      {
-        apiGroups: ['extensions', 'networking.k8s.io'],
-        resources: ['ingresses'],
-        verbs: ['get', 'list', 'watch'],
-      },
-      { apiGroups: ['extensions', 'networking.k8s.io'], resources: ['ingresses/status'], verbs: ['*'] },
-    );
-  }
-  rules.push(
-    {
-      apiGroups: ['networking.k8s.io'],
-      resources: ['ingresses', 'ingressclasses'],
-      verbs: ['get', 'list', 'watch'],
-    },
-    { apiGroups: ['networking.k8s.io'], resources: ['ingresses/status'], verbs: ['*'] },
-    { apiGroups: [''], resources: ['configmaps'], verbs: ['create', 'get', 'list', 'watch', 'update'] },
-    { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
-    { apiGroups: ['authorization.k8s.io'], resources: ['subjectaccessreviews'], verbs: ['create'] },
-    {
-      apiGroups: ['gateway.networking.k8s.io', 'gateway.networking.x-k8s.io'],
-      resources: ['*'],
-      verbs: ['get', 'watch', 'list'],
-    },
-    {
-      apiGroups: ['gateway.networking.x-k8s.io'],
-      resources: listenerSetsGraduated
-        ? ['xbackendtrafficpolicies/status']
-        : ['xbackendtrafficpolicies/status', 'xlistenersets/status'],
-      verbs: ['update', 'patch'],
-    },
-    {
-      apiGroups: ['gateway.networking.k8s.io'],
-      resources: [
-        'backendtlspolicies/status',
-        'gatewayclasses/status',
-        'gateways/status',
-        'grpcroutes/status',
-        'httproutes/status',
-        'referencegrants/status',
-        'tcproutes/status',
-        'tlsroutes/status',
-        'udproutes/status',
-        ...(listenerSetsGraduated ? ['listenersets/status'] : []),
-      ],
-      verbs: ['update', 'patch'],
-    },
-    {
-      apiGroups: ['gateway.networking.k8s.io'],
-      resources: ['gatewayclasses'],
-      verbs: ['create', 'update', 'patch', 'delete'],
-    },
-    {
-      apiGroups: ['inference.networking.k8s.io'],
-      resources: ['inferencepools'],
-      verbs: ['get', 'watch', 'list'],
-    },
-    {
-      apiGroups: ['inference.networking.k8s.io'],
-      resources: ['inferencepools/status'],
-      verbs: ['update', 'patch'],
-    },
-    { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'watch', 'list'] },
-    {
-      apiGroups: [mcsGroup],
-      resources: ['serviceexports'],
-      verbs: ['get', 'watch', 'list', 'create', 'delete'],
-    },
-    { apiGroups: [mcsGroup], resources: ['serviceimports'], verbs: ['get', 'watch', 'list'] },
-  );
-  return rules;
-}
-
-function gatewayControllerRules(): V1PolicyRule[] {
-  return [
-    { apiGroups: ['apps'], verbs: MANAGE, resources: ['deployments'] },
-    { apiGroups: ['autoscaling'], verbs: MANAGE, resources: ['horizontalpodautoscalers'] },
-    { apiGroups: ['policy'], verbs: MANAGE, resources: ['poddisruptionbudgets'] },
-    { apiGroups: [''], verbs: MANAGE, resources: ['services'] },
-    { apiGroups: [''], verbs: MANAGE, resources: ['serviceaccounts'] },
-  ];
-}
-
-/** The chart's `role.yaml`: CA secret, status ConfigMap cleanup, leases, config validation dry-runs. */
-export function istiodRoleRules(): V1PolicyRule[] {
-  return [
-    { apiGroups: ['networking.istio.io'], verbs: ['create'], resources: ['gateways'] },
-    {
-      apiGroups: [''],
-      resources: ['secrets'],
-      verbs: ['create', 'get', 'watch', 'list', 'update', 'delete'],
-    },
-    { apiGroups: [''], resources: ['configmaps'], verbs: ['delete'] },
-    {
-      apiGroups: ['coordination.k8s.io'],
-      resources: ['leases'],
-      verbs: ['get', 'update', 'patch', 'create'],
-    },
-  ];
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

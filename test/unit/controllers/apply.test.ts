@@ -261,6 +261,42 @@ describe('applySet', () => {
     });
   });
 
+  test('replaces a binding whose roleRef changed (roleRef is immutable) and prunes the role it no longer uses', async () => {
+    const name = unique('istiod-clusterrole');
+    // Cluster-scoped, labelled as meshrev's and controlled by OWNER, like the webhook configuration.
+    const meta = (objectName: string) => webhookConfiguration(objectName).metadata;
+    const legacyRole: DesiredObject = {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: meta(name),
+      rules: [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }],
+    };
+    const binding = (roleName: string): DesiredObject => ({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: meta(name),
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: roleName },
+      subjects: [{ kind: 'ServiceAccount', name: 'istiod-a', namespace: 'istio-system' }],
+    });
+    await run([legacyRole, binding(name)]);
+    await cachesCaughtUp(legacyRole, binding(name));
+    const uidBefore = kube.find(ref(binding(name)))?.metadata?.uid;
+
+    const result = await run([binding('meshrev-istiod')]);
+    expect(result).toEqual({
+      applied: [`rbac.authorization.k8s.io/v1/ClusterRoleBinding/${name}`],
+      deleted: [`rbac.authorization.k8s.io/v1/ClusterRole/${name}`],
+    });
+    const stored = kube.find(ref(binding(name))) as (Stored & { roleRef?: { name: string } }) | undefined;
+    expect(stored?.roleRef?.name).toBe('meshrev-istiod');
+    expect(stored?.metadata?.uid).not.toBe(uidBefore);
+    expect(kube.find(ref(legacyRole))).toBeUndefined();
+    expect(kube.writesOf('delete').map((w) => w.key)).toEqual([
+      `rbac.authorization.k8s.io/v1/ClusterRoleBinding/${name}`,
+      `rbac.authorization.k8s.io/v1/ClusterRole/${name}`,
+    ]);
+  });
+
   test('treats an object already gone when pruning as pruned', async () => {
     const drop = configMap(unique('drop'), { b: '2' });
     await run([drop]);

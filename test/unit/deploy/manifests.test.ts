@@ -66,7 +66,7 @@ describe('deploy/ manifests', () => {
     expect(missing.filter((resource) => !CRD_FILES.includes(resource))).toEqual([]);
   });
 
-  it('does not set a kustomize namespace, which would move the RoleBinding in the control-plane namespace', () => {
+  it('does not set a kustomize namespace: each file states its own, so applying single files gives the same objects', () => {
     expect(readKustomization().namespace).toBeUndefined();
   });
 
@@ -79,13 +79,11 @@ describe('deploy/ manifests', () => {
     }
   });
 
-  it('puts every namespaced object in meshrev-system, except the istiod delegation RoleBinding', () => {
+  it('puts every namespaced object in meshrev-system', () => {
     const placement = objects
       .filter((object) => !CLUSTER_SCOPED.has(object.kind))
       .map((object) => `${object.kind}/${object.metadata.name} in ${object.metadata.namespace ?? '(none)'}`);
-    expect(placement.filter((entry) => !entry.endsWith(` in ${NAMESPACE}`))).toEqual([
-      'RoleBinding/meshrev-istiod-delegation in istio-system',
-    ]);
+    expect(placement.filter((entry) => !entry.endsWith(` in ${NAMESPACE}`))).toEqual([]);
     expect(
       objects.filter((object) => CLUSTER_SCOPED.has(object.kind) && object.metadata.namespace !== undefined),
     ).toEqual([]);

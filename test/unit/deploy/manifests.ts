@@ -1,10 +1,9 @@
-// Reading deploy/: the kustomize manifests as objects, and the Helm chart rendered with the template subset.
+// Reading deploy/: the kustomize manifests as objects, and the Helm chart's values. (The chart itself is
+// rendered by a real helm in test/integration/chart.test.ts.)
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
 import { parse, parseAllDocuments } from 'yaml';
-
-import { ChartRenderer } from './go-template.js';
 
 export const REPO_ROOT = join(import.meta.dirname, '..', '..', '..');
 export const DEPLOY_DIR = join(REPO_ROOT, 'deploy');
@@ -103,45 +102,6 @@ export function kustomizeObjects(): KubeObject[] {
 
 export function chartValues(): Record<string, unknown> {
   return parse(readFileSync(join(CHART_DIR, 'values.yaml'), 'utf8')) as Record<string, unknown>;
-}
-
-function mergeValues(
-  base: Record<string, unknown>,
-  overrides: Record<string, unknown>,
-): Record<string, unknown> {
-  const merged: Record<string, unknown> = { ...base };
-  for (const [key, value] of Object.entries(overrides)) {
-    const current = merged[key];
-    merged[key] = isRecord(current) && isRecord(value) ? mergeValues(current, value) : value;
-  }
-  return merged;
-}
-
-export interface RenderOptions {
-  values?: Record<string, unknown>;
-  releaseNamespace?: string;
-}
-
-/** `helm template meshrev deploy/charts/meshrev -n <namespace> --set ...`, templates only (not crds/). */
-export function renderChart(options: RenderOptions = {}): KubeObject[] {
-  const templateDir = join(CHART_DIR, 'templates');
-  const files = readdirSync(templateDir).sort();
-  const helpers = files
-    .filter((file) => file.startsWith('_'))
-    .map((file) => readFileSync(join(templateDir, file), 'utf8'));
-  const renderer = new ChartRenderer(helpers);
-  const chart = parse(readFileSync(join(CHART_DIR, 'Chart.yaml'), 'utf8')) as Record<string, unknown>;
-  const context = {
-    Values: mergeValues(chartValues(), options.values ?? {}),
-    Release: { Name: 'meshrev', Namespace: options.releaseNamespace ?? 'meshrev-system', Service: 'Helm' },
-    Chart: { Name: chart['name'], Version: chart['version'], AppVersion: chart['appVersion'] },
-    Files: { Get: (path: unknown) => readFileSync(join(CHART_DIR, String(path)), 'utf8') },
-  };
-  return files
-    .filter((file) => !file.startsWith('_') && file.endsWith('.yaml'))
-    .flatMap((file) =>
-      parseObjects(renderer.render(readFileSync(join(templateDir, file), 'utf8'), context), file),
-    );
 }
 
 export function objectId(object: KubeObject): string {

@@ -90,9 +90,7 @@ describe('desiredRevisionObjects', () => {
     const objects = desiredRevisionObjects(revision('canary'), CONTEXT);
     expect(objects.map(objectKey)).toEqual([
       'v1/ServiceAccount/istio-system/istiod-canary',
-      'rbac.authorization.k8s.io/v1/ClusterRole/istiod-clusterrole-canary-istio-system',
       'rbac.authorization.k8s.io/v1/ClusterRoleBinding/istiod-clusterrole-canary-istio-system',
-      'rbac.authorization.k8s.io/v1/Role/istio-system/istiod-canary',
       'rbac.authorization.k8s.io/v1/RoleBinding/istio-system/istiod-canary',
       'v1/ConfigMap/istio-system/istio-canary',
       'v1/Service/istio-system/istiod-canary',
@@ -106,7 +104,7 @@ describe('desiredRevisionObjects', () => {
     expect(only(objects, 'MutatingWebhookConfiguration').metadata.name).toBe(
       'istio-sidecar-injector-asm-1233-2-mesh-a',
     );
-    expect(only(objects, 'ClusterRole').metadata.name).toBe('istiod-clusterrole-asm-1233-2-mesh-a');
+    expect(only(objects, 'ClusterRoleBinding').metadata.name).toBe('istiod-clusterrole-asm-1233-2-mesh-a');
     expect(at(only(objects, 'ClusterRoleBinding'), 'subjects')).toEqual([
       { kind: 'ServiceAccount', name: 'istiod-asm-1233-2', namespace: 'mesh-a' },
     ]);
@@ -474,96 +472,100 @@ describe('desiredRevisionObjects', () => {
   });
 
   describe('RBAC', () => {
-    it('binds the ClusterRole and Role to the revision service account', () => {
+    const roleRef = (name: string) => ({ apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name });
+    const bindings = (objects: ReturnType<typeof desiredRevisionObjects>) =>
+      objects
+        .filter((object) => object.kind.endsWith('Binding'))
+        .map((object) => ({
+          kind: object.kind,
+          namespace: object.metadata.namespace,
+          name: object.metadata.name,
+          roleRef: object['roleRef'],
+        }));
+
+    it('renders no roles of its own: istiod`s permissions are the shared ClusterRoles shipped in deploy/', () => {
+      const objects = desiredRevisionObjects(
+        revision('canary', {
+          istiod: {
+            env: { PILOT_ENABLE_ANALYSIS: 'true', PILOT_ENABLE_GATEWAY_API_DEPLOYMENT_CONTROLLER: 'true' },
+          },
+        }),
+        CONTEXT,
+      );
+      expect(objects.filter((object) => object.kind === 'ClusterRole' || object.kind === 'Role')).toEqual([]);
+    });
+
+    it('binds the shared istiod ClusterRoles to the revision service account, under the chart`s names', () => {
       const objects = desiredRevisionObjects(revision('canary'), CONTEXT);
-      expect(at(only(objects, 'ClusterRoleBinding'), 'roleRef')).toEqual({
-        apiGroup: 'rbac.authorization.k8s.io',
-        kind: 'ClusterRole',
-        name: 'istiod-clusterrole-canary-istio-system',
-      });
-      expect(at(only(objects, 'RoleBinding'), 'roleRef')).toEqual({
-        apiGroup: 'rbac.authorization.k8s.io',
-        kind: 'Role',
-        name: 'istiod-canary',
-      });
+      expect(bindings(objects)).toEqual([
+        {
+          kind: 'ClusterRoleBinding',
+          namespace: undefined,
+          name: 'istiod-clusterrole-canary-istio-system',
+          roleRef: roleRef('meshrev-istiod'),
+        },
+        {
+          kind: 'RoleBinding',
+          namespace: 'istio-system',
+          name: 'istiod-canary',
+          roleRef: roleRef('meshrev-istiod-namespace'),
+        },
+      ]);
+      for (const binding of objects.filter((object) => object.kind.endsWith('Binding'))) {
+        expect(binding['subjects']).toEqual([
+          { kind: 'ServiceAccount', name: 'istiod-canary', namespace: 'istio-system' },
+        ]);
+      }
+    });
+
+    it('binds the namespaced role in the revision`s own namespace', () => {
+      const objects = desiredRevisionObjects(revision('canary', { namespace: 'mesh-a' }), CONTEXT);
+      expect(only(objects, 'RoleBinding').metadata.namespace).toBe('mesh-a');
       expect(at(only(objects, 'RoleBinding'), 'subjects')).toEqual([
-        { kind: 'ServiceAccount', name: 'istiod-canary', namespace: 'istio-system' },
+        { kind: 'ServiceAccount', name: 'istiod-canary', namespace: 'mesh-a' },
       ]);
     });
 
-    it('lets istiod manage webhook configurations, read Istio config and review tokens', () => {
-      const rules = at(
-        only(desiredRevisionObjects(revision('canary'), CONTEXT), 'ClusterRole'),
-        'rules',
-      ) as Array<{
-        apiGroups: string[];
-        resources: string[];
-        verbs: string[];
-      }>;
-      expect(rules).toEqual(
-        expect.arrayContaining([
-          {
-            apiGroups: ['admissionregistration.k8s.io'],
-            resources: ['mutatingwebhookconfigurations'],
-            verbs: ['get', 'list', 'watch', 'update', 'patch'],
-          },
-          { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
-          { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'watch', 'list'] },
-        ]),
-      );
-    });
-
-    it.each([
-      ['1.29.6', ['xbackendtrafficpolicies/status', 'xlistenersets/status'], false],
-      ['1.30.3', ['xbackendtrafficpolicies/status'], true],
-    ])('grants the Gateway API status resources of Istio %s', (version, experimental, listenerSets) => {
-      const rules = at(
-        only(
-          desiredRevisionObjects(revision('canary', { version }), { ...CONTEXT, resolvedVersion: version }),
-          'ClusterRole',
-        ),
-        'rules',
-      ) as Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }>;
-      const experimentalRule = rules.find(
-        (rule) => rule.apiGroups.length === 1 && rule.apiGroups[0] === 'gateway.networking.x-k8s.io',
-      );
-      expect(experimentalRule?.resources).toEqual(experimental);
-      const standardStatus = rules.find(
-        (rule) =>
-          rule.apiGroups[0] === 'gateway.networking.k8s.io' && rule.resources.includes('gateways/status'),
-      );
-      expect(standardStatus?.resources.includes('listenersets/status')).toBe(listenerSets);
-    });
-
-    it('adds the gateway-controller RBAC only when the gateway deployment controller is turned back on', () => {
+    it('binds the gateway-controller role only when the gateway deployment controller is turned back on', () => {
       const objects = desiredRevisionObjects(
         revision('canary', { istiod: { env: { PILOT_ENABLE_GATEWAY_API_DEPLOYMENT_CONTROLLER: 'true' } } }),
         CONTEXT,
       );
-      expect(
-        objects
-          .filter((object) => object.kind.startsWith('ClusterRole'))
-          .map((object) => object.metadata.name),
-      ).toEqual([
-        'istiod-clusterrole-canary-istio-system',
-        'istiod-clusterrole-canary-istio-system',
-        'istiod-gateway-controller-canary-istio-system',
-        'istiod-gateway-controller-canary-istio-system',
+      expect(bindings(objects).filter((binding) => binding.kind === 'ClusterRoleBinding')).toEqual([
+        {
+          kind: 'ClusterRoleBinding',
+          namespace: undefined,
+          name: 'istiod-clusterrole-canary-istio-system',
+          roleRef: roleRef('meshrev-istiod'),
+        },
+        {
+          kind: 'ClusterRoleBinding',
+          namespace: undefined,
+          name: 'istiod-gateway-controller-canary-istio-system',
+          roleRef: roleRef('meshrev-istiod-gateway-controller'),
+        },
       ]);
     });
 
-    it('grants the analysis status permissions when analysis is enabled', () => {
-      const rules = at(
-        only(
-          desiredRevisionObjects(
-            revision('canary', { istiod: { env: { PILOT_ENABLE_ANALYSIS: 'true' } } }),
-            CONTEXT,
-          ),
-          'ClusterRole',
-        ),
-        'rules',
-      ) as Array<{ resources: string[] }>;
-      expect(rules.some((rule) => rule.resources.includes('virtualservices/status'))).toBe(true);
+    it('binds the analysis role only when analysis is enabled', () => {
+      const objects = desiredRevisionObjects(
+        revision('canary', { istiod: { env: { PILOT_ENABLE_ANALYSIS: 'true' } } }),
+        CONTEXT,
+      );
+      expect(bindings(objects).filter((binding) => binding.kind === 'ClusterRoleBinding')).toEqual([
+        {
+          kind: 'ClusterRoleBinding',
+          namespace: undefined,
+          name: 'istiod-clusterrole-canary-istio-system',
+          roleRef: roleRef('meshrev-istiod'),
+        },
+        {
+          kind: 'ClusterRoleBinding',
+          namespace: undefined,
+          name: 'istiod-analysis-canary-istio-system',
+          roleRef: roleRef('meshrev-istiod-analysis'),
+        },
+      ]);
     });
 
     it('gives image pull secrets to the service account, as the chart does', () => {
