@@ -12,7 +12,7 @@ import { injectRequired } from './policy.js';
 import {
   prometheusMerge,
   prometheusPort,
-  sanitizeLabelName,
+  prometheusKeyOf,
   withoutPrometheusAnnotations,
 } from './prometheus.js';
 import { mergeProxyConfig, parseProxyConfigAnnotation } from './proxy-config.js';
@@ -641,7 +641,7 @@ function runInjection(req: InjectionRequest, namespace: string): InjectionOutcom
 
 function applySecurePrometheusAnnotation(pod: Pod): Pod {
   const annotations = pod.metadata?.annotations ?? {};
-  if (Object.keys(annotations).some((k) => sanitizeLabelName(k) === 'prometheus_istio_io_secure_port')) {
+  if (Object.keys(annotations).some((k) => prometheusKeyOf(k) === 'prometheus_istio_io_secure_port')) {
     return pod;
   }
   const port = findInPod(PROXY, pod)?.env?.find(

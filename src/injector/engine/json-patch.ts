@@ -4,6 +4,7 @@ import { isObject, type JsonPatchOp } from './types.js';
 
 /** Escapes one reference token: `~` → `~0` first, then `/` → `~1` (order matters, RFC 6901 §4). */
 export function escapePointerToken(token: string): string {
+  if (!token.includes('~') && !token.includes('/')) return token;
   return token.replace(/~/g, '~0').replace(/\//g, '~1');
 }
 

@@ -27,10 +27,19 @@ export function sanitizeLabelName(name: string): string {
   return name.replace(/[^a-zA-Z0-9_]/g, '_');
 }
 
+/**
+ * The sanitised spelling of an annotation key that may be a Prometheus one, else undefined. Every key this module
+ * looks for starts with `prometheus`, and sanitising never changes letters, so any other key can be skipped
+ * without running the replacement (this runs for every annotation of every admitted pod).
+ */
+export function prometheusKeyOf(key: string): string | undefined {
+  return key.startsWith('prometheus') ? sanitizeLabelName(key) : undefined;
+}
+
 /** Whether the pod wants scraping: the first parsable scrape annotation (any spelling), else true. */
 export function prometheusScrapeWanted(annotations: Readonly<Record<string, string>>): boolean {
   for (const key of Object.keys(annotations).sort()) {
-    if (sanitizeLabelName(key) !== SCRAPE) continue;
+    if (prometheusKeyOf(key) !== SCRAPE) continue;
     const parsed = parseGoBool(annotations[key] ?? '');
     if (parsed !== undefined) return parsed;
   }
@@ -39,7 +48,7 @@ export function prometheusScrapeWanted(annotations: Readonly<Record<string, stri
 
 export function prometheusPort(annotations: Readonly<Record<string, string>>): string | undefined {
   for (const key of Object.keys(annotations).sort()) {
-    if (sanitizeLabelName(key) === PORT) return annotations[key];
+    if (prometheusKeyOf(key) === PORT) return annotations[key];
   }
   return undefined;
 }
@@ -50,7 +59,8 @@ export function withoutPrometheusAnnotations(
 ): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [key, value] of Object.entries(annotations)) {
-    if (!PROMETHEUS_KEYS.has(sanitizeLabelName(key))) out[key] = value;
+    const sanitized = prometheusKeyOf(key);
+    if (sanitized === undefined || !PROMETHEUS_KEYS.has(sanitized)) out[key] = value;
   }
   return out;
 }
@@ -101,7 +111,7 @@ export function prometheusMerge(
   };
   for (const key of Object.keys(annotations).sort()) {
     const value = annotations[key] ?? '';
-    switch (sanitizeLabelName(key)) {
+    switch (prometheusKeyOf(key)) {
       case PORT:
         scrape.port = value;
         break;

@@ -140,8 +140,24 @@ function sameValue(a: unknown, b: unknown): boolean {
   return encodeValue(a) === encodeValue(b);
 }
 
+/**
+ * Encodings already computed, by config object. Configs are never mutated once built; the mesh default of a
+ * revision is one object shared by every pod without a `proxy.istio.io/config` annotation, so its encoding is
+ * computed once per settings version instead of once per admission.
+ */
+const proxyConfigJsonCache = new WeakMap<ProxyConfig, string>();
+
 /** The PROXY_CONFIG env value: compact JSON without the built-in defaults (istiod's `cleanProxyConfig`). */
 export function proxyConfigJson(config: ProxyConfig): string {
+  let json = proxyConfigJsonCache.get(config);
+  if (json === undefined) {
+    json = encodeProxyConfig(config);
+    proxyConfigJsonCache.set(config, json);
+  }
+  return json;
+}
+
+function encodeProxyConfig(config: ProxyConfig): string {
   const parts: string[] = [];
   const known = new Set(FIELD_ORDER);
   const keys = [

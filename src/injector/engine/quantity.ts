@@ -48,8 +48,26 @@ function decimalCanonical(sign: string, amount: bigint, exponent: number, expone
   return suffix === undefined ? `${number}e${exponent}` : number + suffix;
 }
 
+/**
+ * Canonical forms already computed. A mesh uses a handful of distinct quantities (the proxy's requests and limits,
+ * a few per-pod annotations), and every admission canonicalises them again with BigInt arithmetic; the bound
+ * keeps a client sending endless distinct values from growing it.
+ */
+const canonicalCache = new Map<string, string>();
+const CANONICAL_CACHE_LIMIT = 1024;
+
 /** Returns the canonical form of a quantity, or the input unchanged when it does not parse. */
 export function canonicalQuantity(value: string | number): string {
+  const key = typeof value === 'number' ? `#${value}` : value;
+  const cached = canonicalCache.get(key);
+  if (cached !== undefined) return cached;
+  const canonical = computeCanonicalQuantity(value);
+  if (canonicalCache.size >= CANONICAL_CACHE_LIMIT) canonicalCache.clear();
+  canonicalCache.set(key, canonical);
+  return canonical;
+}
+
+function computeCanonicalQuantity(value: string | number): string {
   const text = String(value).trim();
   const match = QUANTITY.exec(text);
   if (!match || ((match[2] ?? '') === '' && (match[3] ?? '') === '')) return String(value);
