@@ -25,6 +25,8 @@ export const OperatorConfigSchema = z.object({
   tlsSecretName: z.string().min(1),
   /** How often the injector TLS Secret is re-read to rotate the serving certificate. */
   tlsCheckSeconds: z.coerce.number().min(1),
+  /** Injection verdicts kept for identical pods (ReplicaSet replicas); 0 turns the cache off. */
+  injectionCacheEntries: z.coerce.number().int().min(0).max(100_000),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']),
   leaderElect: booleanish,
   leaseName: z.string().min(1),
@@ -60,6 +62,11 @@ const settings: Record<keyof OperatorConfig, { flag: string; env: string; defaul
   },
   tlsSecretName: { flag: 'tls-secret', env: 'MESHREV_TLS_SECRET', default: 'meshrev-injector-tls' },
   tlsCheckSeconds: { flag: 'tls-check-seconds', env: 'MESHREV_TLS_CHECK_SECONDS', default: '300' },
+  injectionCacheEntries: {
+    flag: 'injection-cache-entries',
+    env: 'MESHREV_INJECTION_CACHE_ENTRIES',
+    default: '256',
+  },
   logLevel: { flag: 'log-level', env: 'MESHREV_LOG_LEVEL', default: 'info' },
   leaderElect: { flag: 'leader-elect', env: 'MESHREV_LEADER_ELECT', default: 'true' },
   leaseName: { flag: 'lease-name', env: 'MESHREV_LEASE_NAME', default: 'meshrev-leader' },

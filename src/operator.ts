@@ -27,6 +27,7 @@ import {
 import { revisionReconciler } from './controllers/revision/reconciler.js';
 import { tagReconciler } from './controllers/tag/reconciler.js';
 import { slimNamespace, slimPod, UsageTracker } from './controllers/usage-tracker.js';
+import { DEFAULT_INJECTION_CACHE_LIMITS, InjectionCache } from './injector/cache.js';
 import { createInjectorServer, type InjectorServer } from './injector/server.js';
 import { InjectionService } from './injector/service.js';
 import { CertificateManager } from './injector/tls/certificate-manager.js';
@@ -147,7 +148,16 @@ export async function startOperator(
   const shared = [revisions, tags, nodes];
   for (const informer of shared) informer.start();
 
-  const injection = new InjectionService({ revisions, tags, nodes });
+  const injection = new InjectionService({
+    revisions,
+    tags,
+    nodes,
+    cache:
+      config.injectionCacheEntries === 0
+        ? false
+        : new InjectionCache({ ...DEFAULT_INJECTION_CACHE_LIMITS, maxEntries: config.injectionCacheEntries }),
+  });
+  metrics.watchInjectionCache(() => injection.cacheStats());
   const nodesChanged = injection.cacheNodeVersions();
   nodes.addHandlers({ onAdd: nodesChanged, onUpdate: nodesChanged, onDelete: nodesChanged });
 

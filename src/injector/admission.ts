@@ -15,11 +15,14 @@ export interface InjectRequest {
   revision: string;
   /** Proxy environment overrides from the request path, keyed by env name (see {@link parseInjectPath}). */
   pathParams: Record<string, string>;
+  /** Size of the AdmissionReview the pod arrived in, so an injector can skip per-byte work for huge pods. */
+  reviewBytes?: number;
 }
 
 export type InjectResult =
   | { kind: 'skipped'; reason: string }
-  | { kind: 'injected'; patch: unknown[] }
+  /** `patchJson`, when set, is `patch` already serialised; the reply then carries it without encoding again. */
+  | { kind: 'injected'; patch: unknown[]; patchJson?: string }
   | { kind: 'rejected'; message: string };
 
 /** The injection engine. May be synchronous or asynchronous; a throw becomes an allowed:false response. */
@@ -350,7 +353,13 @@ export async function handleAdmission(req: AdmissionHttpRequest, deps: Admission
 
   let result: InjectResult;
   try {
-    result = await deps.inject({ pod: podResult.pod, namespace, revision, pathParams });
+    result = await deps.inject({
+      pod: podResult.pod,
+      namespace,
+      revision,
+      pathParams,
+      reviewBytes: req.body.byteLength,
+    });
   } catch (error) {
     return deniedReply(apiVersion, request.uid, `injection failed: ${errorText(error)}`, revision);
   }
@@ -367,16 +376,14 @@ export async function handleAdmission(req: AdmissionHttpRequest, deps: Admission
         revision,
       );
     case 'injected': {
-      const encodedPatch = encodePatch(result.patch);
+      const encodedPatch =
+        result.patchJson !== undefined
+          ? Buffer.from(result.patchJson, 'utf8').toString('base64')
+          : encodePatch(result.patch);
       if (encodedPatch === undefined) {
         return { ...textReply(500, 'could not encode response: JSON patch is not serialisable'), revision };
       }
-      return reviewReply(
-        apiVersion,
-        { uid, allowed: true, patchType: 'JSONPatch', patch: encodedPatch },
-        'injected',
-        revision,
-      );
+      return patchReply(apiVersion, uid, encodedPatch, revision);
     }
     default:
       return deniedReply(apiVersion, uid, 'injection failed: the injector returned no verdict', revision);
@@ -405,6 +412,22 @@ function encodePatch(patch: unknown): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The allowed-with-patch review, written out directly: the same document `reviewReply` would produce, without
+ * JSON.stringify scanning the (often 10 KB) base64 patch for characters it never contains.
+ */
+function patchReply(
+  apiVersion: AdmissionApiVersion,
+  uid: string,
+  base64Patch: string,
+  revision: string,
+): HttpReply {
+  const body =
+    `{"apiVersion":${JSON.stringify(apiVersion)},"kind":"AdmissionReview","response":{"uid":${JSON.stringify(uid)},` +
+    `"allowed":true,"patchType":"JSONPatch","patch":"${base64Patch}"}}`;
+  return { status: 200, contentType: 'application/json', body, outcome: 'injected', revision };
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -1,10 +1,17 @@
 // Glue between the admission server and the pure injection engine: resolves `/inject/<name>` (a
 // revision, or a tag pointing at one) to that revision's settings, derived from its spec and cached
-// per resourceVersion, and feeds the engine the node kubelet versions for native-sidecar `auto`.
+// per spec generation and resolved version, and feeds the engine the node kubelet versions for native-sidecar `auto`.
 import { parseControlPlaneRevision } from '../crds/controlplanerevision.js';
 import { settingsFromRevision } from '../crds/proxy.js';
 import type { KubeObject } from '../runtime/types.js';
-import type { InjectFn, ResolveTargetFn } from './admission.js';
+import type { InjectFn, InjectRequest, InjectResult, ResolveTargetFn } from './admission.js';
+import {
+  InjectionCache,
+  TOKEN_PLACEHOLDER,
+  tokenVolumeName,
+  verdictFor,
+  type InjectionCacheStats,
+} from './cache.js';
 import { injectPod, type InjectionOutcome } from './engine/index.js';
 import type { InjectorSettings } from './engine/settings.js';
 import type { Pod } from './engine/types.js';
@@ -20,6 +27,8 @@ export interface InjectionServiceDeps {
   nodes: ObjectLookup;
   /** The version a revision resolved to (status.version, or spec.version). */
   versionOf?: (revision: KubeObject) => string | undefined;
+  /** Memo of verdicts for identical pods (ReplicaSet replicas); `false` turns it off. Default: a new cache. */
+  cache?: InjectionCache | false;
 }
 
 /** `v1.34.2` → 34; undefined for anything unparsable. */
@@ -28,12 +37,36 @@ export function kubeletMinor(version: string | undefined): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
+/**
+ * What a revision's settings are derived from: its spec (tracked by `metadata.generation`, which status writes do
+ * not move) and the version it resolved to. Keying on resourceVersion instead would rebuild the settings, and
+ * invalidate every cached verdict, on each status update, and InUse counts change throughout a rollout.
+ * Objects without a generation (never the case for API objects) fall back to their resourceVersion.
+ */
+function settingsStamp(obj: KubeObject, versionOf: InjectionServiceDeps['versionOf']): string {
+  const raw = obj as KubeObject & { spec?: { version?: unknown }; status?: { version?: unknown } };
+  const version = versionOf?.(obj) ?? (raw.spec?.version || raw.status?.version || '');
+  const generation = obj.metadata?.generation;
+  const spec = generation === undefined ? `rv:${obj.metadata?.resourceVersion ?? ''}` : `gen:${generation}`;
+  return `${spec}|${String(version)}`;
+}
+
 export class InjectionService {
-  private readonly settingsCache = new Map<string, { resourceVersion: string; settings: InjectorSettings }>();
+  private readonly settingsCache = new Map<string, { stamp: string; settings: InjectorSettings }>();
   private nodeCacheEnabled = false;
   private nodeMinors: { value: number[] | undefined } | undefined;
+  private readonly cache: InjectionCache | undefined;
+  /** A small number per settings object, so cache keys name the settings version they were computed with. */
+  private readonly settingsIds = new WeakMap<InjectorSettings, number>();
+  private nextSettingsId = 1;
 
-  constructor(private readonly deps: InjectionServiceDeps) {}
+  constructor(private readonly deps: InjectionServiceDeps) {
+    this.cache = deps.cache === false ? undefined : (deps.cache ?? new InjectionCache());
+  }
+
+  cacheStats(): InjectionCacheStats | undefined {
+    return this.cache?.stats();
+  }
 
   readonly resolveTarget: ResolveTargetFn = (name) => {
     if (this.deps.revisions.get(name)) return { revision: name };
@@ -47,9 +80,9 @@ export class InjectionService {
   settingsFor(revision: string): InjectorSettings | string {
     const obj = this.deps.revisions.get(revision);
     if (!obj) return `revision "${revision}" does not exist`;
-    const rv = obj.metadata?.resourceVersion ?? '';
+    const stamp = settingsStamp(obj, this.deps.versionOf);
     const cached = this.settingsCache.get(revision);
-    if (cached && cached.resourceVersion === rv) return cached.settings;
+    if (cached && cached.stamp === stamp) return cached.settings;
     try {
       const parsed = parseControlPlaneRevision(obj);
       if (!parsed.ok) return `revision "${revision}" has an invalid spec: ${parsed.error}`;
@@ -61,7 +94,7 @@ export class InjectionService {
         return `revision "${revision}" follows channel "${cpr.spec.channel}" and has not resolved a version yet; retry shortly`;
       }
       const settings = settingsFromRevision(revision, { ...cpr.spec, version });
-      this.settingsCache.set(revision, { resourceVersion: rv, settings });
+      this.settingsCache.set(revision, { stamp, settings });
       return settings;
     } catch (err) {
       return `revision "${revision}" has settings the injector cannot use: ${err instanceof Error ? err.message : String(err)}`;
@@ -109,15 +142,57 @@ export class InjectionService {
       (podNode as { status?: { nodeInfo?: { kubeletVersion?: string } } } | undefined)?.status?.nodeInfo
         ?.kubeletVersion,
     );
+    const nodeMinors = this.nodeKubeletMinors();
+    const lookup = this.cacheKey(req, settings, nodeMinors, podNodeMinor);
+    const cached = lookup === undefined ? undefined : this.cache?.get(lookup.key);
+    if (cached !== undefined) return verdictFor(cached, lookup?.token);
+
     const outcome: InjectionOutcome = injectPod({
       pod,
       namespace: req.namespace,
       settings,
       pathParams: req.pathParams,
-      nodeKubeletMinorVersions: this.nodeKubeletMinors(),
+      nodeKubeletMinorVersions: nodeMinors,
       ...(podNodeMinor === undefined ? {} : { podNodeKubeletMinor: podNodeMinor }),
     });
-    if (outcome.kind === 'injected') return { kind: 'injected', patch: outcome.patch };
-    return outcome;
+    if (outcome.kind !== 'injected') {
+      if (lookup !== undefined) this.cache?.set(lookup.key, { result: outcome, token: lookup.token });
+      return outcome;
+    }
+    const result: InjectResult = { kind: 'injected', patch: outcome.patch };
+    if (lookup !== undefined) {
+      // Serialised once here: the reply needs it anyway, and a hit for another replica renames inside it.
+      result.patchJson = JSON.stringify(outcome.patch);
+      this.cache?.set(lookup.key, { result, token: lookup.token });
+    }
+    return result;
   };
+
+  /**
+   * Everything the engine's answer depends on, or undefined when the pod is not worth caching. The pod is
+   * serialised as received with its service-account token volume's name replaced by a placeholder (see
+   * tokenVolumeName): replicas give identical keys, and any other difference at all is a miss.
+   */
+  private cacheKey(
+    req: InjectRequest,
+    settings: InjectorSettings,
+    nodeMinors: number[] | undefined,
+    podNodeMinor: number | undefined,
+  ): { key: string; token: string | undefined } | undefined {
+    if (this.cache === undefined) return undefined;
+    if (req.reviewBytes === undefined || !this.cache.acceptsPod(req.reviewBytes)) return undefined;
+    let settingsId = this.settingsIds.get(settings);
+    if (settingsId === undefined) {
+      settingsId = this.nextSettingsId++;
+      this.settingsIds.set(settings, settingsId);
+    }
+    const nodes = nodeMinors === undefined ? '-' : nodeMinors.join(',');
+    const podJson = JSON.stringify(req.pod);
+    const token = tokenVolumeName(req.pod, podJson);
+    const pod = token === undefined ? podJson : podJson.split(token).join(TOKEN_PLACEHOLDER);
+    const key =
+      `${req.revision}\n${settingsId}\n${nodes}\n${podNodeMinor ?? '-'}\n${req.namespace}\n` +
+      `${JSON.stringify(req.pathParams)}\n${pod}`;
+    return { key, token };
+  }
 }

@@ -3,6 +3,7 @@
 // dashboards and alerts work unchanged.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
+import type { InjectionCacheStats } from '../injector/cache.js';
 import type { ControllerMetrics, ReconcileOutcome } from '../runtime/controller.js';
 import type { RestartReason } from '../runtime/informer.js';
 import type { RequestRecord } from '../runtime/kube.js';
@@ -257,5 +258,31 @@ export class Metrics {
 
   setInjectorCertificateNotAfter(notAfter: Date): void {
     this.certificateNotAfterMs = notAfter.getTime();
+  }
+
+  /** Exposes the injection verdict cache's counters, read from `stats` at scrape time. */
+  watchInjectionCache(stats: () => InjectionCacheStats | undefined): void {
+    const registers = [this.registry];
+    new Counter({
+      name: 'meshrev_injection_cache_lookups_total',
+      help: 'Injection verdict cache lookups (identical pods answered without running the engine)',
+      labelNames: ['result'],
+      registers,
+      collect() {
+        const current = stats();
+        if (current === undefined) return;
+        this.reset();
+        this.inc({ result: 'hit' }, current.hits);
+        this.inc({ result: 'miss' }, current.misses);
+      },
+    });
+    new Gauge({
+      name: 'meshrev_injection_cache_entries',
+      help: 'Injection verdicts currently cached',
+      registers,
+      collect() {
+        this.set(stats()?.entries ?? 0);
+      },
+    });
   }
 }

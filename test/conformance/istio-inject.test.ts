@@ -1,6 +1,7 @@
 // Istio sidecar-injection conformance: every case of Istio's golden corpus (test_cases.tsv) run through meshrev's
 // engine the way upstream's webhook test runs istiod's, plus a re-injection (idempotency) check per case.
 // The corpus is read from MESHREV_CONFORMANCE_DIR (default ../shared/conformance/istio-inject).
+import { tokenVolumeName } from '../../src/injector/cache.js';
 import {
   applyJsonPatch,
   canonicalQuantity,
@@ -174,6 +175,57 @@ describe('Istio injection conformance corpus', () => {
       if (plan.kind === 'kube-inject') runKubeInjectCase(row, plan.settings);
       else runWebhookCase(row, plan.settings, plan.expectedError);
       passed += 1;
+    });
+  }
+
+  // The injector's verdict cache answers a ReplicaSet's later replicas by renaming the service-account token
+  // volume inside the first replica's patch (src/injector/cache.ts). That is only right if the engine treats the
+  // name opaquely: the patch for a pod whose token volume is B must be the patch for A with A renamed to B.
+  const webhookCases = inScope.filter(
+    (c) =>
+      c.plan.kind !== 'out-of-scope' && c.plan.kind !== 'kube-inject' && c.plan.expectedError === undefined,
+  );
+  if (webhookCases.length > 0) {
+    test.each(webhookCases)('token volume renaming is exact for $title', ({ row, plan }) => {
+      if (plan.kind === 'out-of-scope' || plan.kind === 'kube-inject') throw new Error('unreachable');
+      for (const doc of injectableDocs(readDocs(dir, row.input))) {
+        const metadata = isObject(doc['metadata']) ? doc['metadata'] : {};
+        const namespace = typeof metadata['namespace'] === 'string' ? metadata['namespace'] : '';
+        const withToken = (name: string): Pod => {
+          const pod = structuredClone(objectToPod(doc)) as Pod;
+          const spec = (pod.spec ?? {}) as Record<string, unknown>;
+          const mount = { name, readOnly: true, mountPath: '/var/run/secrets/kubernetes.io/serviceaccount' };
+          for (const key of ['containers', 'initContainers']) {
+            const list = spec[key];
+            if (!Array.isArray(list)) continue;
+            spec[key] = list.map((c: Record<string, unknown>) => ({
+              ...c,
+              volumeMounts: [...(Array.isArray(c['volumeMounts']) ? c['volumeMounts'] : []), mount],
+            }));
+          }
+          const volumes = Array.isArray(spec['volumes']) ? spec['volumes'] : [];
+          spec['volumes'] = [
+            ...volumes,
+            { name, projected: { sources: [{ serviceAccountToken: { path: 'token' } }] } },
+          ];
+          return { ...pod, spec } as Pod;
+        };
+        const [a, b] = ['kube-api-access-abc12', 'kube-api-access-q9z8x'];
+        const podA = withToken(a);
+        expect(tokenVolumeName(podA, JSON.stringify(podA))).toBe(a);
+        const patchOf = (pod: Pod): string => {
+          const namespaceAnnotations = NAMESPACE_ANNOTATIONS[namespace];
+          const outcome = injectPod({
+            pod,
+            namespace,
+            settings: plan.settings,
+            nodeKubeletMinorVersions: NODE_MINORS,
+            ...(namespaceAnnotations ? { namespaceAnnotations } : {}),
+          });
+          return JSON.stringify(outcome);
+        };
+        expect(patchOf(withToken(b))).toBe(patchOf(podA).split(a).join(b));
+      }
     });
   }
 

@@ -131,6 +131,16 @@ function pod(
 const proxyOf = (p: Pod): Container | undefined =>
   [...(p.spec.initContainers ?? []), ...p.spec.containers].find((c) => c.name === 'istio-proxy');
 
+async function cacheLookups(result: 'hit' | 'miss'): Promise<number> {
+  const text = await operator.metrics.expose();
+  const match = new RegExp(
+    `^meshrev_injection_cache_lookups_total\\{result="${result}"\\} (\\d+)$`,
+    'm',
+  ).exec(text);
+  if (!match) throw new Error(`no meshrev_injection_cache_lookups_total{result="${result}"} in /metrics`);
+  return Number(match[1]);
+}
+
 async function podsOf(namespace: string, app: string): Promise<Pod[]> {
   const list = await client.list<Pod>(
     { apiVersion: 'v1', kind: 'Pod' },
@@ -214,6 +224,41 @@ describe('the sidecar injector behind kube-apiserver', () => {
         'service.istio.io/canonical-name': app,
         'service.istio.io/canonical-revision': 'v1',
       });
+    }),
+  );
+
+  test(
+    'answers the further replicas of a scaled Deployment from the verdict cache with the same sidecar',
+    withLogs(async () => {
+      // A ReplicaSet's pods reach the webhook identical but for their token volume's name (names are generated
+      // after admission), so replicas after the first are cache hits; they must still carry the same sidecar.
+      const hitsBefore = await cacheLookups('hit');
+      await client.patch(
+        { apiVersion: 'apps/v1', kind: 'Deployment', namespace: injectedNamespace, name: app },
+        { spec: { replicas: 4 } },
+        'application/merge-patch+json',
+      );
+      const pods = await waitFor(
+        `4 Running pods of Deployment ${app}`,
+        async () => {
+          const running = (await podsOf(injectedNamespace, app)).filter((p) => p.status?.phase === 'Running');
+          return running.length === 4 ? running : undefined;
+        },
+        { timeoutMs: 45_000 },
+      );
+      // Each replica has its own service-account token volume name; everything else must be identical.
+      const sidecarOf = (p: Pod) =>
+        JSON.stringify({ init: p.spec.initContainers, volumes: p.spec.volumes }).replace(
+          /kube-api-access-[a-z0-9]{5}/g,
+          'kube-api-access-*',
+        );
+      for (const replica of pods) expect(sidecarOf(replica)).toBe(sidecarOf(injectedPod));
+      expect((await cacheLookups('hit')) - hitsBefore).toBeGreaterThanOrEqual(3);
+      await client.patch(
+        { apiVersion: 'apps/v1', kind: 'Deployment', namespace: injectedNamespace, name: app },
+        { spec: { replicas: 1 } },
+        'application/merge-patch+json',
+      );
     }),
   );
 

@@ -38,6 +38,7 @@ describe('loadOperatorConfig', () => {
       resyncSeconds: 600,
       devWebhookRouting: false,
       fieldManager: 'meshrev',
+      injectionCacheEntries: 256,
     });
   });
 
@@ -149,6 +150,12 @@ describe('loadOperatorConfig', () => {
       argv: ['--field-manager='],
       env: {},
       line: /^invalid setting --field-manager \(env MESHREV_FIELD_MANAGER\) = "": /,
+    },
+    {
+      name: 'a negative verdict cache size',
+      argv: [],
+      env: { MESHREV_INJECTION_CACHE_ENTRIES: '-1' },
+      line: /^invalid setting --injection-cache-entries \(env MESHREV_INJECTION_CACHE_ENTRIES\) = "-1": /,
     },
     { name: 'an unknown flag', argv: ['--injector-prot=1'], env: {}, line: /injector-prot/ },
     { name: 'a positional argument', argv: ['operator'], env: {}, line: /operator/ },

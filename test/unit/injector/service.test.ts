@@ -3,6 +3,7 @@
 // decided from the node kubelet versions the operator sees.
 import { applyJsonPatch } from '../../../src/injector/engine/index.js';
 import type { InjectResult } from '../../../src/injector/admission.js';
+import { InjectionCache, tokenVolumeName, type CachedVerdict } from '../../../src/injector/cache.js';
 import { InjectionService, kubeletMinor, type ObjectLookup } from '../../../src/injector/service.js';
 import type { KubeObject } from '../../../src/runtime/types.js';
 
@@ -111,7 +112,26 @@ describe('InjectionService', () => {
     expect(service.resolveTarget(path)).toEqual(expected === undefined ? undefined : { revision: expected });
   });
 
-  test('derives settings once per resourceVersion of the revision', () => {
+  test('derives settings once per spec generation, not again for a status-only update', () => {
+    const at = (
+      resourceVersion: string,
+      generation: number,
+      hub: string,
+      status?: Record<string, unknown>,
+    ) => {
+      const object = revision('blue', { version: '1.28.10', hub }, resourceVersion, status);
+      return { ...object, metadata: { ...object.metadata, generation } } as KubeObject;
+    };
+    const revisions = objects(at('10', 1, 'registry.example/istio'));
+    const service = new InjectionService({ revisions, tags: objects(), nodes: objects() });
+    const first = service.settingsFor('blue');
+    revisions.items.set('blue', at('11', 1, 'registry.example/istio', { inUse: { namespaces: 3 } }));
+    expect(service.settingsFor('blue')).toBe(first);
+    revisions.items.set('blue', at('12', 2, 'mirror.example/istio', { inUse: { namespaces: 3 } }));
+    expect(service.settingsFor('blue')).toMatchObject({ hub: 'mirror.example/istio' });
+  });
+
+  test('derives settings once per resourceVersion of a revision without a generation', () => {
     const revisions = objects(revision('blue', { version: '1.28.10', hub: 'registry.example/istio' }, '10'));
     const service = new InjectionService({ revisions, tags: objects(), nodes: objects() });
     const first = service.settingsFor('blue');
@@ -270,5 +290,208 @@ describe('node version caching for the admission hot path', () => {
     expect(service.nodeKubeletMinors()).toEqual([36]);
     changed();
     expect(service.nodeKubeletMinors()).toEqual([28]);
+  });
+});
+
+describe('verdict cache for identical pods (ReplicaSet replicas reach the webhook byte-for-byte equal)', () => {
+  const request = (
+    pod: Record<string, unknown>,
+    extra: Partial<Parameters<InjectionService['inject']>[0]> = {},
+  ) => ({
+    pod,
+    namespace: 'shop',
+    revision: 'asm-1',
+    pathParams: {},
+    reviewBytes: JSON.stringify(pod).length,
+    ...extra,
+  });
+  const sync = (outcome: InjectResult | Promise<InjectResult>): InjectResult => {
+    if (outcome instanceof Promise) throw new Error('expected a synchronous answer');
+    return outcome;
+  };
+
+  test('answers an identical pod from the cache with the same verdict the engine gave', () => {
+    const service = new InjectionService({
+      revisions: objects(revision('asm-1', { version: '1.29.6' })),
+      tags: objects(),
+      nodes: objects(node('n1', 'v1.36.3')),
+    });
+    const first = sync(service.inject(request(structuredClone(POD))));
+    const second = sync(service.inject(request(structuredClone(POD))));
+    expect(second).toBe(first);
+    expect(service.cacheStats()).toMatchObject({ hits: 1, misses: 1, entries: 1 });
+    const uncached = new InjectionService({
+      revisions: objects(revision('asm-1', { version: '1.29.6' })),
+      tags: objects(),
+      nodes: objects(node('n1', 'v1.36.3')),
+      cache: false,
+    });
+    const again = sync(uncached.inject(request(structuredClone(POD))));
+    if (again.kind !== 'injected' || first.kind !== 'injected') throw new Error('expected injections');
+    expect(again.patch).toEqual(first.patch);
+    expect(JSON.parse(first.patchJson ?? 'null')).toEqual(first.patch);
+    expect(uncached.cacheStats()).toBeUndefined();
+  });
+
+  test('any difference in the pod, namespace, path parameters, settings version or nodes is a miss', () => {
+    const revisions = objects(revision('asm-1', { version: '1.29.6' }));
+    const nodes = objects(node('n1', 'v1.36.3'));
+    const service = new InjectionService({ revisions, tags: objects(), nodes });
+    const base = injected(service.inject(request(structuredClone(POD))));
+    expect(proxy(base)?.where).toBe('initContainers');
+
+    const relabelled = { ...POD, metadata: { ...POD.metadata, labels: { app: 'web', version: 'v2' } } };
+    sync(service.inject(request(relabelled)));
+    sync(service.inject(request(structuredClone(POD), { namespace: 'other' })));
+    sync(service.inject(request(structuredClone(POD), { pathParams: { ISTIO_META_NETWORK: 'n2' } })));
+    expect(service.cacheStats()).toMatchObject({ hits: 0, misses: 4 });
+
+    // A new settings version (resourceVersion) changes the image; the old verdict must not be reused.
+    revisions.items.set('asm-1', revision('asm-1', { version: '1.30.1' }, '2'));
+    const upgraded = injected(service.inject(request(structuredClone(POD))));
+    expect(proxy(upgraded)?.container.image).toContain('1.30.1');
+    expect(proxy(base)?.container.image).toContain('1.29.6');
+
+    // Nodes that cannot run native sidecars change the layout.
+    nodes.items.set('n1', node('n1', 'v1.27.9'));
+    const classic = injected(service.inject(request(structuredClone(POD))));
+    expect(proxy(classic)?.where).toBe('containers');
+    expect(service.cacheStats()).toMatchObject({ hits: 0, misses: 6 });
+  });
+
+  test('does not cache pods above the size bound and keeps at most maxEntries verdicts', () => {
+    const service = new InjectionService({
+      revisions: objects(revision('asm-1', { version: '1.29.6' })),
+      tags: objects(),
+      nodes: objects(),
+      cache: new InjectionCache({ maxEntries: 2, maxKeyChars: 1 << 20, maxPodChars: 4096 }),
+    });
+    sync(service.inject(request(structuredClone(POD), { reviewBytes: 5000 })));
+    sync(service.inject(request(structuredClone(POD), { reviewBytes: 5000 })));
+    expect(service.cacheStats()).toMatchObject({ entries: 0, hits: 0 });
+
+    const named = (name: string) => ({ ...POD, metadata: { ...POD.metadata, name } });
+    for (const name of ['a', 'b', 'c']) sync(service.inject(request(named(name))));
+    expect(service.cacheStats()?.entries).toBe(2);
+    sync(service.inject(request(named('c'))));
+    sync(service.inject(request(named('a'))));
+    expect(service.cacheStats()).toMatchObject({ hits: 1, entries: 2 });
+  });
+});
+
+describe('InjectionCache bounds', () => {
+  test('evicts the least recently used entry and keeps the summed key length under its bound', () => {
+    const cache = new InjectionCache({ maxEntries: 10, maxKeyChars: 10, maxPodChars: 100 });
+    const verdict: CachedVerdict = { result: { kind: 'skipped', reason: 'test' }, token: undefined };
+    cache.set('aaaa', verdict);
+    cache.set('bbbb', verdict);
+    expect(cache.get('aaaa')).toBe(verdict);
+    cache.set('cccc', verdict); // 12 chars: the least recently used (bbbb) goes
+    expect(cache.get('bbbb')).toBeUndefined();
+    expect(cache.stats()).toMatchObject({ entries: 2, keyChars: 8 });
+    cache.set('x'.repeat(11), verdict); // longer than the whole budget: never stored
+    expect(cache.stats()).toMatchObject({ entries: 2, keyChars: 8 });
+    expect(cache.acceptsPod(101)).toBe(false);
+    expect(cache.acceptsPod(100)).toBe(true);
+  });
+});
+
+describe('replicas that differ only in their service-account token volume name', () => {
+  // kube-apiserver's ServiceAccount plugin names the token volume kube-api-access-<5 random chars> before any
+  // webhook runs, so that is how a ReplicaSet's pods differ at admission.
+  const replica = (token: string, annotations: Record<string, string> = {}) => ({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      generateName: 'web-7d9f8b6c5d-',
+      namespace: 'shop',
+      labels: { app: 'web', 'pod-template-hash': '7d9f8b6c5d' },
+      annotations,
+    },
+    spec: {
+      containers: [
+        {
+          name: 'web',
+          image: 'nginx',
+          ports: [{ name: 'http', containerPort: 8080 }],
+          readinessProbe: { httpGet: { path: '/ready', port: 8080 } },
+          volumeMounts: [
+            { name: token, readOnly: true, mountPath: '/var/run/secrets/kubernetes.io/serviceaccount' },
+          ],
+        },
+      ],
+      volumes: [
+        { name: 'data', emptyDir: {} },
+        { name: token, projected: { sources: [{ serviceAccountToken: { path: 'token' } }] } },
+      ],
+    },
+  });
+  const services = () => {
+    const deps = () => ({
+      revisions: objects(revision('asm-1', { version: '1.29.6' })),
+      tags: objects(),
+      nodes: objects(node('n1', 'v1.36.3')),
+    });
+    return { cached: new InjectionService(deps()), fresh: new InjectionService({ ...deps(), cache: false }) };
+  };
+  const ask = (service: InjectionService, pod: Record<string, unknown>): InjectResult => {
+    const outcome = service.inject({
+      pod,
+      namespace: 'shop',
+      revision: 'asm-1',
+      pathParams: {},
+      reviewBytes: JSON.stringify(pod).length,
+    });
+    if (outcome instanceof Promise) throw new Error('expected a synchronous answer');
+    return outcome;
+  };
+
+  test('a later replica is a cache hit whose patch is exactly what the engine gives for that replica', () => {
+    const { cached, fresh } = services();
+    ask(cached, replica('kube-api-access-abc12'));
+    const second = ask(cached, replica('kube-api-access-zz9x8'));
+    expect(cached.cacheStats()).toMatchObject({ hits: 1, misses: 1 });
+    const expected = ask(fresh, replica('kube-api-access-zz9x8'));
+    if (second.kind !== 'injected' || expected.kind !== 'injected') throw new Error('expected injections');
+    expect(second.patch).toEqual(expected.patch);
+    expect(JSON.parse(second.patchJson ?? 'null')).toEqual(expected.patch);
+    expect(second.patchJson).not.toContain('abc12');
+    const pod = injected(second, replica('kube-api-access-zz9x8'));
+    expect(pod.spec.containers.map((c) => c.name)).toEqual(['web']);
+  });
+
+  test('the token name anywhere else in the pod turns the renaming off (a miss, still correct)', () => {
+    const { cached, fresh } = services();
+    const annotated = (token: string) => replica(token, { note: `mounted ${token}` });
+    expect(
+      tokenVolumeName(annotated('kube-api-access-abc12'), JSON.stringify(annotated('kube-api-access-abc12'))),
+    ).toBeUndefined();
+    ask(cached, annotated('kube-api-access-abc12'));
+    const second = ask(cached, annotated('kube-api-access-zz9x8'));
+    expect(cached.cacheStats()).toMatchObject({ hits: 0, misses: 2 });
+    const expected = ask(fresh, annotated('kube-api-access-zz9x8'));
+    if (second.kind !== 'injected' || expected.kind !== 'injected') throw new Error('expected injections');
+    expect(second.patch).toEqual(expected.patch);
+  });
+
+  test.each([
+    ['no token volume', { spec: { volumes: [{ name: 'data', emptyDir: {} }] } }],
+    [
+      'a volume named like one but not projected',
+      { spec: { volumes: [{ name: 'kube-api-access-abc12', emptyDir: {} }] } },
+    ],
+    [
+      'two token volumes',
+      {
+        spec: {
+          volumes: [
+            { name: 'kube-api-access-abc12', projected: {} },
+            { name: 'kube-api-access-def34', projected: {} },
+          ],
+        },
+      },
+    ],
+  ])('does not rename with %s', (_name, pod) => {
+    expect(tokenVolumeName(pod, JSON.stringify(pod))).toBeUndefined();
   });
 });

@@ -274,6 +274,7 @@ describe('handleAdmission', () => {
       namespace: 'shop',
       revision: 'asm-1233-2',
       pathParams: { ISTIO_META_CLUSTER_ID: 'c1' },
+      reviewBytes: body(review(ADMISSION_V1, POD)).byteLength,
     });
   });
 

@@ -1,0 +1,151 @@
+// A bounded memo of injection verdicts. Pods made by one ReplicaSet (every Deployment scale-up and rollout) reach
+// the webhook identical but for one thing: their names, UIDs and timestamps are only filled in after admission,
+// and the only per-pod value already there is the random suffix of the service-account token volume
+// (`kube-api-access-xxxxx`, added by kube-apiserver's ServiceAccount admission plugin before any webhook). So a
+// rollout of N replicas asks the engine the same question N times up to that name. The engine is a pure function
+// of the pod and the revision's settings that only copies and compares volume names, so the answer can be kept and
+// reused, with the token volume's name renamed (see tokenVolumeName); anything else that changes the answer (the
+// settings version, node kubelet versions, the namespace, path parameters) is part of the key.
+import type { InjectResult } from './admission.js';
+
+/** A kept verdict and the token volume name of the pod it was computed for. */
+export interface CachedVerdict {
+  result: InjectResult;
+  token: string | undefined;
+}
+
+/** What the ServiceAccount admission plugin names a pod's projected token volume: the prefix and 5 random characters. */
+const TOKEN_VOLUME_NAME = /^kube-api-access-[a-z0-9]{5}$/;
+/** Stands for the token volume's name in keys; JSON text never contains a raw NUL, so it cannot collide. */
+export const TOKEN_PLACEHOLDER = '\u0000';
+
+interface PodShape {
+  spec?: {
+    volumes?: Array<{ name?: unknown; projected?: unknown }>;
+    containers?: Array<{ volumeMounts?: Array<{ name?: unknown }> }>;
+    initContainers?: Array<{ volumeMounts?: Array<{ name?: unknown }> }>;
+    ephemeralContainers?: Array<{ volumeMounts?: Array<{ name?: unknown }> }>;
+  };
+}
+
+/**
+ * The pod's service-account token volume name when it can be renamed safely: exactly one projected volume named
+ * like the plugin names them, and the name occurs in the serialised pod nowhere but as that volume's name and as
+ * volume mounts' names (so renaming it cannot change an annotation, a label or anything the engine sorts).
+ */
+export function tokenVolumeName(pod: unknown, podJson: string): string | undefined {
+  const spec = (pod as PodShape).spec;
+  const volumes = Array.isArray(spec?.volumes) ? spec.volumes : [];
+  const tokens = volumes.filter(
+    (v) => typeof v?.name === 'string' && TOKEN_VOLUME_NAME.test(v.name) && v.projected !== undefined,
+  );
+  if (tokens.length !== 1) return undefined;
+  const name = tokens[0]!.name as string;
+  let mounts = 0;
+  for (const list of [spec?.containers, spec?.initContainers, spec?.ephemeralContainers]) {
+    if (!Array.isArray(list)) continue;
+    for (const container of list) {
+      const volumeMounts = Array.isArray(container?.volumeMounts) ? container.volumeMounts : [];
+      for (const mount of volumeMounts) if (mount?.name === name) mounts += 1;
+    }
+  }
+  const occurrences = podJson.split(`"${name}"`).length - 1;
+  const anywhere = podJson.split(name).length - 1;
+  return occurrences === 1 + mounts && anywhere === occurrences ? name : undefined;
+}
+
+/** The cached verdict as it applies to a pod whose token volume is called `token`. */
+export function verdictFor(entry: CachedVerdict, token: string | undefined): InjectResult {
+  const { result } = entry;
+  if (
+    result.kind !== 'injected' ||
+    entry.token === undefined ||
+    token === undefined ||
+    entry.token === token
+  ) {
+    return result;
+  }
+  const patchJson = (result.patchJson ?? JSON.stringify(result.patch)).split(entry.token).join(token);
+  let parsed: unknown[] | undefined;
+  return {
+    kind: 'injected',
+    patchJson,
+    get patch(): unknown[] {
+      parsed ??= JSON.parse(patchJson) as unknown[];
+      return parsed;
+    },
+  };
+}
+
+export interface InjectionCacheLimits {
+  /** Most verdicts kept; the least recently used goes first. */
+  maxEntries: number;
+  /** Bound on the summed key lengths (characters), so a burst of large pods cannot pin much memory. */
+  maxKeyChars: number;
+  /** Pods whose serialised form is longer than this are never cached (their key would cost more than it saves). */
+  maxPodChars: number;
+}
+
+export const DEFAULT_INJECTION_CACHE_LIMITS: InjectionCacheLimits = {
+  maxEntries: 256,
+  maxKeyChars: 4 * 1024 * 1024,
+  maxPodChars: 64 * 1024,
+};
+
+export interface InjectionCacheStats {
+  entries: number;
+  keyChars: number;
+  hits: number;
+  misses: number;
+}
+
+export class InjectionCache {
+  private readonly entries = new Map<string, CachedVerdict>();
+  private keyChars = 0;
+  private hitCount = 0;
+  private missCount = 0;
+
+  constructor(private readonly limits: InjectionCacheLimits = DEFAULT_INJECTION_CACHE_LIMITS) {}
+
+  /** The cached verdict for `key`, marking it recently used. */
+  get(key: string): CachedVerdict | undefined {
+    const found = this.entries.get(key);
+    if (found === undefined) {
+      this.missCount += 1;
+      return undefined;
+    }
+    this.hitCount += 1;
+    this.entries.delete(key);
+    this.entries.set(key, found);
+    return found;
+  }
+
+  set(key: string, result: CachedVerdict): void {
+    if (key.length > this.limits.maxKeyChars) return;
+    const previous = this.entries.get(key);
+    if (previous !== undefined) {
+      this.entries.delete(key);
+      this.keyChars -= key.length;
+    }
+    this.entries.set(key, result);
+    this.keyChars += key.length;
+    for (const oldest of this.entries.keys()) {
+      if (this.entries.size <= this.limits.maxEntries && this.keyChars <= this.limits.maxKeyChars) break;
+      this.entries.delete(oldest);
+      this.keyChars -= oldest.length;
+    }
+  }
+
+  acceptsPod(serialisedChars: number): boolean {
+    return serialisedChars <= this.limits.maxPodChars && this.limits.maxEntries > 0;
+  }
+
+  stats(): InjectionCacheStats {
+    return {
+      entries: this.entries.size,
+      keyChars: this.keyChars,
+      hits: this.hitCount,
+      misses: this.missCount,
+    };
+  }
+}
