@@ -10,6 +10,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import pino from 'pino';
 
 import { createInjectorServer, type InjectorServer } from '../src/injector/server.js';
+import { DEFAULT_INJECTION_CACHE_LIMITS } from '../src/injector/cache.js';
 import { InjectionService, type ObjectLookup } from '../src/injector/service.js';
 import { generateCertificateAuthority, issueServingCertificate } from '../src/injector/tls/certificates.js';
 import { Metrics } from '../src/observability/metrics.js';
@@ -48,6 +49,19 @@ export function injectionOptionsFromEnv(quick: boolean): InjectionOptions {
     connections: envNumber('BENCH_CONNECTIONS', 16),
   };
 }
+
+type Variant = 'replicas' | 'distinct';
+const VARIANTS: readonly Variant[] = ['replicas', 'distinct'];
+const VARIANT_TITLES: Record<Variant, string> = {
+  replicas: 'replica pods (identical reviews)',
+  distinct: 'distinct pods (no verdict cache)',
+};
+/** Payloads small enough for the injector's verdict cache (DEFAULT_INJECTION_CACHE_LIMITS.maxPodChars). */
+const CACHEABLE: ReadonlySet<PayloadName> = new Set(['small', 'realistic']);
+/** More distinct pods than the verdict cache keeps, cycled in order, so every request misses it. */
+const DISTINCT_PODS = 4 * DEFAULT_INJECTION_CACHE_LIMITS.maxEntries;
+/** Replicas cycled per payload (each with its own token volume name); few for the large ones, to bound memory. */
+const REPLICA_VARIANTS: Record<PayloadName, number> = { small: 1024, realistic: 1024, env2000: 16, mib: 4 };
 
 /** The fixed offered rate of each payload's latency run. */
 const LATENCY_RATES: Record<PayloadName, number> = { small: 1000, realistic: 200, env2000: 50, mib: 20 };
@@ -285,58 +299,80 @@ export async function runInjectionBench(options: InjectionOptions): Promise<Sect
       durationMs: options.latencySeconds * 1000,
       warmupMs: 2000,
       expectAllowed: true,
+      variety: 'replicas',
+      varieties: REPLICA_VARIANTS[payload],
       ...over,
     });
     const targetsOf = { injector: [injectorPort, `/inject/${REVISION}`], echo: [echoPort, '/echo'] } as const;
 
+    // Each payload is sent two ways where it matters. "replicas": the pods of one ReplicaSet, as a Deployment's
+    // scale-up or rollout reaches the webhook (identical but for the token volume's name; the injector may answer
+    // later replicas from its verdict cache). "distinct": DISTINCT_PODS pods that all differ, more than the cache holds, so every request runs the
+    // engine. Pods over the cache's size bound (2,000-env, 1 MiB) are never cached, so they run once.
+    const runs: Array<{ name: PayloadName; variant: Variant }> = [];
+    for (const name of PAYLOAD_NAMES) {
+      runs.push({ name, variant: 'replicas' });
+      if (CACHEABLE.has(name)) runs.push({ name, variant: 'distinct' });
+    }
+    const variantSpec = (variant: Variant, name: PayloadName): Partial<LoadSpec> =>
+      variant === 'distinct'
+        ? { variety: 'distinct', varieties: DISTINCT_PODS }
+        : { variety: 'replicas', varieties: REPLICA_VARIANTS[name] };
+    const runTitle = (name: PayloadName, variant: Variant): string =>
+      CACHEABLE.has(name) ? `${PAYLOAD_TITLES[name]}, ${VARIANT_TITLES[variant]}` : PAYLOAD_TITLES[name];
+    const runKey = (name: PayloadName, variant: Variant): string => `${name}/${variant}`;
+
     // --- latency at a fixed offered rate (open loop) -------------------------------------------------
     const latency: Record<string, { injector: LoadResult; echo: LoadResult }> = {};
-    for (const name of PAYLOAD_NAMES) {
+    for (const { name, variant } of runs) {
       const rate = LATENCY_RATES[name];
       const results = {} as { injector: LoadResult; echo: LoadResult };
       for (const which of ['injector', 'echo'] as const) {
         const [port, path] = targetsOf[which];
-        results[which] = await load.run(spec(port, path, name, { rate }));
+        results[which] = await load.run(spec(port, path, name, { rate, ...variantSpec(variant, name) }));
         log(
-          `injection: ${name} @${rate}/s ${which}: ${latencyCell(results[which].latency)} errors=${results[which].errors + results[which].badResponses}`,
+          `injection: ${runKey(name, variant)} @${rate}/s ${which}: ${latencyCell(results[which].latency)} errors=${results[which].errors + results[which].badResponses}`,
         );
       }
-      latency[name] = results;
+      latency[runKey(name, variant)] = results;
       const inj = results.injector;
       rows.push({
-        metric: `${PAYLOAD_TITLES[name]}: latency at ${rate} req/s (open loop)`,
+        metric: `${runTitle(name, variant)}: latency at ${rate} req/s (open loop)`,
         value: latencyCell(inj.latency),
         baseline: latencyCell(results.echo.latency),
         ratio: `p99 ${ratio(inj.latency.p99, results.echo.latency.p99)}`,
       });
       if (inj.errors + inj.badResponses > 0)
         notes.push(
-          `${name}: ${inj.errors + inj.badResponses} failed requests (first: ${inj.firstProblem ?? '?'})`,
+          `${runKey(name, variant)}: ${inj.errors + inj.badResponses} failed requests (first: ${inj.firstProblem ?? '?'})`,
         );
     }
     data.latency = latency;
-    const small = latency.small!.injector;
-    rows.push({
-      metric: 'small pod @1000/s: latency from scheduled send time (generator lag included)',
-      value: latencyCell(small.latencyFromSchedule!),
-      baseline: latencyCell(latency.small!.echo.latencyFromSchedule!),
-      ratio: `generator lag p99 ${ms(small.sendLag!.p99)}`,
-    });
-    const achieved = small.throughput;
-    targets.push({
-      name: 'small pod p99 at 1,000 req/s',
-      threshold: '< 2 ms',
-      measured: `${ms(small.latency.p99)} (achieved ${achieved.toFixed(0)} req/s, ${small.errors + small.badResponses} failed)`,
-      met: small.latency.p99 < 2 && achieved >= 950 && small.errors + small.badResponses === 0,
-    });
-    const env = latency.env2000!.injector;
+    for (const variant of VARIANTS) {
+      const small = latency[runKey('small', variant)]!;
+      rows.push({
+        metric: `small pod @1000/s, ${VARIANT_TITLES[variant]}: latency from scheduled send time (generator lag included)`,
+        value: latencyCell(small.injector.latencyFromSchedule!),
+        baseline: latencyCell(small.echo.latencyFromSchedule!),
+        ratio: `generator lag p99 ${ms(small.injector.sendLag!.p99)}`,
+      });
+      const achieved = small.injector.throughput;
+      const failed = small.injector.errors + small.injector.badResponses;
+      targets.push({
+        name: `small pod p99 at 1,000 req/s, ${VARIANT_TITLES[variant]}`,
+        threshold: '< 2 ms',
+        measured: `${ms(small.injector.latency.p99)} (achieved ${achieved.toFixed(0)} req/s, ${failed} failed)`,
+        met: small.injector.latency.p99 < 2 && achieved >= 950 && failed === 0,
+      });
+    }
+    const env = latency[runKey('env2000', 'replicas')]!.injector;
     targets.push({
       name: '2,000-env-var pod latency (p99)',
       threshold: '< 10 ms',
       measured: `p99 ${ms(env.latency.p99)}, p50 ${ms(env.latency.p50)}`,
       met: env.latency.p99 < 10 && env.errors + env.badResponses === 0,
     });
-    const big = latency.mib!.injector;
+    const big = latency[runKey('mib', 'replicas')]!.injector;
     targets.push({
       name: '1 MiB pod latency (p99)',
       threshold: '< 50 ms',
@@ -346,7 +382,7 @@ export async function runInjectionBench(options: InjectionOptions): Promise<Sect
 
     // --- max throughput (closed loop, N keep-alive connections) -------------------------------------
     const throughput: Record<string, { injector: LoadResult; echo: LoadResult }> = {};
-    for (const name of PAYLOAD_NAMES) {
+    for (const { name, variant } of runs) {
       const results = {} as { injector: LoadResult; echo: LoadResult };
       for (const which of ['injector', 'echo'] as const) {
         const [port, path] = targetsOf[which];
@@ -356,26 +392,30 @@ export async function runInjectionBench(options: InjectionOptions): Promise<Sect
             connections: options.connections,
             durationMs: options.throughputSeconds * 1000,
             warmupMs: 1000,
+            ...variantSpec(variant, name),
           }),
         );
-        log(`injection: ${name} closed loop ${which}: ${results[which].throughput.toFixed(0)} req/s`);
+        log(
+          `injection: ${runKey(name, variant)} closed loop ${which}: ${results[which].throughput.toFixed(0)} req/s`,
+        );
       }
-      throughput[name] = results;
+      throughput[runKey(name, variant)] = results;
       const share = results.injector.throughput / results.echo.throughput;
       rows.push({
-        metric: `${PAYLOAD_TITLES[name]}: max throughput, ${options.connections} connections (closed loop)`,
+        metric: `${runTitle(name, variant)}: max throughput, ${options.connections} connections (closed loop)`,
         value: `${results.injector.throughput.toFixed(0)} req/s (p99 ${ms(results.injector.latency.p99)})`,
         baseline: `${results.echo.throughput.toFixed(0)} req/s (p99 ${ms(results.echo.latency.p99)})`,
         ratio: percent(results.injector.throughput, results.echo.throughput),
       });
       targets.push({
-        name: `${PAYLOAD_TITLES[name]}: throughput vs echo ceiling`,
+        name: `${runTitle(name, variant)}: throughput vs echo ceiling`,
         threshold: '≥ 50%',
         measured: percent(results.injector.throughput, results.echo.throughput),
         met: share >= 0.5 && results.injector.errors + results.injector.badResponses === 0,
       });
     }
     data.throughput = throughput;
+    data.verdictCache = injection.cacheStats();
 
     // --- memory over a long run --------------------------------------------------------------------
     const samples: MemorySample[] = [];
@@ -411,6 +451,9 @@ export async function runInjectionBench(options: InjectionOptions): Promise<Sect
       durationMs: options.soakSeconds * 1000,
       warmupMs: 0,
       expectAllowed: true,
+      // Distinct pods keep the verdict cache full and churning: the harder case for flat memory.
+      variety: 'distinct',
+      varieties: DISTINCT_PODS,
     });
     clearInterval(sampler);
     sample(true);
@@ -427,7 +470,7 @@ export async function runInjectionBench(options: InjectionOptions): Promise<Sect
     const flat =
       heapGrowth <= Math.max(2 * 2 ** 20, warm.heapUsed * 0.05) && rssGrowth <= rssFirstHalfMax * 0.1;
     rows.push({
-      metric: `soak: ${options.soakSeconds} s at ${options.soakRate} req/s (small:realistic:2,000-env = 16:3:1)`,
+      metric: `soak: ${options.soakSeconds} s at ${options.soakRate} req/s (small:realistic:2,000-env = 16:3:1, distinct pods)`,
       value: `${soak.completed} answered, ${soak.errors + soak.badResponses} failed, ${latencyCell(soak.latency)}`,
     });
     rows.push({
@@ -448,6 +491,7 @@ export async function runInjectionBench(options: InjectionOptions): Promise<Sect
     notes.push(
       'Load generator: a forked child process (bench/load-generator.ts) talking to the servers over keep-alive HTTPS on 127.0.0.1; the servers run in the benchmark process, so generator and server each have their own event loop and core.',
       'Latency is measured in the generator from the moment a request is written to the end of its response; the "from scheduled send time" row adds the generator\'s own timer lag (coordinated-omission view).',
+      `Replica pods: the pods of one ReplicaSet as they reach a webhook (generateName, no name yet), identical but for the random suffix of their service-account token volume (kube-api-access-xxxxx, a different one per request); the injector answers later replicas from its verdict cache, renaming the token volume (src/injector/cache.ts). Distinct pods: ${DISTINCT_PODS} pods with their own names cycled in order, more than the cache's ${DEFAULT_INJECTION_CACHE_LIMITS.maxEntries} entries, so every request runs the whole engine. Verdict cache after the throughput runs: ${JSON.stringify(data.verdictCache)}.`,
       'Echo ceiling: the same TLS material and keep-alive settings; it reads and JSON-parses the review and answers allowed:true. On 2 CPUs the generator needs one core of its own, so the closed-loop ceiling may be generator-bound.',
       `Payload sizes (request bytes / patch operations): ${PAYLOAD_NAMES.map((n) => {
         const s = sizes[n] as { requestBytes: number; patchOps: number };

@@ -6,7 +6,7 @@
 import https from 'node:https';
 
 import { summarize, type LatencySummary } from './common.js';
-import { payloadBody, type PayloadName } from './payloads.js';
+import { payloadVariants, type PayloadName, type PodVariety } from './payloads.js';
 
 export interface LoadSpec {
   port: number;
@@ -22,6 +22,9 @@ export interface LoadSpec {
   warmupMs: number;
   /** Check that every 2xx body is an allowed AdmissionReview response with the request's uid. */
   expectAllowed: boolean;
+  /** How pods differ between requests (payloadVariants), and how many different reviews are cycled through. */
+  variety: PodVariety;
+  varieties: number;
 }
 
 export interface LoadResult {
@@ -58,8 +61,11 @@ interface Shot {
 }
 
 async function runLoad(spec: LoadSpec): Promise<LoadResult> {
-  const bodies = new Map<PayloadName, Buffer>();
-  for (const p of spec.payloads) bodies.set(p.name, payloadBody(p.name));
+  const bodies = new Map<PayloadName, Buffer[]>();
+  for (const p of spec.payloads) {
+    bodies.set(p.name, payloadVariants(p.name, spec.variety, spec.varieties));
+  }
+  let sequence = 0;
   const agent = new https.Agent({ keepAlive: true, maxSockets: spec.connections, keepAliveMsecs: 1000 });
   const totalWeight = spec.payloads.reduce((a, p) => a + p.weight, 0);
   let pick = 0;
@@ -75,7 +81,8 @@ async function runLoad(spec: LoadSpec): Promise<LoadResult> {
 
   const fire = (payload: PayloadName): Promise<Shot> =>
     new Promise((resolve) => {
-      const body = bodies.get(payload)!;
+      const variants = bodies.get(payload)!;
+      const body = variants[sequence++ % variants.length]!;
       let sentAt = 0;
       const done = (ok: boolean, problem?: string): void =>
         resolve({

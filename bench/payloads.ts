@@ -264,10 +264,58 @@ const builders: Record<PayloadName, () => Obj> = {
   mib: mibPod,
 };
 
-/** The serialized AdmissionReview for a payload. */
+/** How the pods of a run differ from request to request. */
+export type PodVariety = 'replicas' | 'distinct';
+
+const TOKEN_NAME = TOKEN_VOLUME.name;
+/** The characters Kubernetes' rand.String draws from (no vowels, no look-alikes). */
+const RAND_ALPHABET = 'bcdfghjklmnpqrstvwxz2456789';
+
+/** A deterministic stand-in for the 5 random characters kube-apiserver appends to the token volume's name. */
+function tokenSuffix(i: number): string {
+  let out = '';
+  let n = i * 7919 + 104729;
+  for (let k = 0; k < 5; k++) {
+    out += RAND_ALPHABET[n % RAND_ALPHABET.length];
+    n = Math.floor(n / RAND_ALPHABET.length) + k * 31;
+  }
+  return out;
+}
+
+/**
+ * The payload as one review. Its pod is what a ReplicaSet's pod looks like at admission: `generateName` set, no
+ * name yet, and a service-account token volume `kube-api-access-<5 random characters>` added by kube-apiserver's
+ * ServiceAccount plugin before any webhook runs.
+ */
 export function payloadBody(name: PayloadName): Buffer {
   return Buffer.from(
     JSON.stringify(review(builders[name](), `bench-${name}-0000-0000-000000000000`)),
     'utf8',
   );
+}
+
+/**
+ * `count` reviews of the payload. `replicas`: the pods of one ReplicaSet, identical but for the token volume's
+ * random suffix (and the request uid), as a Deployment's scale-up or rollout sends them. `distinct`: each pod also
+ * has its own name (as a StatefulSet's or a bare pod would), so no two pods in a cycle share an injection result.
+ */
+export function payloadVariants(name: PayloadName, variety: PodVariety, count: number): Buffer[] {
+  const bodies: Buffer[] = [];
+  for (let i = 0; i < count; i++) {
+    const pod = builders[name]();
+    let target: Obj = pod;
+    if (variety === 'distinct') {
+      const metadata = { ...(pod.metadata as Obj) };
+      delete metadata.generateName;
+      metadata.name = `${name}-${i}`;
+      target = { ...pod, metadata };
+    }
+    const uid = `bench-${name}-${String(i).padStart(4, '0')}-0000-000000000000`;
+    const json = JSON.stringify(review(target, uid)).replaceAll(
+      TOKEN_NAME,
+      `kube-api-access-${tokenSuffix(i)}`,
+    );
+    bodies.push(Buffer.from(json, 'utf8'));
+  }
+  return bodies;
 }
