@@ -182,12 +182,31 @@ function isEmpty(value: unknown): boolean {
   return false;
 }
 
+const GO_ESCAPED = /[<>&\u2028\u2029]/;
+/**
+ * Quoted short strings already computed: field names, env names, ports and paths repeat on every admission, and
+ * quoting is most of what marshalling a probe or port list costs. Bounded, so odd input cannot grow it.
+ */
+const quoted = new Map<string, string>();
+const QUOTED_LIMIT = 4096;
+const QUOTED_MAX_LENGTH = 64;
+
 /** Go's encoding/json string escaping: HTML-significant characters and line separators become \u escapes. */
 export function goQuote(text: string): string {
-  return JSON.stringify(text).replace(
-    /[<>&\u2028\u2029]/g,
-    (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'),
-  );
+  const short = text.length <= QUOTED_MAX_LENGTH;
+  if (short) {
+    const known = quoted.get(text);
+    if (known !== undefined) return known;
+  }
+  const json = JSON.stringify(text);
+  const result = GO_ESCAPED.test(json)
+    ? json.replace(/[<>&\u2028\u2029]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'))
+    : json;
+  if (short) {
+    if (quoted.size >= QUOTED_LIMIT) quoted.clear();
+    quoted.set(text, result);
+  }
+  return result;
 }
 
 function encodeAny(value: unknown): string {
