@@ -1,0 +1,201 @@
+// Every replica's admission side: the serving certificate (one CA + leaf in a Secret shared by every
+// replica), and one HTTPS server that injects sidecars (/inject/<rev>) and answers the deletion-validation
+// webhook for ControlPlaneRevisions. None of it depends on leadership, so a follower keeps admitting pods.
+import type { Logger } from 'pino';
+
+import type { OperatorConfig } from '../config.js';
+import type { InjectorEndpoint } from '../controllers/common/webhooks.js';
+import { KubeEventRecorder } from '../controllers/events.js';
+import {
+  ensureValidatingWebhookConfiguration,
+  liveRevisionUsage,
+  revisionDeletionValidator,
+  type DeletionUsage,
+} from '../controllers/revision/deletion.js';
+import type { UsageTracker } from '../controllers/usage-tracker.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { Informer } from '../runtime/informer.js';
+import type { KubeClient } from '../runtime/kube.js';
+import type { KubeObject } from '../runtime/types.js';
+import { DEFAULT_INJECTION_CACHE_LIMITS, InjectionCache } from './cache.js';
+import { createInjectorServer, type InjectorServer } from './server.js';
+import { InjectionService } from './service.js';
+import { CertificateManager } from './tls/certificate-manager.js';
+import { caBundleBase64, certificateValidity, type TlsMaterial } from './tls/certificates.js';
+import { KubeSecretStore } from './tls/kube-secret-store.js';
+
+interface SetupDeps {
+  client: KubeClient;
+  config: OperatorConfig;
+  logger: Logger;
+  metrics: Metrics;
+}
+
+export interface ServingCertificates {
+  manager: CertificateManager;
+  /** The material converged at start: what the injector server starts serving. */
+  initial: TlsMaterial;
+}
+
+/** One CA + serving certificate in a Secret shared by every replica; rejects if the first pass fails. */
+export async function startServingCertificates({
+  client,
+  config,
+  logger,
+  metrics,
+}: SetupDeps): Promise<ServingCertificates> {
+  const manager = new CertificateManager({
+    store: new KubeSecretStore(client),
+    namespace: config.namespace,
+    secretName: config.tlsSecretName,
+    serviceName: config.injectorServiceName,
+    extraDnsNames: config.devWebhookRouting ? ['localhost'] : [],
+    extraIpAddresses: config.devWebhookRouting ? ['127.0.0.1'] : [],
+    checkIntervalMs: config.tlsCheckSeconds * 1000,
+    logger: logger.child({ component: 'certificates' }),
+  });
+  const initial = await manager.start();
+  metrics.setInjectorCertificateNotAfter(certNotAfter(initial));
+  return { manager, initial };
+}
+
+export interface InjectorSetupOptions extends SetupDeps {
+  certificates: ServingCertificates;
+  /** The shared informers the injection service resolves revisions, tags and node versions from. */
+  informers: { revisions: Informer; tags: Informer; nodes: Informer };
+  /** The leader's usage tracker while this replica leads; undefined on a follower. */
+  leaderUsage: () => UsageTracker | undefined;
+}
+
+export interface RunningInjector {
+  port: number;
+  /** The injector endpoint that webhook configurations point at. */
+  endpoint: InjectorEndpoint;
+  /** The CA bundle (base64 PEM) webhook configurations carry; follows rotations once followed. */
+  caBundle(): string;
+  /** Whether serving material is loaded (a readiness check). */
+  certificatesLoaded(): boolean;
+  /**
+   * From now on, a rotated certificate is served at once (and exported as a metric); `onCaBundleChange`
+   * runs when the rotation changed the CA bundle, which webhook configurations must then carry.
+   */
+  followCertificateRotation(onCaBundleChange: () => void): void;
+  /** Deletion protection: (re)applies ValidatingWebhookConfiguration meshrev-validation; logs failures. */
+  applyValidationWebhook(): void;
+  /** Stops following rotations, stops the certificate checks and drains admissions. */
+  stop(): Promise<void>;
+}
+
+/** Builds the injection service (with its verdict cache) and starts the HTTPS admission server. */
+export async function startInjector(opts: InjectorSetupOptions): Promise<RunningInjector> {
+  const { client, config, logger, metrics, certificates } = opts;
+  const { revisions, tags, nodes } = opts.informers;
+  let material: TlsMaterial = certificates.initial;
+  let caBundle = caBundleBase64(material);
+
+  const injection = new InjectionService({
+    revisions,
+    tags,
+    nodes,
+    cache:
+      config.injectionCacheEntries === 0
+        ? false
+        : new InjectionCache({ ...DEFAULT_INJECTION_CACHE_LIMITS, maxEntries: config.injectionCacheEntries }),
+  });
+  metrics.watchInjectionCache(() => injection.cacheStats());
+  const nodesChanged = injection.cacheNodeVersions();
+  nodes.addHandlers({ onAdd: nodesChanged, onUpdate: nodesChanged, onDelete: nodesChanged });
+
+  // --- deletion protection (src/controllers/revision/deletion.ts): every replica answers the webhook ---
+  // The leader answers from its usage caches; a follower (or a leader whose caches are still syncing)
+  // reads namespaces and pods from the API server.
+  const validateRevisionDeletion = revisionDeletionValidator({
+    usage: async (name): Promise<DeletionUsage | undefined> => {
+      const usage = opts.leaderUsage()?.current();
+      if (usage)
+        return usage.revisions[name] ?? { namespaces: [], pods: 0, stalePods: 0, tags: [], reasons: [] };
+      return liveRevisionUsage(
+        client,
+        name,
+        {
+          revisions: revisions.keys(),
+          tags: tags.list().map((t) => ({
+            name: t.metadata?.name ?? '',
+            revision: (t as KubeObject & { spec?: { revision?: string } }).spec?.revision ?? '',
+          })),
+        },
+        AbortSignal.timeout(4_000),
+      );
+    },
+    events: new KubeEventRecorder({ client, component: 'meshrev', instance: config.podName, logger }),
+  });
+  const server: InjectorServer = createInjectorServer({
+    host: config.injectorHost,
+    port: config.injectorPort,
+    tls: { certPem: material.certPem, keyPem: material.keyPem },
+    inject: injection.inject,
+    resolveTarget: injection.resolveTarget,
+    logger: logger.child({ component: 'injector' }),
+    // deletion protection: DELETE of a ControlPlaneRevision (ValidatingWebhookConfiguration meshrev-validation)
+    validate: (req) =>
+      req.resource === 'controlplanerevisions' ? validateRevisionDeletion(req) : { allowed: true },
+    hooks: {
+      onValidation: (path, status, seconds) => metrics.webhookRequest(path, status, seconds),
+      onAdmission: (outcome, _revision, seconds, status) => {
+        metrics.webhookRequest('/inject', status, seconds);
+        metrics.injection(
+          outcome === 'injected' ? 'success' : outcome === 'skipped' ? 'skip' : 'failure',
+          seconds,
+        );
+      },
+    },
+  });
+  const listening = await server.listen();
+
+  // Through a real Service the port is the Service's; with dev routing (ExternalName to localhost)
+  // kube-apiserver dials the port in the webhook configuration directly, so it is ours.
+  const endpoint: InjectorEndpoint = {
+    serviceName: config.injectorServiceName,
+    serviceNamespace: config.namespace,
+    port: config.devWebhookRouting ? listening.port : config.injectorServicePort,
+  };
+
+  let unfollow: (() => void) | undefined;
+  return {
+    port: listening.port,
+    endpoint,
+    caBundle: () => caBundle,
+    certificatesLoaded: () => material !== undefined,
+    followCertificateRotation: (onCaBundleChange) => {
+      unfollow = certificates.manager.onChange((next) => {
+        material = next;
+        metrics.setInjectorCertificateNotAfter(certNotAfter(next));
+        try {
+          server.reloadTls({ certPem: next.certPem, keyPem: next.keyPem });
+        } catch (err) {
+          logger.error({ err }, 'could not load the rotated serving certificate; keeping the previous one');
+        }
+        const nextBundle = caBundleBase64(next);
+        if (nextBundle !== caBundle) {
+          caBundle = nextBundle;
+          onCaBundleChange();
+        }
+      });
+    },
+    applyValidationWebhook: () => {
+      ensureValidatingWebhookConfiguration(client, endpoint, caBundle, config.fieldManager).catch(
+        (err: unknown) =>
+          logger.error({ err }, 'could not apply ValidatingWebhookConfiguration meshrev-validation'),
+      );
+    },
+    stop: async () => {
+      unfollow?.();
+      certificates.manager.stop();
+      await server.close(20_000);
+    },
+  };
+}
+
+function certNotAfter(material: TlsMaterial): Date {
+  return certificateValidity(material.certPem)?.notAfter ?? new Date(0);
+}
