@@ -117,6 +117,9 @@ async function runLoad(spec: LoadSpec): Promise<LoadResult> {
         },
       );
       req.on('error', (e) => done(false, e.message));
+      // TCP_NODELAY, as kube-apiserver's Go client has on every connection: without it Nagle can hold a request's
+      // second TLS record until the server's delayed ACK (40 ms on Linux) and the client itself causes the stall.
+      req.setNoDelay(true);
       sentAt = now();
       req.end(body);
     });

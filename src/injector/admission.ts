@@ -15,8 +15,8 @@ export interface InjectRequest {
   revision: string;
   /** Proxy environment overrides from the request path, keyed by env name (see {@link parseInjectPath}). */
   pathParams: Record<string, string>;
-  /** Size of the AdmissionReview the pod arrived in, so an injector can skip per-byte work for huge pods. */
-  reviewBytes?: number;
+  /** The AdmissionReview the pod arrived in, as text, and its request uid (for keying cached verdicts). */
+  review?: { text: string; uid: string };
 }
 
 export type InjectResult =
@@ -136,6 +136,8 @@ export function isAcceptedContentType(header: string | undefined): boolean {
 export interface DecodedAdmissionReview {
   apiVersion: AdmissionApiVersion;
   request: { uid: string; namespace: string; object: unknown };
+  /** The body as decoded text. */
+  text: string;
 }
 
 export type ReviewDecodeResult =
@@ -154,8 +156,9 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
  */
 export function decodeAdmissionReview(body: Uint8Array): ReviewDecodeResult {
   let parsed: unknown;
+  const text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8');
   try {
-    parsed = JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'));
+    parsed = JSON.parse(text);
   } catch (error) {
     return {
       ok: false,
@@ -197,7 +200,7 @@ export function decodeAdmissionReview(body: Uint8Array): ReviewDecodeResult {
   }
   return {
     ok: true,
-    review: { apiVersion, request: { uid: uid ?? '', namespace: namespace ?? '', object } },
+    review: { apiVersion, request: { uid: uid ?? '', namespace: namespace ?? '', object }, text },
   };
 }
 
@@ -358,7 +361,7 @@ export async function handleAdmission(req: AdmissionHttpRequest, deps: Admission
       namespace,
       revision,
       pathParams,
-      reviewBytes: req.body.byteLength,
+      review: { text: decoded.review.text, uid: request.uid },
     });
   } catch (error) {
     return deniedReply(apiVersion, request.uid, `injection failed: ${errorText(error)}`, revision);

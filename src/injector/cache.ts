@@ -6,6 +6,8 @@
 // of the pod and the revision's settings that only copies and compares volume names, so the answer can be kept and
 // reused, with the token volume's name renamed (see tokenVolumeName); anything else that changes the answer (the
 // settings version, node kubelet versions, the namespace, path parameters) is part of the key.
+import { hash } from 'node:crypto';
+
 import type { InjectResult } from './admission.js';
 
 /** A kept verdict and the token volume name of the pod it was computed for. */
@@ -82,7 +84,7 @@ export interface InjectionCacheLimits {
   maxEntries: number;
   /** Bound on the summed key lengths (characters), so a burst of large pods cannot pin much memory. */
   maxKeyChars: number;
-  /** Pods whose serialised form is longer than this are never cached (their key would cost more than it saves). */
+  /** Reviews longer than this are never cached (hashing them would cost more than it saves). */
   maxPodChars: number;
 }
 
@@ -148,4 +150,69 @@ export class InjectionCache {
       misses: this.missCount,
     };
   }
+}
+
+/** The end (exclusive) of the JSON value starting at `start` in `text`, or -1; strings and escapes are skipped. */
+function endOfJsonValue(text: string, start: number): number {
+  let depth = 0;
+  let inString = false;
+  for (let i = start; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c)
+        i += 1; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+      continue;
+    }
+    if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) depth += 1;
+    else if (c === 0x5d || c === 0x7d) {
+      depth -= 1;
+      if (depth === 0) return i + 1;
+    }
+  }
+  return -1;
+}
+
+/** The only index of `needle` in `text`, or -1 when it occurs never or more than once. */
+function onlyIndexOf(text: string, needle: string): number {
+  const first = text.indexOf(needle);
+  if (first === -1 || text.indexOf(needle, first + 1) !== -1) return -1;
+  return first;
+}
+
+/**
+ * The cache key of an AdmissionReview, computed from its text rather than by serialising the parsed pod again
+ * (which cost as much as parsing it). Two reviews get the same key only if their texts are equal once three spans
+ * are cut out, at the same offsets: the request uid (new for every request), the pod's `managedFields` (their
+ * timestamps differ between replicas created in different seconds; the engine never reads them) and the token
+ * volume's name (renamed in the verdict). Anything else that differs, even whitespace, is a miss. When a span
+ * cannot be found unambiguously (the uid or `"managedFields":` occurring more than once) the review is not cached.
+ * The text is hashed (SHA-256) so the key stays short; the review has already been parsed and validated.
+ */
+export function reviewCacheKey(
+  text: string,
+  requestUid: string,
+  pod: unknown,
+): { digest: string; token: string | undefined } | undefined {
+  const uidField = `"uid":${JSON.stringify(requestUid)}`;
+  const uidAt = onlyIndexOf(text, uidField);
+  if (uidAt === -1) return undefined;
+  let residue = text.slice(0, uidAt) + text.slice(uidAt + uidField.length);
+  let cut = `${uidAt}`;
+  const managedFields = '"managedFields":';
+  const fieldAt = residue.indexOf(managedFields);
+  if (fieldAt !== -1) {
+    if (residue.indexOf(managedFields, fieldAt + 1) !== -1) return undefined;
+    const valueAt = fieldAt + managedFields.length;
+    // metadata.managedFields is a list; the key spelled anywhere else (a string-valued map) is left alone.
+    if (residue.charCodeAt(valueAt) !== 0x5b) return undefined;
+    const end = endOfJsonValue(residue, valueAt);
+    if (end === -1) return undefined;
+    residue = residue.slice(0, valueAt) + residue.slice(end);
+    cut += `/${valueAt}`;
+  }
+  const token = tokenVolumeName(pod, residue);
+  if (token !== undefined) residue = residue.split(token).join(TOKEN_PLACEHOLDER);
+  return { digest: `${cut}:${hash('sha256', residue, 'base64')}`, token };
 }

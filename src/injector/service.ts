@@ -5,13 +5,7 @@ import { parseControlPlaneRevision } from '../crds/controlplanerevision.js';
 import { settingsFromRevision } from '../crds/proxy.js';
 import type { KubeObject } from '../runtime/types.js';
 import type { InjectFn, InjectRequest, InjectResult, ResolveTargetFn } from './admission.js';
-import {
-  InjectionCache,
-  TOKEN_PLACEHOLDER,
-  tokenVolumeName,
-  verdictFor,
-  type InjectionCacheStats,
-} from './cache.js';
+import { InjectionCache, reviewCacheKey, verdictFor, type InjectionCacheStats } from './cache.js';
 import { injectPod, type InjectionOutcome } from './engine/index.js';
 import type { InjectorSettings } from './engine/settings.js';
 import type { Pod } from './engine/types.js';
@@ -169,9 +163,9 @@ export class InjectionService {
   };
 
   /**
-   * Everything the engine's answer depends on, or undefined when the pod is not worth caching. The pod is
-   * serialised as received with its service-account token volume's name replaced by a placeholder (see
-   * tokenVolumeName): replicas give identical keys, and any other difference at all is a miss.
+   * Everything the engine's answer depends on, or undefined when the pod is not cached: the revision's settings
+   * version, node kubelet versions, path parameters, and the review the pod came in (namespace and pod included)
+   * up to its request uid, managedFields and token volume name (see reviewCacheKey).
    */
   private cacheKey(
     req: InjectRequest,
@@ -179,20 +173,19 @@ export class InjectionService {
     nodeMinors: number[] | undefined,
     podNodeMinor: number | undefined,
   ): { key: string; token: string | undefined } | undefined {
-    if (this.cache === undefined) return undefined;
-    if (req.reviewBytes === undefined || !this.cache.acceptsPod(req.reviewBytes)) return undefined;
+    if (this.cache === undefined || req.review === undefined) return undefined;
+    if (!this.cache.acceptsPod(req.review.text.length)) return undefined;
+    const review = reviewCacheKey(req.review.text, req.review.uid, req.pod);
+    if (review === undefined) return undefined;
     let settingsId = this.settingsIds.get(settings);
     if (settingsId === undefined) {
       settingsId = this.nextSettingsId++;
       this.settingsIds.set(settings, settingsId);
     }
     const nodes = nodeMinors === undefined ? '-' : nodeMinors.join(',');
-    const podJson = JSON.stringify(req.pod);
-    const token = tokenVolumeName(req.pod, podJson);
-    const pod = token === undefined ? podJson : podJson.split(token).join(TOKEN_PLACEHOLDER);
     const key =
       `${req.revision}\n${settingsId}\n${nodes}\n${podNodeMinor ?? '-'}\n${req.namespace}\n` +
-      `${JSON.stringify(req.pathParams)}\n${pod}`;
-    return { key, token };
+      `${JSON.stringify(req.pathParams)}\n${review.digest}`;
+    return { key, token: review.token };
   }
 }

@@ -1,9 +1,14 @@
 // The glue between the admission server and the engine: which revision a path names, the settings a
-// revision's spec gives (cached per resourceVersion), specs the injector cannot use, and native sidecars
+// revision's spec gives (cached per spec generation), the verdict cache, specs the injector cannot use, and native sidecars
 // decided from the node kubelet versions the operator sees.
 import { applyJsonPatch } from '../../../src/injector/engine/index.js';
 import type { InjectResult } from '../../../src/injector/admission.js';
-import { InjectionCache, tokenVolumeName, type CachedVerdict } from '../../../src/injector/cache.js';
+import {
+  InjectionCache,
+  reviewCacheKey,
+  tokenVolumeName,
+  type CachedVerdict,
+} from '../../../src/injector/cache.js';
 import { InjectionService, kubeletMinor, type ObjectLookup } from '../../../src/injector/service.js';
 import type { KubeObject } from '../../../src/runtime/types.js';
 
@@ -59,6 +64,18 @@ const POD = {
   metadata: { name: 'web', namespace: 'shop', labels: { app: 'web' } },
   spec: { containers: [{ name: 'web', image: 'nginx' }] },
 };
+
+let uidCounter = 0;
+/** The review text a pod arrives in, with a fresh request uid as kube-apiserver sends it. */
+function reviewOf(pod: unknown, namespace = 'shop'): { text: string; uid: string } {
+  const uid = `0000-${++uidCounter}`;
+  const review = {
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: { uid, namespace, operation: 'CREATE', object: pod },
+  };
+  return { text: JSON.stringify(review), uid };
+}
 
 function injected(outcome: InjectResult | Promise<InjectResult>, pod: Record<string, unknown> = POD): Pod {
   // The service answers synchronously (InjectFn allows a promise for other engines).
@@ -302,7 +319,7 @@ describe('verdict cache for identical pods (ReplicaSet replicas reach the webhoo
     namespace: 'shop',
     revision: 'asm-1',
     pathParams: {},
-    reviewBytes: JSON.stringify(pod).length,
+    review: reviewOf(pod, extra.namespace ?? 'shop'),
     ...extra,
   });
   const sync = (outcome: InjectResult | Promise<InjectResult>): InjectResult => {
@@ -366,8 +383,9 @@ describe('verdict cache for identical pods (ReplicaSet replicas reach the webhoo
       nodes: objects(),
       cache: new InjectionCache({ maxEntries: 2, maxKeyChars: 1 << 20, maxPodChars: 4096 }),
     });
-    sync(service.inject(request(structuredClone(POD), { reviewBytes: 5000 })));
-    sync(service.inject(request(structuredClone(POD), { reviewBytes: 5000 })));
+    const big = { ...POD, metadata: { ...POD.metadata, annotations: { filler: 'x'.repeat(5000) } } };
+    sync(service.inject(request(structuredClone(big))));
+    sync(service.inject(request(structuredClone(big))));
     expect(service.cacheStats()).toMatchObject({ entries: 0, hits: 0 });
 
     const named = (name: string) => ({ ...POD, metadata: { ...POD.metadata, name } });
@@ -440,7 +458,7 @@ describe('replicas that differ only in their service-account token volume name',
       namespace: 'shop',
       revision: 'asm-1',
       pathParams: {},
-      reviewBytes: JSON.stringify(pod).length,
+      review: reviewOf(pod),
     });
     if (outcome instanceof Promise) throw new Error('expected a synchronous answer');
     return outcome;
@@ -493,5 +511,72 @@ describe('replicas that differ only in their service-account token volume name',
     ],
   ])('does not rename with %s', (_name, pod) => {
     expect(tokenVolumeName(pod, JSON.stringify(pod))).toBeUndefined();
+  });
+});
+
+describe('reviewCacheKey: the key of a review from its text', () => {
+  const pod = (token: string, managedAt: string, labels: Record<string, string> = { app: 'web' }) => ({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      generateName: 'web-5d8f-',
+      namespace: 'shop',
+      labels,
+      managedFields: [{ manager: 'kube-controller-manager', operation: 'Update', time: managedAt }],
+    },
+    spec: {
+      containers: [
+        { name: 'web', image: 'nginx', volumeMounts: [{ name: token, mountPath: '/var/run/secrets' }] },
+      ],
+      volumes: [{ name: token, projected: { sources: [] } }],
+    },
+  });
+  const text = (uid: string, object: unknown, extra: Record<string, unknown> = {}) =>
+    JSON.stringify({
+      apiVersion: 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      request: { uid, namespace: 'shop', operation: 'CREATE', object, ...extra },
+    });
+  const keyOf = (uid: string, object: Record<string, unknown>, extra: Record<string, unknown> = {}) => {
+    const { managedFields: _dropped, ...metadata } = object.metadata as Record<string, unknown>;
+    return reviewCacheKey(text(uid, object, extra), uid, { ...object, metadata });
+  };
+
+  test('replicas with another uid, managedFields time and token volume name share a key', () => {
+    const first = keyOf('u-1', pod('kube-api-access-abc12', '2026-11-22T01:00:00Z'));
+    const second = keyOf('u-2', pod('kube-api-access-zz9x8', '2026-11-22T01:00:07Z'));
+    expect(first?.digest).toBeDefined();
+    expect(second?.digest).toBe(first?.digest);
+    expect([first?.token, second?.token]).toEqual(['kube-api-access-abc12', 'kube-api-access-zz9x8']);
+  });
+
+  test('any other difference, even the order of fields or whitespace, gives another key', () => {
+    const base = keyOf('u-1', pod('kube-api-access-abc12', 't'))?.digest;
+    expect(keyOf('u-2', pod('kube-api-access-abc12', 't', { app: 'web', v: '2' }))?.digest).not.toBe(base);
+    expect(keyOf('u-3', pod('kube-api-access-abc12', 't'), { dryRun: true })?.digest).not.toBe(base);
+    const object = pod('kube-api-access-abc12', 't');
+    const spaced = text('u-4', object).replace('"operation":', '"operation" :');
+    expect(reviewCacheKey(spaced, 'u-4', object)?.digest).not.toBe(base);
+    // The uid member moved: the same text outside it, cut at another offset.
+    const moved = JSON.stringify({
+      apiVersion: 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      request: { namespace: 'shop', uid: 'u-1', operation: 'CREATE', object },
+    });
+    expect(reviewCacheKey(moved, 'u-1', object)?.digest).not.toBe(base);
+  });
+
+  test('does not key a review whose spans cannot be found unambiguously', () => {
+    const object = pod('kube-api-access-abc12', 't');
+    // The request uid also appears elsewhere.
+    expect(reviewCacheKey(text('u-1', object, { extra: { uid: 'u-1' } }), 'u-1', object)).toBeUndefined();
+    // No uid member in compact form.
+    expect(
+      reviewCacheKey(text('u-1', object).replace('"uid":"u-1"', '"uid": "u-1"'), 'u-1', object),
+    ).toBeUndefined();
+    // managedFields spelled twice, or not a list.
+    expect(reviewCacheKey(text('u-1', object, { managedFields: [] }), 'u-1', object)).toBeUndefined();
+    const odd = { ...object, metadata: { ...object.metadata, managedFields: 'x' } };
+    expect(reviewCacheKey(text('u-1', odd), 'u-1', odd)).toBeUndefined();
   });
 });

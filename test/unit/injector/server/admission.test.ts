@@ -155,14 +155,21 @@ describe('decodeAdmissionReview', () => {
     const v1 = decodeAdmissionReview(body(review(ADMISSION_V1, POD)));
     expect(v1).toEqual({
       ok: true,
-      review: { apiVersion: ADMISSION_V1, request: { uid: 'uid-123', namespace: 'shop', object: POD } },
+      review: {
+        apiVersion: ADMISSION_V1,
+        request: { uid: 'uid-123', namespace: 'shop', object: POD },
+        text: JSON.stringify(review(ADMISSION_V1, POD)),
+      },
     });
-    const bare = decodeAdmissionReview(
-      body({ apiVersion: ADMISSION_V1BETA1, kind: 'AdmissionReview', request: {} }),
-    );
+    const bareReview = { apiVersion: ADMISSION_V1BETA1, kind: 'AdmissionReview', request: {} };
+    const bare = decodeAdmissionReview(body(bareReview));
     expect(bare).toEqual({
       ok: true,
-      review: { apiVersion: ADMISSION_V1BETA1, request: { uid: '', namespace: '', object: undefined } },
+      review: {
+        apiVersion: ADMISSION_V1BETA1,
+        request: { uid: '', namespace: '', object: undefined },
+        text: JSON.stringify(bareReview),
+      },
     });
   });
 
@@ -274,7 +281,7 @@ describe('handleAdmission', () => {
       namespace: 'shop',
       revision: 'asm-1233-2',
       pathParams: { ISTIO_META_CLUSTER_ID: 'c1' },
-      reviewBytes: body(review(ADMISSION_V1, POD)).byteLength,
+      review: { text: JSON.stringify(review(ADMISSION_V1, POD)), uid: 'uid-123' },
     });
   });
 
