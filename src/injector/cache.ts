@@ -6,7 +6,7 @@
 // of the pod and the revision's settings that only copies and compares volume names, so the answer can be kept and
 // reused, with the token volume's name renamed (see tokenVolumeName); anything else that changes the answer (the
 // settings version, node kubelet versions, the namespace, path parameters) is part of the key.
-import { hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 
 import type { InjectResult } from './admission.js';
 
@@ -30,19 +30,17 @@ interface PodShape {
   };
 }
 
-/**
- * The pod's service-account token volume name when it can be renamed safely: exactly one projected volume named
- * like the plugin names them, and the name occurs in the serialised pod nowhere but as that volume's name and as
- * volume mounts' names (so renaming it cannot change an annotation, a label or anything the engine sorts).
- */
-export function tokenVolumeName(pod: unknown, podJson: string): string | undefined {
+/** The pod's single projected volume named like the ServiceAccount plugin names them, and how many mounts use it. */
+function tokenVolumeCandidate(pod: unknown): { name: string; mounts: number } | undefined {
   const spec = (pod as PodShape).spec;
   const volumes = Array.isArray(spec?.volumes) ? spec.volumes : [];
-  const tokens = volumes.filter(
-    (v) => typeof v?.name === 'string' && TOKEN_VOLUME_NAME.test(v.name) && v.projected !== undefined,
-  );
-  if (tokens.length !== 1) return undefined;
-  const name = tokens[0]!.name as string;
+  let name: string | undefined;
+  for (const v of volumes) {
+    if (typeof v?.name !== 'string' || !TOKEN_VOLUME_NAME.test(v.name) || v.projected === undefined) continue;
+    if (name !== undefined) return undefined;
+    name = v.name;
+  }
+  if (name === undefined) return undefined;
   let mounts = 0;
   for (const list of [spec?.containers, spec?.initContainers, spec?.ephemeralContainers]) {
     if (!Array.isArray(list)) continue;
@@ -51,9 +49,39 @@ export function tokenVolumeName(pod: unknown, podJson: string): string | undefin
       for (const mount of volumeMounts) if (mount?.name === name) mounts += 1;
     }
   }
-  const occurrences = podJson.split(`"${name}"`).length - 1;
-  const anywhere = podJson.split(name).length - 1;
-  return occurrences === 1 + mounts && anywhere === occurrences ? name : undefined;
+  return { name, mounts };
+}
+
+/**
+ * Where `candidate.name` occurs in `text` (outside `[skipFrom, skipTo)`), provided every occurrence is a whole JSON
+ * string and there are exactly as many as the volume and its mounts account for; otherwise undefined.
+ */
+function tokenOccurrences(
+  text: string,
+  candidate: { name: string; mounts: number },
+  skipFrom = -1,
+  skipTo = -1,
+): number[] | undefined {
+  const at: number[] = [];
+  for (let i = text.indexOf(candidate.name); i !== -1; i = text.indexOf(candidate.name, i + 1)) {
+    if (i >= skipFrom && i < skipTo) continue;
+    if (text.charCodeAt(i - 1) !== 0x22 || text.charCodeAt(i + candidate.name.length) !== 0x22)
+      return undefined;
+    at.push(i);
+  }
+  return at.length === 1 + candidate.mounts ? at : undefined;
+}
+
+/**
+ * The pod's service-account token volume name when it can be renamed safely: exactly one projected volume named
+ * like the plugin names them, and the name occurs in the serialised pod nowhere but as that volume's name and as
+ * volume mounts' names (so renaming it cannot change an annotation, a label or anything the engine sorts).
+ */
+export function tokenVolumeName(pod: unknown, podJson: string): string | undefined {
+  const candidate = tokenVolumeCandidate(pod);
+  return candidate !== undefined && tokenOccurrences(podJson, candidate) !== undefined
+    ? candidate.name
+    : undefined;
 }
 
 /** The cached verdict as it applies to a pod whose token volume is called `token`. */
@@ -188,7 +216,8 @@ function onlyIndexOf(text: string, needle: string): number {
  * timestamps differ between replicas created in different seconds; the engine never reads them) and the token
  * volume's name (renamed in the verdict). Anything else that differs, even whitespace, is a miss. When a span
  * cannot be found unambiguously (the uid or `"managedFields":` occurring more than once) the review is not cached.
- * The text is hashed (SHA-256) so the key stays short; the review has already been parsed and validated.
+ * The text is hashed (SHA-256) piece by piece around the cuts, so the key stays short and no copy is made; the
+ * review has already been parsed and validated.
  */
 export function reviewCacheKey(
   text: string,
@@ -198,21 +227,37 @@ export function reviewCacheKey(
   const uidField = `"uid":${JSON.stringify(requestUid)}`;
   const uidAt = onlyIndexOf(text, uidField);
   if (uidAt === -1) return undefined;
-  let residue = text.slice(0, uidAt) + text.slice(uidAt + uidField.length);
-  let cut = `${uidAt}`;
+  // Cuts as [from, to, replacement], in text order once sorted.
+  const cuts: Array<[number, number, string]> = [[uidAt, uidAt + uidField.length, '\u0001']];
   const managedFields = '"managedFields":';
-  const fieldAt = residue.indexOf(managedFields);
+  let fieldsFrom = -1;
+  let fieldsTo = -1;
+  const fieldAt = text.indexOf(managedFields);
   if (fieldAt !== -1) {
-    if (residue.indexOf(managedFields, fieldAt + 1) !== -1) return undefined;
-    const valueAt = fieldAt + managedFields.length;
+    if (text.indexOf(managedFields, fieldAt + 1) !== -1) return undefined;
+    fieldsFrom = fieldAt + managedFields.length;
     // metadata.managedFields is a list; the key spelled anywhere else (a string-valued map) is left alone.
-    if (residue.charCodeAt(valueAt) !== 0x5b) return undefined;
-    const end = endOfJsonValue(residue, valueAt);
-    if (end === -1) return undefined;
-    residue = residue.slice(0, valueAt) + residue.slice(end);
-    cut += `/${valueAt}`;
+    if (text.charCodeAt(fieldsFrom) !== 0x5b) return undefined;
+    fieldsTo = endOfJsonValue(text, fieldsFrom);
+    if (fieldsTo === -1) return undefined;
+    cuts.push([fieldsFrom, fieldsTo, '\u0002']);
   }
-  const token = tokenVolumeName(pod, residue);
-  if (token !== undefined) residue = residue.split(token).join(TOKEN_PLACEHOLDER);
-  return { digest: `${cut}:${hash('sha256', residue, 'base64')}`, token };
+  const candidate = tokenVolumeCandidate(pod);
+  let token: string | undefined;
+  if (candidate !== undefined) {
+    const occurrences = tokenOccurrences(text, candidate, fieldsFrom, fieldsTo);
+    if (occurrences !== undefined) {
+      token = candidate.name;
+      for (const at of occurrences) cuts.push([at, at + candidate.name.length, TOKEN_PLACEHOLDER]);
+    }
+  }
+  cuts.sort((a, b) => a[0] - b[0]);
+  const digest = createHash('sha256');
+  let from = 0;
+  for (const [cutFrom, cutTo, replacement] of cuts) {
+    digest.update(text.slice(from, cutFrom)).update(replacement);
+    from = cutTo;
+  }
+  digest.update(text.slice(from));
+  return { digest: `${uidAt}/${fieldsFrom}:${digest.digest('base64')}`, token };
 }
