@@ -36,7 +36,8 @@ export type AdmissionOutcome = 'injected' | 'skipped' | 'rejected' | 'error';
 export interface HttpReply {
   status: number;
   contentType: 'application/json' | 'text/plain; charset=utf-8';
-  body: string;
+  /** Text, or bytes already encoded (a patch reply built from a cached encoding). */
+  body: string | Buffer;
   /** Undefined when the request never reached admission handling (404, malformed path). */
   outcome?: AdmissionOutcome;
   /**
@@ -379,10 +380,7 @@ export async function handleAdmission(req: AdmissionHttpRequest, deps: Admission
         revision,
       );
     case 'injected': {
-      const encodedPatch =
-        result.patchJson !== undefined
-          ? Buffer.from(result.patchJson, 'utf8').toString('base64')
-          : encodePatch(result.patch);
+      const encodedPatch = encodedPatchOf(result);
       if (encodedPatch === undefined) {
         return { ...textReply(500, 'could not encode response: JSON patch is not serialisable'), revision };
       }
@@ -408,28 +406,47 @@ function metadataOf(pod: Record<string, unknown>): Record<string, unknown> {
   return isPlainObject(pod.metadata) ? pod.metadata : {};
 }
 
-function encodePatch(patch: unknown): string | undefined {
-  if (!Array.isArray(patch)) return undefined;
-  try {
-    return Buffer.from(JSON.stringify(patch), 'utf8').toString('base64');
-  } catch {
-    return undefined;
+/**
+ * Base64 patches already encoded, by verdict. A verdict cache hands the same result object back for every replica
+ * whose patch it can reuse as is (see InjectionService), and its encoding is then reused rather than redone.
+ */
+const encodedPatches = new WeakMap<object, Buffer>();
+
+function encodedPatchOf(result: { patch: unknown; patchJson?: string }): Buffer | undefined {
+  const known = encodedPatches.get(result);
+  if (known !== undefined) return known;
+  let json = result.patchJson;
+  if (json === undefined) {
+    if (!Array.isArray(result.patch)) return undefined;
+    try {
+      json = JSON.stringify(result.patch);
+    } catch {
+      return undefined;
+    }
   }
+  // Base64 is ASCII, so its latin1 bytes are its UTF-8 bytes.
+  const encoded = Buffer.from(Buffer.from(json, 'utf8').toString('base64'), 'latin1');
+  encodedPatches.set(result, encoded);
+  return encoded;
 }
 
+const PATCH_REPLY_END = Buffer.from('"}}', 'utf8');
+
 /**
- * The allowed-with-patch review, written out directly: the same document `reviewReply` would produce, without
- * JSON.stringify scanning the (often 10 KB) base64 patch for characters it never contains.
+ * The allowed-with-patch review, written out directly as bytes: the same document `reviewReply` would produce,
+ * without JSON.stringify scanning the (often 10 KB) base64 patch for characters it never contains, and without
+ * encoding that patch again for every reply that carries it.
  */
 function patchReply(
   apiVersion: AdmissionApiVersion,
   uid: string,
-  base64Patch: string,
+  base64Patch: Buffer,
   revision: string,
 ): HttpReply {
-  const body =
+  const head =
     `{"apiVersion":${JSON.stringify(apiVersion)},"kind":"AdmissionReview","response":{"uid":${JSON.stringify(uid)},` +
-    `"allowed":true,"patchType":"JSONPatch","patch":"${base64Patch}"}}`;
+    `"allowed":true,"patchType":"JSONPatch","patch":"`;
+  const body = Buffer.concat([Buffer.from(head, 'utf8'), base64Patch, PATCH_REPLY_END]);
   return { status: 200, contentType: 'application/json', body, outcome: 'injected', revision };
 }
 

@@ -14,6 +14,8 @@ import type { InjectResult } from './admission.js';
 export interface CachedVerdict {
   result: InjectResult;
   token: string | undefined;
+  /** Whether the patch mentions the token volume at all (worked out on first use); if not, it is reused as is. */
+  tokenInPatch?: boolean;
 }
 
 /** What the ServiceAccount admission plugin names a pod's projected token volume: the prefix and 5 random characters. */
@@ -95,7 +97,11 @@ export function verdictFor(entry: CachedVerdict, token: string | undefined): Inj
   ) {
     return result;
   }
-  const patchJson = (result.patchJson ?? JSON.stringify(result.patch)).split(entry.token).join(token);
+  const original = result.patchJson ?? JSON.stringify(result.patch);
+  entry.tokenInPatch ??= original.includes(entry.token);
+  // The same result object again lets the reply reuse its encoding (see handleAdmission).
+  if (!entry.tokenInPatch) return result;
+  const patchJson = original.split(entry.token).join(token);
   let parsed: unknown[] | undefined;
   return {
     kind: 'injected',

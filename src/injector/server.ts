@@ -195,7 +195,7 @@ export function createInjectorServer(options: InjectorServerOptions): InjectorSe
 
   function send(res: ServerResponse, reply: HttpReply): void {
     if (res.headersSent || res.destroyed) return;
-    const body = Buffer.from(reply.body, 'utf8');
+    const body = typeof reply.body === 'string' ? Buffer.from(reply.body, 'utf8') : reply.body;
     const headers: Record<string, string | number> = {
       'Content-Type': reply.contentType,
       'Content-Length': body.length,

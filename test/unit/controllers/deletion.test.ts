@@ -208,7 +208,7 @@ describe('the /validate admission path', () => {
           : { allowed: true },
     );
     expect(reply.status).toBe(200);
-    expect(JSON.parse(reply.body)).toEqual({
+    expect(JSON.parse(reply.body.toString())).toEqual({
       apiVersion: 'admission.k8s.io/v1',
       kind: 'AdmissionReview',
       response: {
@@ -224,7 +224,11 @@ describe('the /validate admission path', () => {
       { resource: 'controlplanerevisions', contentType: 'application/json', body: review({ uid: 'x' }) },
       () => ({ allowed: true, warnings: ['careful'] }),
     );
-    expect(JSON.parse(allowed.body).response).toEqual({ uid: 'x', allowed: true, warnings: ['careful'] });
+    expect(JSON.parse(allowed.body.toString()).response).toEqual({
+      uid: 'x',
+      allowed: true,
+      warnings: ['careful'],
+    });
     const empty = await handleValidation(
       { resource: 'controlplanerevisions', contentType: 'application/json', body: Buffer.alloc(0) },
       () => ({ allowed: true }),

@@ -7,6 +7,7 @@ import {
   InjectionCache,
   reviewCacheKey,
   tokenVolumeName,
+  verdictFor,
   type CachedVerdict,
 } from '../../../src/injector/cache.js';
 import { InjectionService, kubeletMinor, type ObjectLookup } from '../../../src/injector/service.js';
@@ -578,5 +579,35 @@ describe('reviewCacheKey: the key of a review from its text', () => {
     expect(reviewCacheKey(text('u-1', object, { managedFields: [] }), 'u-1', object)).toBeUndefined();
     const odd = { ...object, metadata: { ...object.metadata, managedFields: 'x' } };
     expect(reviewCacheKey(text('u-1', odd), 'u-1', odd)).toBeUndefined();
+  });
+});
+
+describe('verdictFor', () => {
+  test('renames the token volume inside a patch that mentions it, and reuses a patch that does not', () => {
+    const mentioning: CachedVerdict = {
+      result: {
+        kind: 'injected',
+        patch: [
+          {
+            op: 'add',
+            path: '/spec/containers/1',
+            value: { volumeMounts: [{ name: 'kube-api-access-abc12' }] },
+          },
+        ],
+      },
+      token: 'kube-api-access-abc12',
+    };
+    const renamed = verdictFor(mentioning, 'kube-api-access-zz9x8');
+    if (renamed.kind !== 'injected') throw new Error('expected an injection');
+    expect(renamed.patch).toEqual([
+      { op: 'add', path: '/spec/containers/1', value: { volumeMounts: [{ name: 'kube-api-access-zz9x8' }] } },
+    ]);
+    expect(verdictFor(mentioning, 'kube-api-access-abc12')).toBe(mentioning.result);
+
+    const silent: CachedVerdict = {
+      result: { kind: 'injected', patch: [{ op: 'add', path: '/metadata/labels/a', value: 'b' }] },
+      token: 'kube-api-access-abc12',
+    };
+    expect(verdictFor(silent, 'kube-api-access-zz9x8')).toBe(silent.result);
   });
 });

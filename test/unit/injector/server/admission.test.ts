@@ -48,8 +48,8 @@ const injectPath = (url: string) => {
   return parsed;
 };
 
-function parsedReply(replyBody: string) {
-  return JSON.parse(replyBody) as {
+function parsedReply(replyBody: string | Buffer) {
+  return JSON.parse(replyBody.toString()) as {
     apiVersion: string;
     kind: string;
     response: {
