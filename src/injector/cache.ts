@@ -6,7 +6,7 @@
 // of the pod and the revision's settings that only copies and compares volume names, so the answer can be kept and
 // reused, with the token volume's name renamed (see tokenVolumeName); anything else that changes the answer (the
 // settings version, node kubelet versions, the namespace, path parameters) is part of the key.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 import type { InjectResult } from './admission.js';
 
@@ -101,7 +101,15 @@ export function verdictFor(entry: CachedVerdict, token: string | undefined): Inj
   entry.tokenInPatch ??= original.includes(entry.token);
   // The same result object again lets the reply reuse its encoding (see handleAdmission).
   if (!entry.tokenInPatch) return result;
-  const patchJson = original.split(entry.token).join(token);
+  return injectedFromJson(original.split(entry.token).join(token));
+}
+
+/**
+ * An injection verdict held as its serialised patch only: one string for the garbage collector instead of the
+ * patch's object graph (a full cache of those, churning under distinct pods, made every collection slower). The
+ * parsed patch is built only if someone asks for it; replies use `patchJson`.
+ */
+export function injectedFromJson(patchJson: string): InjectResult {
   let parsed: unknown[] | undefined;
   return {
     kind: 'injected',
@@ -222,8 +230,7 @@ function onlyIndexOf(text: string, needle: string): number {
  * timestamps differ between replicas created in different seconds; the engine never reads them) and the token
  * volume's name (renamed in the verdict). Anything else that differs, even whitespace, is a miss. When a span
  * cannot be found unambiguously (the uid or `"managedFields":` occurring more than once) the review is not cached.
- * The text is hashed (SHA-256) piece by piece around the cuts, so the key stays short and no copy is made; the
- * review has already been parsed and validated.
+ * The text is hashed (SHA-256) so the key stays short; the review has already been parsed and validated.
  */
 export function reviewCacheKey(
   text: string,
@@ -258,12 +265,13 @@ export function reviewCacheKey(
     }
   }
   cuts.sort((a, b) => a[0] - b[0]);
-  const digest = createHash('sha256');
+  let residue = '';
   let from = 0;
   for (const [cutFrom, cutTo, replacement] of cuts) {
-    digest.update(text.slice(from, cutFrom)).update(replacement);
+    residue += text.slice(from, cutFrom) + replacement;
     from = cutTo;
   }
-  digest.update(text.slice(from));
-  return { digest: `${uidAt}/${fieldsFrom}:${digest.digest('base64')}`, token };
+  residue += text.slice(from);
+  // One-shot hashing: a Hash object per review (a native handle the collector must finalise) cost more than the copy.
+  return { digest: `${uidAt}/${fieldsFrom}:${hash('sha256', residue, 'base64')}`, token };
 }

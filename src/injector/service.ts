@@ -5,7 +5,13 @@ import { parseControlPlaneRevision } from '../crds/controlplanerevision.js';
 import { settingsFromRevision } from '../crds/proxy.js';
 import type { KubeObject } from '../runtime/types.js';
 import type { InjectFn, InjectRequest, InjectResult, ResolveTargetFn } from './admission.js';
-import { InjectionCache, reviewCacheKey, verdictFor, type InjectionCacheStats } from './cache.js';
+import {
+  InjectionCache,
+  injectedFromJson,
+  reviewCacheKey,
+  verdictFor,
+  type InjectionCacheStats,
+} from './cache.js';
 import { injectPod, type InjectionOutcome } from './engine/index.js';
 import type { InjectorSettings } from './engine/settings.js';
 import type { Pod } from './engine/types.js';
@@ -153,13 +159,11 @@ export class InjectionService {
       if (lookup !== undefined) this.cache?.set(lookup.key, { result: outcome, token: lookup.token });
       return outcome;
     }
-    const result: InjectResult = { kind: 'injected', patch: outcome.patch };
-    if (lookup !== undefined) {
-      // Serialised once here: the reply needs it anyway, and a hit for another replica renames inside it.
-      result.patchJson = JSON.stringify(outcome.patch);
-      this.cache?.set(lookup.key, { result, token: lookup.token });
-    }
-    return result;
+    if (lookup === undefined) return { kind: 'injected', patch: outcome.patch };
+    // Serialised once here: the reply needs it anyway, and the cache keeps only this string.
+    const patchJson = JSON.stringify(outcome.patch);
+    this.cache?.set(lookup.key, { result: injectedFromJson(patchJson), token: lookup.token });
+    return { kind: 'injected', patch: outcome.patch, patchJson };
   };
 
   /**
