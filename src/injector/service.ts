@@ -4,7 +4,7 @@
 import { parseControlPlaneRevision } from '../crds/controlplanerevision.js';
 import { settingsFromRevision } from '../crds/proxy.js';
 import type { KubeObject } from '../runtime/types.js';
-import type { InjectFn, InjectRequest, InjectResult, ResolveTargetFn } from './admission.js';
+import type { InjectFn, InjectRequest, ResolveTargetFn } from './admission.js';
 import {
   InjectionCache,
   injectedFromJson,
