@@ -21,8 +21,11 @@ export interface InjectRequest {
 
 export type InjectResult =
   | { kind: 'skipped'; reason: string }
-  /** `patchJson`, when set, is `patch` already serialised; the reply then carries it without encoding again. */
-  | { kind: 'injected'; patch: unknown[]; patchJson?: string }
+  /**
+   * `patchJson`, when set, is `patch` already serialised; the reply then carries it without encoding again.
+   * `patchBase64` is filled in by the first reply that encodes this verdict, so a cached verdict is encoded once.
+   */
+  | { kind: 'injected'; patch: unknown[]; patchJson?: string; patchBase64?: Buffer }
   | { kind: 'rejected'; message: string };
 
 /** The injection engine. May be synchronous or asynchronous; a throw becomes an allowed:false response. */
@@ -407,14 +410,16 @@ function metadataOf(pod: Record<string, unknown>): Record<string, unknown> {
 }
 
 /**
- * Base64 patches already encoded, by verdict. A verdict cache hands the same result object back for every replica
- * whose patch it can reuse as is (see InjectionService), and its encoding is then reused rather than redone.
+ * The verdict's patch as base64 bytes, kept on the verdict: a verdict cache hands the same result object back for
+ * every replica whose patch it can reuse as is (see InjectionService), so its encoding is done once. (A field
+ * rather than a WeakMap: a weak entry per admission made the collector's ephemeron work grow with traffic.)
  */
-const encodedPatches = new WeakMap<object, Buffer>();
-
-function encodedPatchOf(result: { patch: unknown; patchJson?: string }): Buffer | undefined {
-  const known = encodedPatches.get(result);
-  if (known !== undefined) return known;
+function encodedPatchOf(result: {
+  patch: unknown;
+  patchJson?: string;
+  patchBase64?: Buffer;
+}): Buffer | undefined {
+  if (result.patchBase64 !== undefined) return result.patchBase64;
   let json = result.patchJson;
   if (json === undefined) {
     if (!Array.isArray(result.patch)) return undefined;
@@ -426,7 +431,7 @@ function encodedPatchOf(result: { patch: unknown; patchJson?: string }): Buffer 
   }
   // Base64 is ASCII, so its latin1 bytes are its UTF-8 bytes.
   const encoded = Buffer.from(Buffer.from(json, 'utf8').toString('base64'), 'latin1');
-  encodedPatches.set(result, encoded);
+  result.patchBase64 = encoded;
   return encoded;
 }
 
