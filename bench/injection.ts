@@ -55,7 +55,7 @@ const VARIANT_TITLES: Record<Variant, string> = {
   replicas: 'replica pods (identical reviews)',
   distinct: 'distinct pods (no verdict cache)',
 };
-/** Payloads small enough for the injector's verdict cache (DEFAULT_INJECTION_CACHE_LIMITS.maxPodChars). */
+/** Payloads small enough for the injector's verdict cache (DEFAULT_INJECTION_CACHE_LIMITS.maxReviewChars). */
 const CACHEABLE: ReadonlySet<PayloadName> = new Set(['small', 'realistic']);
 /** More distinct pods than the verdict cache keeps, cycled in order, so every request misses it. */
 const DISTINCT_PODS = 4 * DEFAULT_INJECTION_CACHE_LIMITS.maxEntries;

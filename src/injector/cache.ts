@@ -122,30 +122,25 @@ export function injectedFromJson(patchJson: string): InjectResult {
 }
 
 export interface InjectionCacheLimits {
-  /** Most verdicts kept; the least recently used goes first. */
+  /** Most verdicts kept (keys are short digests); the least recently used goes first. */
   maxEntries: number;
-  /** Bound on the summed key lengths (characters), so a burst of large pods cannot pin much memory. */
-  maxKeyChars: number;
   /** Reviews longer than this are never cached (hashing them would cost more than it saves). */
-  maxPodChars: number;
+  maxReviewChars: number;
 }
 
 export const DEFAULT_INJECTION_CACHE_LIMITS: InjectionCacheLimits = {
   maxEntries: 256,
-  maxKeyChars: 4 * 1024 * 1024,
-  maxPodChars: 64 * 1024,
+  maxReviewChars: 64 * 1024,
 };
 
 export interface InjectionCacheStats {
   entries: number;
-  keyChars: number;
   hits: number;
   misses: number;
 }
 
 export class InjectionCache {
   private readonly entries = new Map<string, CachedVerdict>();
-  private keyChars = 0;
   private hitCount = 0;
   private missCount = 0;
 
@@ -165,32 +160,20 @@ export class InjectionCache {
   }
 
   set(key: string, result: CachedVerdict): void {
-    if (key.length > this.limits.maxKeyChars) return;
-    const previous = this.entries.get(key);
-    if (previous !== undefined) {
-      this.entries.delete(key);
-      this.keyChars -= key.length;
-    }
+    this.entries.delete(key);
     this.entries.set(key, result);
-    this.keyChars += key.length;
     for (const oldest of this.entries.keys()) {
-      if (this.entries.size <= this.limits.maxEntries && this.keyChars <= this.limits.maxKeyChars) break;
+      if (this.entries.size <= this.limits.maxEntries) break;
       this.entries.delete(oldest);
-      this.keyChars -= oldest.length;
     }
   }
 
-  acceptsPod(serialisedChars: number): boolean {
-    return serialisedChars <= this.limits.maxPodChars && this.limits.maxEntries > 0;
+  acceptsReview(chars: number): boolean {
+    return chars <= this.limits.maxReviewChars && this.limits.maxEntries > 0;
   }
 
   stats(): InjectionCacheStats {
-    return {
-      entries: this.entries.size,
-      keyChars: this.keyChars,
-      hits: this.hitCount,
-      misses: this.missCount,
-    };
+    return { entries: this.entries.size, hits: this.hitCount, misses: this.missCount };
   }
 }
 

@@ -178,7 +178,7 @@ export class InjectionService {
     podNodeMinor: number | undefined,
   ): { key: string; token: string | undefined } | undefined {
     if (this.cache === undefined || req.review === undefined) return undefined;
-    if (!this.cache.acceptsPod(req.review.text.length)) return undefined;
+    if (!this.cache.acceptsReview(req.review.text.length)) return undefined;
     const review = reviewCacheKey(req.review.text, req.review.uid, req.pod);
     if (review === undefined) return undefined;
     let settingsId = this.settingsIds.get(settings);

@@ -384,7 +384,7 @@ describe('verdict cache for identical pods (ReplicaSet replicas reach the webhoo
       revisions: objects(revision('asm-1', { version: '1.29.6' })),
       tags: objects(),
       nodes: objects(),
-      cache: new InjectionCache({ maxEntries: 2, maxKeyChars: 1 << 20, maxPodChars: 4096 }),
+      cache: new InjectionCache({ maxEntries: 2, maxReviewChars: 4096 }),
     });
     const big = { ...POD, metadata: { ...POD.metadata, annotations: { filler: 'x'.repeat(5000) } } };
     sync(service.inject(request(structuredClone(big))));
@@ -401,19 +401,18 @@ describe('verdict cache for identical pods (ReplicaSet replicas reach the webhoo
 });
 
 describe('InjectionCache bounds', () => {
-  test('evicts the least recently used entry and keeps the summed key length under its bound', () => {
-    const cache = new InjectionCache({ maxEntries: 10, maxKeyChars: 10, maxPodChars: 100 });
+  test('evicts the least recently used entry and refuses reviews over the size bound', () => {
+    const cache = new InjectionCache({ maxEntries: 2, maxReviewChars: 100 });
     const verdict: CachedVerdict = { result: { kind: 'skipped', reason: 'test' }, token: undefined };
-    cache.set('aaaa', verdict);
-    cache.set('bbbb', verdict);
-    expect(cache.get('aaaa')).toBe(verdict);
-    cache.set('cccc', verdict); // 12 chars: the least recently used (bbbb) goes
-    expect(cache.get('bbbb')).toBeUndefined();
-    expect(cache.stats()).toMatchObject({ entries: 2, keyChars: 8 });
-    cache.set('x'.repeat(11), verdict); // longer than the whole budget: never stored
-    expect(cache.stats()).toMatchObject({ entries: 2, keyChars: 8 });
-    expect(cache.acceptsPod(101)).toBe(false);
-    expect(cache.acceptsPod(100)).toBe(true);
+    cache.set('a', verdict);
+    cache.set('b', verdict);
+    expect(cache.get('a')).toBe(verdict);
+    cache.set('c', verdict); // the least recently used (b) goes
+    expect(cache.get('b')).toBeUndefined();
+    expect(cache.stats()).toMatchObject({ entries: 2, hits: 1, misses: 1 });
+    expect(cache.acceptsReview(101)).toBe(false);
+    expect(cache.acceptsReview(100)).toBe(true);
+    expect(new InjectionCache({ maxEntries: 0, maxReviewChars: 100 }).acceptsReview(1)).toBe(false);
   });
 });
 

@@ -63,10 +63,10 @@ describe('Metrics', () => {
 
   it('reads the injection verdict cache counters at scrape time', async () => {
     const metrics = new Metrics({ defaultMetrics: false });
-    let stats = { entries: 0, keyChars: 0, hits: 0, misses: 0 };
+    let stats = { entries: 0, hits: 0, misses: 0 };
     metrics.watchInjectionCache(() => stats);
     expect(await metrics.expose()).toContain('meshrev_injection_cache_lookups_total{result="hit"} 0');
-    stats = { entries: 3, keyChars: 900, hits: 41, misses: 3 };
+    stats = { entries: 3, hits: 41, misses: 3 };
     const text = await metrics.expose();
     expect(text).toContain('meshrev_injection_cache_lookups_total{result="hit"} 41');
     expect(text).toContain('meshrev_injection_cache_lookups_total{result="miss"} 3');
