@@ -56,9 +56,6 @@ export class InjectionService {
   private nodeCacheEnabled = false;
   private nodeMinors: { value: number[] | undefined } | undefined;
   private readonly cache: InjectionCache | undefined;
-  /** A small number per settings object, so cache keys name the settings version they were computed with. */
-  private readonly settingsIds = new WeakMap<InjectorSettings, number>();
-  private nextSettingsId = 1;
 
   constructor(private readonly deps: InjectionServiceDeps) {
     this.cache = deps.cache === false ? undefined : (deps.cache ?? new InjectionCache());
@@ -181,14 +178,12 @@ export class InjectionService {
     if (!this.cache.acceptsReview(req.review.text.length)) return undefined;
     const review = reviewCacheKey(req.review.text, req.review.uid, req.pod);
     if (review === undefined) return undefined;
-    let settingsId = this.settingsIds.get(settings);
-    if (settingsId === undefined) {
-      settingsId = this.nextSettingsId++;
-      this.settingsIds.set(settings, settingsId);
-    }
+    // The stamp the settings were derived from (spec generation and resolved version) names their version.
+    const derived = this.settingsCache.get(req.revision);
+    if (derived === undefined || derived.settings !== settings) return undefined;
     const nodes = nodeMinors === undefined ? '-' : nodeMinors.join(',');
     const key =
-      `${req.revision}\n${settingsId}\n${nodes}\n${podNodeMinor ?? '-'}\n${req.namespace}\n` +
+      `${req.revision}\n${derived.stamp}\n${nodes}\n${podNodeMinor ?? '-'}\n${req.namespace}\n` +
       `${JSON.stringify(req.pathParams)}\n${review.digest}`;
     return { key, token: review.token };
   }
