@@ -107,6 +107,32 @@ export function machineInfo(): MachineInfo {
   };
 }
 
+/** The machine-wide CPU tick counters (first line of /proc/stat); undefined where there is none. */
+export interface CpuTicks {
+  total: number;
+  steal: number;
+}
+
+export function cpuTicks(): CpuTicks | undefined {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal [guest guest_nice]: guest time is already inside user/nice.
+    const counted = fields.slice(0, 8);
+    return { total: counted.reduce((a, b) => a + b, 0), steal: counted[7] ?? 0 };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Share of the machine's CPU time the hypervisor gave to someone else between two samples. On a shared VM this is
+ * the noise a latency tail cannot be separated from, so the benchmark records it beside every latency round.
+ */
+export function stealPercent(before: CpuTicks | undefined, after: CpuTicks | undefined): number | undefined {
+  if (before === undefined || after === undefined || after.total <= before.total) return undefined;
+  return ((after.steal - before.steal) / (after.total - before.total)) * 100;
+}
+
 export const ms = (value: number, digits = 2): string =>
   Number.isFinite(value) ? `${value.toFixed(digits)} ms` : 'n/a';
 export const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(1)} MiB`;

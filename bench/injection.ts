@@ -16,14 +16,17 @@ import { generateCertificateAuthority, issueServingCertificate } from '../src/in
 import { Metrics } from '../src/observability/metrics.js';
 import type { KubeObject } from '../src/runtime/types.js';
 import {
+  cpuTicks,
   envNumber,
   latencyCell,
+  type LatencySummary,
   log,
   mib,
   ms,
   ratio,
   type Row,
   type SectionResult,
+  stealPercent,
   type Target,
 } from './common.js';
 import type { ChildMessage, LoadResult, LoadSpec, ParentMessage } from './load-generator.js';
@@ -69,6 +72,57 @@ function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** Alternating injector/echo rounds per latency measurement, and the fewest requests a round may hold. */
+const LATENCY_ROUNDS = 3;
+const LATENCY_ROUND_MIN_SAMPLES = 500;
+
+type LatencyRound = {
+  injector: LoadResult;
+  echo: LoadResult;
+  injectorStealPct?: number | undefined;
+  echoStealPct?: number | undefined;
+};
+
+type Percentiles = Pick<LatencySummary, 'p50' | 'p90' | 'p99'>;
+
+interface LatencyRounds {
+  rounds: LatencyRound[];
+  /** Per percentile, the median over rounds. */
+  injector: Percentiles;
+  echo: Percentiles;
+  minThroughput: number;
+  failed: number;
+  firstProblem?: string | undefined;
+}
+
+function summarizeRounds(rounds: LatencyRound[]): LatencyRounds {
+  const medianOf = (which: 'injector' | 'echo'): Percentiles => ({
+    p50: median(rounds.map((r) => r[which].latency.p50)),
+    p90: median(rounds.map((r) => r[which].latency.p90)),
+    p99: median(rounds.map((r) => r[which].latency.p99)),
+  });
+  return {
+    rounds,
+    injector: medianOf('injector'),
+    echo: medianOf('echo'),
+    minThroughput: Math.min(...rounds.map((r) => r.injector.throughput)),
+    failed: rounds.reduce((n, r) => n + r.injector.errors + r.injector.badResponses, 0),
+    firstProblem: rounds.find((r) => r.injector.firstProblem !== undefined)?.injector.firstProblem,
+  };
+}
+
+const pct = (value: number | undefined): string => (value === undefined ? 'n/a' : `${value.toFixed(1)}%`);
+
+const p99List = (summary: LatencyRounds, which: 'injector' | 'echo'): string =>
+  summary.rounds.map((r) => r[which].latency.p99.toFixed(2)).join(' / ');
+
+function roundsCell(summary: LatencyRounds, which: 'injector' | 'echo'): string {
+  const m = summary[which];
+  const n = summary.rounds.reduce((sum, r) => sum + r[which].latency.count, 0);
+  const steal = summary.rounds.map((r) => pct(r[`${which}StealPct`])).join(' / ');
+  return `p50 ${m.p50.toFixed(2)} / p90 ${m.p90.toFixed(2)} / p99 ${m.p99.toFixed(2)} ms (median round; p99 by round ${p99List(summary, which)}; steal ${steal}; n=${n})`;
 }
 
 /** The fixed offered rate of each payload's latency run. */
@@ -331,63 +385,75 @@ export async function runInjectionBench(options: InjectionOptions): Promise<Sect
     const runKey = (name: PayloadName, variant: Variant): string => `${name}/${variant}`;
 
     // --- latency at a fixed offered rate (open loop) -------------------------------------------------
-    const latency: Record<string, { injector: LoadResult; echo: LoadResult }> = {};
+    // Like throughput, injector and echo alternate in LATENCY_ROUNDS rounds (injector first, then echo first, …),
+    // each long enough for LATENCY_ROUND_MIN_SAMPLES requests, and the machine's steal time is recorded for every
+    // round. A tail percentile on a shared VM moves with the hypervisor's scheduling from one minute to the next:
+    // the verdict uses the median round's p99, and every round's p99 is printed beside it, so nothing is hidden.
+    const latency: Record<string, LatencyRounds> = {};
     for (const { name, variant } of runs) {
       const rate = LATENCY_RATES[name];
-      const results = {} as { injector: LoadResult; echo: LoadResult };
-      for (const which of ['injector', 'echo'] as const) {
-        const [port, path] = targetsOf[which];
-        results[which] = await load.run(spec(port, path, name, { rate, ...variantSpec(variant, name) }));
+      const roundMs = Math.max(
+        (options.latencySeconds * 1000) / LATENCY_ROUNDS,
+        (LATENCY_ROUND_MIN_SAMPLES / rate) * 1000,
+      );
+      const rounds: LatencyRound[] = [];
+      for (let round = 0; round < LATENCY_ROUNDS; round++) {
+        const result = {} as LatencyRound;
+        const order = round % 2 === 0 ? (['injector', 'echo'] as const) : (['echo', 'injector'] as const);
+        for (const which of order) {
+          const [port, path] = targetsOf[which];
+          const before = cpuTicks();
+          result[which] = await load.run(
+            spec(port, path, name, { rate, durationMs: roundMs, warmupMs: 1000, ...variantSpec(variant, name) }),
+          );
+          result[`${which}StealPct`] = stealPercent(before, cpuTicks());
+        }
+        rounds.push(result);
         log(
-          `injection: ${runKey(name, variant)} @${rate}/s ${which}: ${latencyCell(results[which].latency)} errors=${results[which].errors + results[which].badResponses}`,
+          `injection: ${runKey(name, variant)} @${rate}/s round ${round + 1}: injector ${latencyCell(result.injector.latency)} (steal ${pct(result.injectorStealPct)}), echo ${latencyCell(result.echo.latency)} (steal ${pct(result.echoStealPct)}) errors=${result.injector.errors + result.injector.badResponses}`,
         );
       }
-      latency[runKey(name, variant)] = results;
-      const inj = results.injector;
+      const summary = summarizeRounds(rounds);
+      latency[runKey(name, variant)] = summary;
       rows.push({
-        metric: `${runTitle(name, variant)}: latency at ${rate} req/s (open loop)`,
-        value: latencyCell(inj.latency),
-        baseline: latencyCell(results.echo.latency),
-        ratio: `p99 ${ratio(inj.latency.p99, results.echo.latency.p99)}`,
+        metric: `${runTitle(name, variant)}: latency at ${rate} req/s (open loop, ${LATENCY_ROUNDS} alternating rounds of ${(roundMs / 1000).toFixed(0)} s)`,
+        value: roundsCell(summary, 'injector'),
+        baseline: roundsCell(summary, 'echo'),
+        ratio: `median p99 ${ratio(summary.injector.p99, summary.echo.p99)}`,
       });
-      if (inj.errors + inj.badResponses > 0)
-        notes.push(
-          `${runKey(name, variant)}: ${inj.errors + inj.badResponses} failed requests (first: ${inj.firstProblem ?? '?'})`,
-        );
+      if (summary.failed > 0)
+        notes.push(`${runKey(name, variant)}: ${summary.failed} failed requests (first: ${summary.firstProblem ?? '?'})`);
     }
     data.latency = latency;
     for (const variant of VARIANTS) {
       const small = latency[runKey('small', variant)]!;
       rows.push({
-        metric: `small pod @1000/s, ${VARIANT_TITLES[variant]}: latency from scheduled send time (generator lag included)`,
-        value: latencyCell(small.injector.latencyFromSchedule!),
-        baseline: latencyCell(small.echo.latencyFromSchedule!),
-        ratio: `generator lag p99 ${ms(small.injector.sendLag!.p99)}`,
+        metric: `small pod @1000/s, ${VARIANT_TITLES[variant]}: latency from scheduled send time (generator lag included), p99 by round`,
+        value: `p99 ${small.rounds.map((r) => r.injector.latencyFromSchedule!.p99.toFixed(2)).join(' / ')} ms`,
+        baseline: `p99 ${small.rounds.map((r) => r.echo.latencyFromSchedule!.p99.toFixed(2)).join(' / ')} ms`,
+        ratio: `generator lag p99 ${small.rounds.map((r) => r.injector.sendLag!.p99.toFixed(2)).join(' / ')} ms`,
       });
-      const achieved = small.injector.throughput;
-      const failed = small.injector.errors + small.injector.badResponses;
       targets.push({
         name: `small pod p99 at 1,000 req/s, ${VARIANT_TITLES[variant]}`,
-        threshold: '< 2 ms',
-        measured: `${ms(small.injector.latency.p99)} (achieved ${achieved.toFixed(0)} req/s, ${failed} failed)`,
-        met: small.injector.latency.p99 < 2 && achieved >= 950 && failed === 0,
+        threshold: '< 2 ms (median of rounds)',
+        measured: `${ms(small.injector.p99)} (rounds ${p99List(small, 'injector')} ms; lowest rate achieved ${small.minThroughput.toFixed(0)} req/s, ${small.failed} failed)`,
+        met: small.injector.p99 < 2 && small.minThroughput >= 950 && small.failed === 0,
       });
     }
-    const env = latency[runKey('env2000', 'replicas')]!.injector;
+    const env = latency[runKey('env2000', 'replicas')]!;
     targets.push({
       name: '2,000-env-var pod latency (p99)',
-      threshold: '< 10 ms',
-      measured: `p99 ${ms(env.latency.p99)}, p50 ${ms(env.latency.p50)}`,
-      met: env.latency.p99 < 10 && env.errors + env.badResponses === 0,
+      threshold: '< 10 ms (median of rounds)',
+      measured: `p99 ${ms(env.injector.p99)} (rounds ${p99List(env, 'injector')} ms), p50 ${ms(env.injector.p50)}`,
+      met: env.injector.p99 < 10 && env.failed === 0,
     });
-    const big = latency[runKey('mib', 'replicas')]!.injector;
+    const big = latency[runKey('mib', 'replicas')]!;
     targets.push({
       name: '1 MiB pod latency (p99)',
-      threshold: '< 50 ms',
-      measured: `p99 ${ms(big.latency.p99)}, p50 ${ms(big.latency.p50)}`,
-      met: big.latency.p99 < 50 && big.errors + big.badResponses === 0,
+      threshold: '< 50 ms (median of rounds)',
+      measured: `p99 ${ms(big.injector.p99)} (rounds ${p99List(big, 'injector')} ms), p50 ${ms(big.injector.p50)}`,
+      met: big.injector.p99 < 50 && big.failed === 0,
     });
-
     // --- max throughput (closed loop, N keep-alive connections) -------------------------------------
     // Injector and echo alternate in THROUGHPUT_ROUNDS short rounds (injector first, then echo first, …) and the
     // ratio is the median of the per-round ratios: on a shared 2-CPU machine the capacity drifts over seconds, and

@@ -35,7 +35,7 @@ async function main(argv: string[]): Promise<number> {
     try {
       if (suite === 'injection') {
         const o = injectionOptionsFromEnv(quick);
-        settings.injection = `latency ${o.latencySeconds} s/run, throughput ${o.throughputSeconds} s/run, ${o.connections} connections, soak ${o.soakSeconds} s at ${o.soakRate} req/s`;
+        settings.injection = `latency ${o.latencySeconds} s/run in 3 alternating rounds (at least 500 requests each), throughput ${o.throughputSeconds} s/run, ${o.connections} connections, soak ${o.soakSeconds} s at ${o.soakRate} req/s`;
         sections.push(await runInjectionBench(o));
       } else if (suite === 'reconcile') {
         const o = reconcileOptionsFromEnv(quick);
