@@ -144,8 +144,23 @@ export function proxyResources(ctx: TemplateContext): ResourceRequirements | und
     if (Object.keys(limits).length > 0) out.limits = limits;
     return canonicalResources(out);
   }
-  const fromValues = omitNil(ctx.settings.resources);
-  return isObject(fromValues) ? canonicalResources(fromValues as ResourceRequirements) : undefined;
+  return resourcesFromValues(ctx.settings);
+}
+
+/** The values' resources in canonical form, worked out once per settings object (the engine never mutates them). */
+const valuesResources = new WeakMap<InjectorSettings, ResourceRequirements | undefined>();
+
+function resourcesFromValues(settings: InjectorSettings): ResourceRequirements | undefined {
+  if (valuesResources.has(settings)) return valuesResources.get(settings);
+  const fromValues = omitNil(settings.resources);
+  const resources = isObject(fromValues) ? canonicalResources(fromValues as ResourceRequirements) : undefined;
+  // Shared by every pod these settings inject: frozen, so a caller that edits its output pod fails loudly.
+  if (resources !== undefined) {
+    for (const block of Object.values(resources)) if (isObject(block)) Object.freeze(block);
+    Object.freeze(resources);
+  }
+  valuesResources.set(settings, resources);
+  return resources;
 }
 
 function fieldEnv(name: string, fieldPath: string): EnvVar {
@@ -276,7 +291,9 @@ function readinessProbe(ctx: TemplateContext, port: number, useAnnotations: bool
 
 /** Probe integers are `omitempty` in corev1: zero means absent. */
 function withoutZeros(probe: JsonObject): JsonObject {
-  return Object.fromEntries(Object.entries(probe).filter(([, v]) => v !== 0));
+  const out: JsonObject = {};
+  for (const key of Object.keys(probe)) if (probe[key] !== 0) out[key] = probe[key];
+  return out;
 }
 
 function userVolumeMounts(ctx: TemplateContext): JsonObject[] {
