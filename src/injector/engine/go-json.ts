@@ -228,6 +228,26 @@ function encodeAny(value: unknown): string {
   return 'null';
 }
 
+/** A struct field with its quoted JSON key and colon written out once, at load, instead of on every value. */
+interface CompiledField {
+  name: string;
+  type: string | undefined;
+  presence: FieldSpec[2];
+  key: string;
+}
+
+let compiledStructs: Record<string, readonly CompiledField[]> | undefined;
+
+function structFields(type: string): readonly CompiledField[] | undefined {
+  compiledStructs ??= Object.fromEntries(
+    Object.entries(STRUCTS).map(([structName, fields]) => [
+      structName,
+      fields.map(([name, fieldType, presence]) => ({ name, type: fieldType, presence, key: goQuote(name) + ':' })),
+    ]),
+  );
+  return compiledStructs[type];
+}
+
 function encodeTyped(value: unknown, type: string | undefined): string {
   if (type === undefined || value === null || value === undefined) return encodeAny(value);
   if (type === 'quantity')
@@ -246,23 +266,25 @@ function encodeTyped(value: unknown, type: string | undefined): string {
     );
   }
   if (Array.isArray(value)) return '[' + value.map((v) => encodeTyped(v, type)).join(',') + ']';
-  const fields = STRUCTS[type];
+  const fields = structFields(type);
   if (!fields || !isObject(value)) return encodeAny(value);
-  const parts: string[] = [];
-  for (const [name, fieldType, presence] of fields) {
+  let out = '';
+  for (const { name, type: fieldType, presence, key } of fields) {
     const fieldValue = value[name];
+    let encoded: string;
     if (presence === 'omitempty' && isEmpty(fieldValue)) continue;
     if (presence === 'pointer' && (fieldValue === undefined || fieldValue === null)) continue;
     if (presence === 'always' && (fieldValue === undefined || fieldValue === null)) {
-      if (fieldType !== undefined && STRUCTS[fieldType]) parts.push(goQuote(name) + ':{}');
-      else if (name === 'containerPort' || name === 'port') parts.push(goQuote(name) + ':0');
-      else if (type === 'InjectionStatus' && name !== 'revision') parts.push(goQuote(name) + ':null');
-      else parts.push(goQuote(name) + ':""');
-      continue;
+      if (fieldType !== undefined && STRUCTS[fieldType]) encoded = '{}';
+      else if (name === 'containerPort' || name === 'port') encoded = '0';
+      else if (type === 'InjectionStatus' && name !== 'revision') encoded = 'null';
+      else encoded = '""';
+    } else {
+      encoded = encodeTyped(fieldValue, fieldType);
     }
-    parts.push(goQuote(name) + ':' + encodeTyped(fieldValue, fieldType));
+    out += (out === '' ? '{' : ',') + key + encoded;
   }
-  return '{' + parts.join(',') + '}';
+  return out === '' ? '{}' : out + '}';
 }
 
 /** Marshals `value` as Go would marshal the named struct type (see STRUCTS); unknown fields are dropped. */
