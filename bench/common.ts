@@ -115,7 +115,12 @@ export interface CpuTicks {
 
 export function cpuTicks(): CpuTicks | undefined {
   try {
-    const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const fields = readFileSync('/proc/stat', 'utf8')
+      .split('\n', 1)[0]!
+      .trim()
+      .split(/\s+/)
+      .slice(1)
+      .map(Number);
     // user nice system idle iowait irq softirq steal [guest guest_nice]: guest time is already inside user/nice.
     const counted = fields.slice(0, 8);
     return { total: counted.reduce((a, b) => a + b, 0), steal: counted[7] ?? 0 };

@@ -445,7 +445,9 @@ export async function runInjectionBench(options: InjectionOptions): Promise<Sect
         ratio: `median p99 ${ratio(summary.injector.p99, summary.echo.p99)}`,
       });
       if (summary.failed > 0)
-        notes.push(`${runKey(name, variant)}: ${summary.failed} failed requests (first: ${summary.firstProblem ?? '?'})`);
+        notes.push(
+          `${runKey(name, variant)}: ${summary.failed} failed requests (first: ${summary.firstProblem ?? '?'})`,
+        );
     }
     data.latency = latency;
     for (const variant of VARIANTS) {

@@ -242,7 +242,12 @@ function structFields(type: string): readonly CompiledField[] | undefined {
   compiledStructs ??= Object.fromEntries(
     Object.entries(STRUCTS).map(([structName, fields]) => [
       structName,
-      fields.map(([name, fieldType, presence]) => ({ name, type: fieldType, presence, key: goQuote(name) + ':' })),
+      fields.map(([name, fieldType, presence]) => ({
+        name,
+        type: fieldType,
+        presence,
+        key: goQuote(name) + ':',
+      })),
     ]),
   );
   return compiledStructs[type];
