@@ -1,6 +1,7 @@
 // JSON text byte-identical to what Go's encoding/json writes for the Kubernetes structs istiod serialises into
 // annotations and env values (proxy.istio.io/overrides, ISTIO_META_POD_PORTS, ISTIO_KUBE_APP_PROBERS, …):
 // struct field order instead of insertion order, `omitempty` rules, sorted map keys, HTML-safe escaping.
+import { boundedMemo } from './memo.js';
 import { canonicalQuantity } from './quantity.js';
 import { isObject } from './types.js';
 
@@ -184,29 +185,22 @@ function isEmpty(value: unknown): boolean {
 
 const GO_ESCAPED = /[<>&\u2028\u2029]/;
 /**
- * Quoted short strings already computed: field names, env names, ports and paths repeat on every admission, and
- * quoting is most of what marshalling a probe or port list costs. Bounded, so odd input cannot grow it.
+ * Short strings (field names, env names, ports and paths) repeat on every admission, and quoting is most of what
+ * marshalling a probe or port list costs.
  */
-const quoted = new Map<string, string>();
-const QUOTED_LIMIT = 4096;
+const quoteShort = boundedMemo(4096, quoteGo);
 const QUOTED_MAX_LENGTH = 64;
 
 /** Go's encoding/json string escaping: HTML-significant characters and line separators become \u escapes. */
 export function goQuote(text: string): string {
-  const short = text.length <= QUOTED_MAX_LENGTH;
-  if (short) {
-    const known = quoted.get(text);
-    if (known !== undefined) return known;
-  }
+  return text.length <= QUOTED_MAX_LENGTH ? quoteShort(text) : quoteGo(text);
+}
+
+function quoteGo(text: string): string {
   const json = JSON.stringify(text);
-  const result = GO_ESCAPED.test(json)
+  return GO_ESCAPED.test(json)
     ? json.replace(/[<>&\u2028\u2029]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'))
     : json;
-  if (short) {
-    if (quoted.size >= QUOTED_LIMIT) quoted.clear();
-    quoted.set(text, result);
-  }
-  return result;
 }
 
 function encodeAny(value: unknown): string {
@@ -228,7 +222,7 @@ function encodeAny(value: unknown): string {
   return 'null';
 }
 
-/** A struct field with its quoted JSON key and colon written out once, at load, instead of on every value. */
+/** A struct field with its quoted JSON key and colon written out once (on first use), not for every value. */
 interface CompiledField {
   name: string;
   type: string | undefined;
@@ -276,20 +270,20 @@ function encodeTyped(value: unknown, type: string | undefined): string {
   let out = '';
   for (const { name, type: fieldType, presence, key } of fields) {
     const fieldValue = value[name];
-    let encoded: string;
-    if (presence === 'omitempty' && isEmpty(fieldValue)) continue;
-    if (presence === 'pointer' && (fieldValue === undefined || fieldValue === null)) continue;
-    if (presence === 'always' && (fieldValue === undefined || fieldValue === null)) {
-      if (fieldType !== undefined && STRUCTS[fieldType]) encoded = '{}';
-      else if (name === 'containerPort' || name === 'port') encoded = '0';
-      else if (type === 'InjectionStatus' && name !== 'revision') encoded = 'null';
-      else encoded = '""';
-    } else {
-      encoded = encodeTyped(fieldValue, fieldType);
-    }
+    const absent = fieldValue === undefined || fieldValue === null;
+    if (presence === 'omitempty' ? isEmpty(fieldValue) : presence === 'pointer' && absent) continue;
+    const encoded = absent ? zeroValue(type, name, fieldType) : encodeTyped(fieldValue, fieldType);
     out += (out === '' ? '{' : ',') + key + encoded;
   }
   return out === '' ? '{}' : out + '}';
+}
+
+/** What Go writes for an always-present field the value lacks: the zero value of the field's Go type. */
+function zeroValue(struct: string, name: string, fieldType: string | undefined): string {
+  if (fieldType !== undefined && STRUCTS[fieldType]) return '{}';
+  if (name === 'containerPort' || name === 'port') return '0';
+  if (struct === 'InjectionStatus' && name !== 'revision') return 'null';
+  return '""';
 }
 
 /** Marshals `value` as Go would marshal the named struct type (see STRUCTS); unknown fields are dropped. */

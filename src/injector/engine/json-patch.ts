@@ -1,24 +1,14 @@
 // RFC 6901 JSON pointers and RFC 6902 JSON Patch: the escaping the engine uses to address label and annotation
 // keys (which contain `/`), the array edit scripts it emits, and a small applier used by tests and kube-inject.
+import { boundedMemo } from './memo.js';
 import { isObject, type JsonPatchOp } from './types.js';
 
-/**
- * Escaped forms of the label and annotation keys seen recently: the same few dozen keys (most with a `/`) are
- * escaped for every injected pod. Bounded, since keys come from users' pods.
- */
-const escapedTokens = new Map<string, string>();
-const ESCAPED_TOKENS_MAX = 1024;
+/** The same few dozen label and annotation keys (most with a `/`) are escaped for every injected pod. */
+const escapeToken = boundedMemo(1024, (token) => token.replace(/~/g, '~0').replace(/\//g, '~1'));
 
 /** Escapes one reference token: `~` → `~0` first, then `/` → `~1` (order matters, RFC 6901 §4). */
 export function escapePointerToken(token: string): string {
-  if (!token.includes('/') && !token.includes('~')) return token;
-  let escaped = escapedTokens.get(token);
-  if (escaped === undefined) {
-    escaped = token.replace(/~/g, '~0').replace(/\//g, '~1');
-    if (escapedTokens.size >= ESCAPED_TOKENS_MAX) escapedTokens.clear();
-    escapedTokens.set(token, escaped);
-  }
-  return escaped;
+  return token.includes('/') || token.includes('~') ? escapeToken(token) : token;
 }
 
 export function unescapePointerToken(token: string): string {

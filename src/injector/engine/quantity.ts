@@ -1,5 +1,6 @@
 // Kubernetes resource quantities in their canonical string form. istiod round-trips every resource value
 // through Go's resource.Quantity, so `2000m` becomes `2` and `1024Mi` becomes `1Gi`; the engine emits the same.
+import { boundedMemo } from './memo.js';
 
 const DECIMAL_SUFFIX_EXPONENT: Readonly<Record<string, number>> = {
   n: -9,
@@ -53,22 +54,16 @@ function decimalCanonical(sign: string, amount: bigint, exponent: number, expone
  * a few per-pod annotations), and every admission canonicalises them again with BigInt arithmetic; the bound
  * keeps a client sending endless distinct values from growing it.
  */
-const canonicalCache = new Map<string, string>();
-const CANONICAL_CACHE_LIMIT = 1024;
+const canonicalOf = boundedMemo(1024, computeCanonicalQuantity);
 
 /** Returns the canonical form of a quantity, or the input unchanged when it does not parse. */
 export function canonicalQuantity(value: string | number): string {
-  const key = typeof value === 'number' ? `#${value}` : value;
-  const cached = canonicalCache.get(key);
-  if (cached !== undefined) return cached;
-  const canonical = computeCanonicalQuantity(value);
-  if (canonicalCache.size >= CANONICAL_CACHE_LIMIT) canonicalCache.clear();
-  canonicalCache.set(key, canonical);
-  return canonical;
+  // A number is read exactly as its decimal text would be.
+  return canonicalOf(String(value));
 }
 
-function computeCanonicalQuantity(value: string | number): string {
-  const text = String(value).trim();
+function computeCanonicalQuantity(value: string): string {
+  const text = value.trim();
   const match = QUANTITY.exec(text);
   if (!match || ((match[2] ?? '') === '' && (match[3] ?? '') === '')) return String(value);
   const sign = match[1] === '-' ? '-' : '';
