@@ -21,7 +21,7 @@ export interface CachedVerdict {
 /** What the ServiceAccount admission plugin names a pod's projected token volume: the prefix and 5 random characters. */
 const TOKEN_VOLUME_NAME = /^kube-api-access-[a-z0-9]{5}$/;
 /** Stands for the token volume's name in keys; JSON text never contains a raw NUL, so it cannot collide. */
-export const TOKEN_PLACEHOLDER = '\u0000';
+const TOKEN_PLACEHOLDER = '\u0000';
 
 interface PodShape {
   spec?: {
