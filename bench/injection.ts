@@ -61,7 +61,7 @@ const VARIANT_TITLES: Record<Variant, string> = {
 };
 /** Payloads small enough for the injector's verdict cache (DEFAULT_INJECTION_CACHE_LIMITS.maxReviewChars). */
 const CACHEABLE: ReadonlySet<PayloadName> = new Set(['small', 'realistic']);
-/** More distinct pods than the verdict cache keeps, cycled in order, so every request misses it. */
+/** More distinct pods than the verdict cache keeps or remembers, cycled in order, so every request misses it. */
 const DISTINCT_PODS = 4 * DEFAULT_INJECTION_CACHE_LIMITS.maxEntries;
 /** Replicas cycled per payload (each with its own token volume name); few for the large ones, to bound memory. */
 const REPLICA_VARIANTS: Record<PayloadName, number> = { small: 1024, realistic: 1024, env2000: 16, mib: 4 };

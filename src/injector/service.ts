@@ -153,13 +153,14 @@ export class InjectionService {
       ...(podNodeMinor === undefined ? {} : { podNodeKubeletMinor: podNodeMinor }),
     });
     if (outcome.kind !== 'injected') {
-      if (lookup !== undefined) this.cache?.set(lookup.key, { result: outcome, token: lookup.token });
+      if (lookup !== undefined)
+        this.cache?.offer(lookup.key, () => ({ result: outcome, token: lookup.token }));
       return outcome;
     }
     if (lookup === undefined) return { kind: 'injected', patch: outcome.patch };
     // Serialised once here: the reply needs it anyway, and the cache keeps only this string.
     const patchJson = JSON.stringify(outcome.patch);
-    this.cache?.set(lookup.key, { result: injectedFromJson(patchJson), token: lookup.token });
+    this.cache?.offer(lookup.key, () => ({ result: injectedFromJson(patchJson), token: lookup.token }));
     return { kind: 'injected', patch: outcome.patch, patchJson };
   };
 

@@ -335,11 +335,15 @@ describe('verdict cache for identical pods (ReplicaSet replicas reach the webhoo
       nodes: objects(node('n1', 'v1.36.3')),
     });
     const first = sync(service.inject(request(structuredClone(POD))));
-    const second = sync(service.inject(request(structuredClone(POD))));
-    expect(second).toEqual(first);
+    // The first sighting leaves only its key; the second identical pod is computed again and its verdict kept.
+    expect(service.cacheStats()).toMatchObject({ hits: 0, misses: 1, entries: 0 });
+    sync(service.inject(request(structuredClone(POD))));
+    expect(service.cacheStats()).toMatchObject({ hits: 0, misses: 2, entries: 1 });
+    const third = sync(service.inject(request(structuredClone(POD))));
+    expect(third).toEqual(first);
     // A further hit hands back the very verdict the cache holds, so the reply can reuse its encoding.
-    expect(sync(service.inject(request(structuredClone(POD))))).toBe(second);
-    expect(service.cacheStats()).toMatchObject({ hits: 2, misses: 1, entries: 1 });
+    expect(sync(service.inject(request(structuredClone(POD))))).toBe(third);
+    expect(service.cacheStats()).toMatchObject({ hits: 2, misses: 2, entries: 1 });
     const uncached = new InjectionService({
       revisions: objects(revision('asm-1', { version: '1.29.6' })),
       tags: objects(),
@@ -358,13 +362,15 @@ describe('verdict cache for identical pods (ReplicaSet replicas reach the webhoo
     const nodes = objects(node('n1', 'v1.36.3'));
     const service = new InjectionService({ revisions, tags: objects(), nodes });
     const base = injected(service.inject(request(structuredClone(POD))));
+    sync(service.inject(request(structuredClone(POD)))); // a second sighting: the verdict is kept
+    expect(service.cacheStats()).toMatchObject({ hits: 0, misses: 2, entries: 1 });
     expect(proxy(base)?.where).toBe('initContainers');
 
     const relabelled = { ...POD, metadata: { ...POD.metadata, labels: { app: 'web', version: 'v2' } } };
     sync(service.inject(request(relabelled)));
     sync(service.inject(request(structuredClone(POD), { namespace: 'other' })));
     sync(service.inject(request(structuredClone(POD), { pathParams: { ISTIO_META_NETWORK: 'n2' } })));
-    expect(service.cacheStats()).toMatchObject({ hits: 0, misses: 4 });
+    expect(service.cacheStats()).toMatchObject({ hits: 0, misses: 5 });
 
     // A new settings version (resourceVersion) changes the image; the old verdict must not be reused.
     revisions.items.set('asm-1', revision('asm-1', { version: '1.30.1' }, '2'));
@@ -376,7 +382,7 @@ describe('verdict cache for identical pods (ReplicaSet replicas reach the webhoo
     nodes.items.set('n1', node('n1', 'v1.27.9'));
     const classic = injected(service.inject(request(structuredClone(POD))));
     expect(proxy(classic)?.where).toBe('containers');
-    expect(service.cacheStats()).toMatchObject({ hits: 0, misses: 6 });
+    expect(service.cacheStats()).toMatchObject({ hits: 0, misses: 7 });
   });
 
   test('does not cache pods above the size bound and keeps at most maxEntries verdicts', () => {
@@ -392,8 +398,8 @@ describe('verdict cache for identical pods (ReplicaSet replicas reach the webhoo
     expect(service.cacheStats()).toMatchObject({ entries: 0, hits: 0 });
 
     const named = (name: string) => ({ ...POD, metadata: { ...POD.metadata, name } });
-    for (const name of ['a', 'b', 'c']) sync(service.inject(request(named(name))));
-    expect(service.cacheStats()?.entries).toBe(2);
+    for (const name of ['a', 'a', 'b', 'b', 'c', 'c']) sync(service.inject(request(named(name))));
+    expect(service.cacheStats()).toMatchObject({ hits: 0, entries: 2 });
     sync(service.inject(request(named('c'))));
     sync(service.inject(request(named('a'))));
     expect(service.cacheStats()).toMatchObject({ hits: 1, entries: 2 });
@@ -404,15 +410,52 @@ describe('InjectionCache bounds', () => {
   test('evicts the least recently used entry and refuses reviews over the size bound', () => {
     const cache = new InjectionCache({ maxEntries: 2, maxReviewChars: 100 });
     const verdict: CachedVerdict = { result: { kind: 'skipped', reason: 'test' }, token: undefined };
-    cache.set('a', verdict);
-    cache.set('b', verdict);
+    const keep = (key: string) => {
+      cache.offer(key, () => verdict);
+      expect(cache.offer(key, () => verdict)).toBe(true);
+    };
+    keep('a');
+    keep('b');
     expect(cache.get('a')).toBe(verdict);
-    cache.set('c', verdict); // the least recently used (b) goes
+    keep('c'); // the least recently used (b) goes
     expect(cache.get('b')).toBeUndefined();
     expect(cache.stats()).toMatchObject({ entries: 2, hits: 1, misses: 1 });
     expect(cache.acceptsReview(101)).toBe(false);
     expect(cache.acceptsReview(100)).toBe(true);
     expect(new InjectionCache({ maxEntries: 0, maxReviewChars: 100 }).acceptsReview(1)).toBe(false);
+  });
+});
+
+describe('InjectionCache admission (a verdict is kept from the second sighting of its key)', () => {
+  const verdict: CachedVerdict = { result: { kind: 'skipped', reason: 'test' }, token: undefined };
+
+  test('a key seen once keeps nothing and does not build the verdict; the second sighting keeps it', () => {
+    const cache = new InjectionCache({ maxEntries: 4, maxReviewChars: 100 });
+    let built = 0;
+    const make = () => {
+      built += 1;
+      return verdict;
+    };
+    expect(cache.offer('a', make)).toBe(false);
+    expect(built).toBe(0);
+    expect(cache.get('a')).toBeUndefined();
+    expect(cache.offer('a', make)).toBe(true);
+    expect(built).toBe(1);
+    expect(cache.get('a')).toBe(verdict);
+    expect(cache.stats()).toMatchObject({ entries: 1, hits: 1, misses: 1 });
+  });
+
+  test('traffic that never repeats within the window keeps nothing, however long it runs', () => {
+    const cache = new InjectionCache({ maxEntries: 4, maxReviewChars: 100 });
+    // Cycling through more keys than the window remembers (maxEntries): each is forgotten before it comes round.
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 5; i++) expect(cache.offer(`pod-${i}`, () => verdict)).toBe(false);
+    }
+    expect(cache.stats().entries).toBe(0);
+    // Within the window a repeat is kept.
+    for (let i = 0; i < 4; i++) cache.offer(`rs-${i}`, () => verdict);
+    expect(cache.offer('rs-0', () => verdict)).toBe(true);
+    expect(cache.stats().entries).toBe(1);
   });
 });
 
@@ -468,9 +511,10 @@ describe('replicas that differ only in their service-account token volume name',
 
   test('a later replica is a cache hit whose patch is exactly what the engine gives for that replica', () => {
     const { cached, fresh } = services();
-    ask(cached, replica('kube-api-access-abc12'));
+    ask(cached, replica('kube-api-access-first'));
+    ask(cached, replica('kube-api-access-abc12')); // the second sighting: its verdict is kept
     const second = ask(cached, replica('kube-api-access-zz9x8'));
-    expect(cached.cacheStats()).toMatchObject({ hits: 1, misses: 1 });
+    expect(cached.cacheStats()).toMatchObject({ hits: 1, misses: 2 });
     const expected = ask(fresh, replica('kube-api-access-zz9x8'));
     if (second.kind !== 'injected' || expected.kind !== 'injected') throw new Error('expected injections');
     expect(second.patch).toEqual(expected.patch);
@@ -487,8 +531,9 @@ describe('replicas that differ only in their service-account token volume name',
       tokenVolumeName(annotated('kube-api-access-abc12'), JSON.stringify(annotated('kube-api-access-abc12'))),
     ).toBeUndefined();
     ask(cached, annotated('kube-api-access-abc12'));
+    ask(cached, annotated('kube-api-access-abc12'));
     const second = ask(cached, annotated('kube-api-access-zz9x8'));
-    expect(cached.cacheStats()).toMatchObject({ hits: 0, misses: 2 });
+    expect(cached.cacheStats()).toMatchObject({ hits: 0, misses: 3 });
     const expected = ask(fresh, annotated('kube-api-access-zz9x8'));
     if (second.kind !== 'injected' || expected.kind !== 'injected') throw new Error('expected injections');
     expect(second.patch).toEqual(expected.patch);
