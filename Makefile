@@ -6,6 +6,8 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 NODE := $(CURDIR)/node_modules/.bin/node
 JEST := $(NODE) --experimental-vm-modules node_modules/jest/bin/jest.js
+# The V8 flags the operator process runs with everywhere (src/cli/node-flags.ts; a unit test keeps them equal).
+OPERATOR_NODE_FLAGS := --max-semi-space-size=4
 CLUSTER_DIR ?= $(CURDIR)/.cluster
 KUBECONFIG ?= $(CLUSTER_DIR)/kubeconfig
 # The kubectl built with the local control plane (same version as the server; evaluated only when used).
@@ -66,7 +68,7 @@ install: ## Install the CRDs into the cluster $KUBECONFIG points at
 
 .PHONY: run
 run: build install ## Run the operator from source against $KUBECONFIG (default: the local cluster)
-	KUBECONFIG=$(KUBECONFIG) $(NODE) dist/src/cli/main.js operator --dev-webhook-routing $(RUN_ARGS)
+	KUBECONFIG=$(KUBECONFIG) $(NODE) $(OPERATOR_NODE_FLAGS) dist/src/cli/main.js operator --dev-webhook-routing $(RUN_ARGS)
 
 .PHONY: demo
 demo: build k8s-binaries ## The canary-upgrade walkthrough on the local cluster
@@ -74,7 +76,7 @@ demo: build k8s-binaries ## The canary-upgrade walkthrough on the local cluster
 
 .PHONY: bench
 bench: build k8s-binaries ## Benchmarks (BENCH_ARGS="--quick injection" for a subset); results under bench/results/
-	$(NODE) --expose-gc dist/bench/run.js $(BENCH_ARGS)
+	$(NODE) --expose-gc $(OPERATOR_NODE_FLAGS) dist/bench/run.js $(BENCH_ARGS)
 
 .PHONY: deploy
 deploy: ## Install meshrev into the cluster $KUBECONFIG points at (server-side apply)

@@ -6,6 +6,7 @@ import { loadText, log, machineInfo, reportMarkdown, writeResults, type SectionR
 import { injectionOptionsFromEnv, runInjectionBench } from './injection.js';
 import { reconcileOptionsFromEnv, runReconcileBench } from './reconcile.js';
 import { runScaleBench, scaleOptionsFromEnv } from './scale.js';
+import { OPERATOR_NODE_FLAGS } from '../src/cli/node-flags.js';
 
 const SUITES = ['injection', 'reconcile', 'scale'] as const;
 type Suite = (typeof SUITES)[number];
@@ -26,6 +27,11 @@ async function main(argv: string[]): Promise<number> {
     suites: selected.join(', '),
     'load average at start (1/5/15 min)': loadText(),
     'GC exposed (--expose-gc)': (globalThis as { gc?: unknown }).gc === undefined ? 'no' : 'yes',
+    // The injection suite's servers run in this process, so it should carry the operator's flags (`make bench` does).
+    'Node flags of the benchmark process': process.execArgv.join(' ') || '(none)',
+    "operator's V8 flags given to it": OPERATOR_NODE_FLAGS.every((f) => process.execArgv.includes(f))
+      ? 'yes'
+      : `no (run via make bench for ${OPERATOR_NODE_FLAGS.join(' ')})`,
   };
   const sections: SectionResult[] = [];
   const failures: string[] = [];

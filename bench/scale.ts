@@ -1,6 +1,6 @@
 // Scale benchmark on a private real cluster: thousands of namespaces and tens of thousands of pods created
 // through the API (held by a scheduling gate, so neither the scheduler nor KWOK works on them), a few revisions,
-// and the operator as a separate process (`node dist/src/cli/main.js operator`): its RSS (/proc/<pid>/status)
+// and the operator as a separate process (`node <OPERATOR_NODE_FLAGS> dist/src/cli/main.js operator`): its RSS (/proc/<pid>/status)
 // and heap (its /metrics) after sync against the same operator idle on the empty cluster, and the time until a
 // relabelled namespace shows in the revisions' in-use counts.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -10,6 +10,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 
 import { repoPath } from '../hack/cluster/local-cluster.js';
+import { OPERATOR_NODE_FLAGS } from '../src/cli/node-flags.js';
 import { API_GROUP_VERSION, CONTROL_PLANE_REVISION_KIND } from '../src/crds/constants.js';
 import { Informer, kubeListWatcher } from '../src/runtime/informer.js';
 import { isAlreadyExists, type KubeClient } from '../src/runtime/kube.js';
@@ -151,6 +152,7 @@ class OperatorProcess {
     const child = spawn(
       process.execPath,
       [
+        ...OPERATOR_NODE_FLAGS,
         repoPath('dist', 'src', 'cli', 'main.js'),
         'operator',
         `--kubeconfig=${cluster.state.kubeconfig}`,
@@ -479,7 +481,7 @@ export async function runScaleBench(options: ScaleOptions): Promise<SectionResul
       met: relabel.max < 5000,
     });
     const notes = [
-      'The operator runs as its own process (node dist/src/cli/main.js operator, leader election off, default tag off); RSS from /proc/<pid>/status, heap from its /metrics (nodejs_heap_size_used_bytes).',
+      `The operator runs as its own process (node ${OPERATOR_NODE_FLAGS.join(' ')} dist/src/cli/main.js operator, the image's flags; leader election off, default tag off); RSS from /proc/<pid>/status, heap from its /metrics (nodejs_heap_size_used_bytes).`,
       `Pods carry a scheduling gate (${GATE}) so kube-scheduler and KWOK leave them alone; a gated pod's status.phase is Pending, so it passes the operator's metadata-only pod watch (field selector status.phase!=Succeeded,status.phase!=Failed) and counts.`,
       `Four of five namespaces select one of ${options.revisions} revisions with istio.io/rev; their pods carry what injection adds (sidecar.istio.io/status with the revision, istio.io/rev label, an istio-proxy container). The pods are created before the revisions exist, so no webhook is involved.`,
       `After the relabels, ${revA} reports ${stale} stale pods (injected by ${revA}, now in namespaces selecting ${revB}).`,

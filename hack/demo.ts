@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 
 import { operatorPidFile, stopOperator, up, repoPath, type ClusterState } from './cluster/local-cluster.js';
+import { OPERATOR_NODE_FLAGS } from '../src/cli/node-flags.js';
 
 const OLD = 'asm-1233-2';
 const NEW = 'asm-1234-1';
@@ -206,6 +207,7 @@ async function startOperator(): Promise<void> {
   const before = existsSync(operatorLog) ? readFileSync(operatorLog, 'utf8').length : 0;
   const fd = openSync(operatorLog, 'a');
   const args = [
+    ...OPERATOR_NODE_FLAGS,
     repoPath('dist', 'src', 'cli', 'main.js'),
     'operator',
     '--dev-webhook-routing',

@@ -8,6 +8,7 @@ import https from 'node:https';
 import { join } from 'node:path';
 
 import type { KubeClient } from '../../src/runtime/kube.js';
+import { OPERATOR_NODE_FLAGS } from '../../src/cli/node-flags.js';
 import { testKubeconfigPath, waitFor } from './kube.js';
 import { repoRoot } from './operator.js';
 
@@ -110,6 +111,7 @@ export async function startProcessOperator(name: string, args: string[] = []): P
     child = spawn(
       process.execPath,
       [
+        ...OPERATOR_NODE_FLAGS,
         mainEntry,
         'operator',
         `--kubeconfig=${testKubeconfigPath()}`,

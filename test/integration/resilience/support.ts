@@ -10,6 +10,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { join } from 'node:path';
 
 import { readState, type ClusterState } from '../../../hack/cluster/local-cluster.js';
+import { OPERATOR_NODE_FLAGS } from '../../../src/cli/node-flags.js';
 import { desiredRevisionObjects } from '../../../src/controllers/revision/desired.js';
 import { OWNED_KINDS } from '../../../src/controllers/owned.js';
 import { API_GROUP_VERSION } from '../../../src/crds/constants.js';
@@ -179,6 +180,7 @@ export async function startChildOperator(name: string, extraArgs: string[] = [])
   const child = spawn(
     process.execPath,
     [
+      ...OPERATOR_NODE_FLAGS,
       join(repoRoot, 'dist', 'src', 'cli', 'main.js'),
       'operator',
       `--kubeconfig=${testKubeconfigPath()}`,

@@ -3,6 +3,7 @@ import { join, relative } from 'node:path';
 
 import type { V1Deployment } from '@kubernetes/client-node';
 
+import { OPERATOR_NODE_FLAGS } from '../../../src/cli/node-flags.js';
 import { findObject, kustomizeObjects, REPO_ROOT } from './manifests.js';
 
 interface Instruction {
@@ -96,9 +97,23 @@ describe('Dockerfile', () => {
     expect(deployment.spec!.template.spec!.securityContext!.runAsUser).toBe(65532);
   });
 
-  it('starts the operator subcommand of the CLI', () => {
-    expect(JSON.parse(runtimeArgument('ENTRYPOINT')!)).toEqual(['node', 'dist/src/cli/main.js']);
+  it('starts the operator subcommand of the CLI with the operator V8 flags', () => {
+    expect(JSON.parse(runtimeArgument('ENTRYPOINT')!)).toEqual([
+      'node',
+      ...OPERATOR_NODE_FLAGS,
+      'dist/src/cli/main.js',
+    ]);
     expect(JSON.parse(runtimeArgument('CMD')!)).toEqual(['operator']);
+  });
+
+  it('gives `make run` and `make bench` the same V8 flags as the image', () => {
+    const makefile = readFileSync(join(REPO_ROOT, 'Makefile'), 'utf8');
+    const declared = /^OPERATOR_NODE_FLAGS := (.*)$/m.exec(makefile)?.[1];
+    expect(declared?.split(' ')).toEqual([...OPERATOR_NODE_FLAGS]);
+    const recipe = (target: string) =>
+      new RegExp(`^${target}:.*\\n((?:\\t.*\\n)+)`, 'm').exec(makefile)?.[1] ?? '';
+    expect(recipe('run')).toContain('$(NODE) $(OPERATOR_NODE_FLAGS) dist/src/cli/main.js operator');
+    expect(recipe('bench')).toContain('$(OPERATOR_NODE_FLAGS) dist/bench/run.js');
   });
 
   it('points the entry point at the file tsc emits for src/cli/main.ts', () => {
@@ -109,7 +124,9 @@ describe('Dockerfile', () => {
     const rootDir = join(REPO_ROOT, build.compilerOptions.rootDir);
     const emitted = join(build.compilerOptions.outDir, relative(rootDir, join(REPO_ROOT, 'src/cli/main.ts')));
     expect(build.include).toContain('src');
-    expect(JSON.parse(runtimeArgument('ENTRYPOINT')!)[1]).toBe(emitted.replace(/\.ts$/, '.js'));
+    expect((JSON.parse(runtimeArgument('ENTRYPOINT')!) as string[]).at(-1)).toBe(
+      emitted.replace(/\.ts$/, '.js'),
+    );
   });
 });
 
