@@ -133,9 +133,6 @@ export const DEFAULT_INJECTION_CACHE_LIMITS: InjectionCacheLimits = {
   maxReviewChars: 64 * 1024,
 };
 
-/** How many keys seen only once are remembered, per verdict the cache may hold. */
-const SEEN_ONCE_PER_ENTRY = 1;
-
 export interface InjectionCacheStats {
   entries: number;
   hits: number;
@@ -153,7 +150,7 @@ export interface InjectionCacheStats {
  */
 export class InjectionCache {
   private readonly entries = new Map<string, CachedVerdict>();
-  /** Keys seen once, oldest first, bounded by SEEN_ONCE_PER_ENTRY × maxEntries. */
+  /** Keys seen once, oldest first; as many are remembered as verdicts may be kept (maxEntries). */
   private readonly seenOnce = new Set<string>();
   private hitCount = 0;
   private missCount = 0;
@@ -180,7 +177,7 @@ export class InjectionCache {
   offer(key: string, verdict: () => CachedVerdict): boolean {
     if (!this.entries.has(key) && !this.seenOnce.delete(key)) {
       this.seenOnce.add(key);
-      if (this.seenOnce.size > this.limits.maxEntries * SEEN_ONCE_PER_ENTRY) {
+      if (this.seenOnce.size > this.limits.maxEntries) {
         for (const oldest of this.seenOnce) {
           this.seenOnce.delete(oldest);
           break;
