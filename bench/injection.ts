@@ -385,8 +385,9 @@ export async function runInjectionBench(options: InjectionOptions): Promise<Sect
 
     // Each payload is sent two ways where it matters. "replicas": the pods of one ReplicaSet, as a Deployment's
     // scale-up or rollout reaches the webhook (identical but for the token volume's name; the injector may answer
-    // later replicas from its verdict cache). "distinct": DISTINCT_PODS pods that all differ, more than the cache holds or remembers, so every request runs the
-    // engine. Pods over the cache's size bound (2,000-env, 1 MiB) are never cached, so they run once.
+    // later replicas from its verdict cache). "distinct": DISTINCT_PODS pods that all differ, more than the cache
+    // holds or remembers, so every request runs the engine. Pods over the cache's size bound (2,000-env, 1 MiB) are
+    // never cached, so they run once.
     const runs: Array<{ name: PayloadName; variant: Variant }> = [];
     for (const name of PAYLOAD_NAMES) {
       runs.push({ name, variant: 'replicas' });

@@ -65,7 +65,7 @@ export function canonicalQuantity(value: string | number): string {
 function computeCanonicalQuantity(value: string): string {
   const text = value.trim();
   const match = QUANTITY.exec(text);
-  if (!match || ((match[2] ?? '') === '' && (match[3] ?? '') === '')) return String(value);
+  if (!match || ((match[2] ?? '') === '' && (match[3] ?? '') === '')) return value;
   const sign = match[1] === '-' ? '-' : '';
   const whole = match[2] ?? '';
   const fraction = match[3] ?? '';
