@@ -2,9 +2,9 @@
 // the IPC channel) so its event loop, TLS work and heap never share the server's thread or its RSS figure.
 // Open loop: requests leave on a fixed schedule whatever the server does (latency measured from the moment a
 // request is written, and separately from its scheduled time); closed loop: N keep-alive connections, each
-// sending its next request as soon as the previous answer arrives.
-import https from 'node:https';
-
+// sending its next request as soon as the previous answer arrives. Requests go through LeanPool (lean-client.ts),
+// not Node's https client, which cost the generator as much CPU per request as the server under test.
+import { LeanPool } from './lean-client.js';
 import { summarize, type LatencySummary } from './common.js';
 import { payloadVariants, type PayloadName, type PodVariety } from './payloads.js';
 
@@ -66,7 +66,7 @@ async function runLoad(spec: LoadSpec): Promise<LoadResult> {
     bodies.set(p.name, payloadVariants(p.name, spec.variety, spec.varieties));
   }
   let sequence = 0;
-  const agent = new https.Agent({ keepAlive: true, maxSockets: spec.connections, keepAliveMsecs: 1000 });
+  const pool = new LeanPool({ host: '127.0.0.1', port: spec.port, caPem: spec.caPem }, spec.connections);
   const totalWeight = spec.payloads.reduce((a, p) => a + p.weight, 0);
   let pick = 0;
   // Deterministic weighted round robin.
@@ -79,50 +79,29 @@ async function runLoad(spec: LoadSpec): Promise<LoadResult> {
     return spec.payloads[0]!.name;
   };
 
-  const fire = (payload: PayloadName): Promise<Shot> =>
-    new Promise((resolve) => {
-      const variants = bodies.get(payload)!;
-      const body = variants[sequence++ % variants.length]!;
-      let sentAt = 0;
-      const done = (ok: boolean, problem?: string): void =>
-        resolve({
-          payload,
-          sentAt,
-          latency: now() - sentAt,
-          ok,
-          ...(problem === undefined ? {} : { problem }),
-        });
-      const req = https.request(
-        {
-          host: '127.0.0.1',
-          port: spec.port,
-          path: spec.path,
-          method: 'POST',
-          agent,
-          ca: spec.caPem,
-          headers: { 'Content-Type': 'application/json', 'Content-Length': body.length },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => {
-            if (res.statusCode !== 200) return done(false, `HTTP ${res.statusCode}`);
-            if (!spec.expectAllowed) return done(true);
-            const text = Buffer.concat(chunks).toString('utf8');
-            // A cheap check on every reply; injection.ts validates one full reply per payload before measuring.
-            if (!text.includes('"allowed":true')) return done(false, `not allowed: ${text.slice(0, 200)}`);
-            done(true);
-          });
-          res.on('error', (e) => done(false, e.message));
-        },
-      );
-      req.on('error', (e) => done(false, e.message));
-      // TCP_NODELAY, as kube-apiserver's Go client has on every connection: without it Nagle can hold a request's
-      // second TLS record until the server's delayed ACK (40 ms on Linux) and the client itself causes the stall.
-      req.setNoDelay(true);
-      sentAt = now();
-      req.end(body);
+  const fire = (payload: PayloadName): Promise<Shot> => {
+    const variants = bodies.get(payload)!;
+    const body = variants[sequence++ % variants.length]!;
+    const sentAt = now();
+    const shot = (ok: boolean, problem?: string): Shot => ({
+      payload,
+      sentAt,
+      latency: now() - sentAt,
+      ok,
+      ...(problem === undefined ? {} : { problem }),
     });
+    return pool.post(spec.path, body).then(
+      (reply) => {
+        if (reply.status !== 200) return shot(false, `HTTP ${reply.status}`);
+        if (!spec.expectAllowed) return shot(true);
+        const text = reply.body.toString('utf8');
+        // A cheap check on every reply; injection.ts validates one full reply per payload before measuring.
+        if (!text.includes('"allowed":true')) return shot(false, `not allowed: ${text.slice(0, 200)}`);
+        return shot(true);
+      },
+      (error: Error) => shot(false, error.message),
+    );
+  };
 
   const shots: Shot[] = [];
   const scheduled: number[] = [];
@@ -177,7 +156,7 @@ async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const run = spec.mode === 'open' ? openLoop : closedLoop;
   if (spec.warmupMs > 0) await run(spec.warmupMs, false);
   const elapsedMs = await run(spec.durationMs, true);
-  agent.destroy();
+  pool.destroy();
 
   const ok = shots.filter((s) => s.ok);
   const perPayload: Record<string, LatencySummary> = {};
