@@ -613,10 +613,10 @@ export async function runInjectionBench(options: InjectionOptions): Promise<Sect
       met: flat && soak.errors + soak.badResponses === 0,
     });
     notes.push(
-      'Load generator: a forked child process (bench/load-generator.ts) talking to the servers over keep-alive HTTPS on 127.0.0.1; the servers run in the benchmark process, so generator and server each have their own event loop and core.',
+      "Load generator: a forked child process (bench/load-generator.ts) talking to the servers through a lean pool of keep-alive TLS connections on 127.0.0.1 (bench/lean-client.ts; Node's https client cost it as much CPU per request as the server spends); the servers run in the benchmark process, so generator and server each have their own event loop and core.",
       'Latency is measured in the generator from the moment a request is written to the end of its response; the "from scheduled send time" row adds the generator\'s own timer lag (coordinated-omission view).',
       `Replica pods: the pods of one ReplicaSet as they reach a webhook (generateName, no name yet), identical but for the random suffix of their service-account token volume (kube-api-access-xxxxx, a different one per request); the injector answers later replicas from its verdict cache, renaming the token volume (src/injector/cache.ts). Distinct pods: ${DISTINCT_PODS} pods with their own names cycled in order, more than the cache keeps (${DEFAULT_INJECTION_CACHE_LIMITS.maxEntries} entries) or remembers (as many keys seen once), so every request runs the whole engine and none is kept. Verdict cache after the throughput runs: ${JSON.stringify(data.verdictCache)}.`,
-      'Echo ceiling: the same TLS material and keep-alive settings; it reads and JSON-parses the review and answers allowed:true. On 2 CPUs the generator needs one core of its own, so the closed-loop ceiling may be generator-bound.',
+      'Echo ceiling: the same TLS material and keep-alive settings; it reads and JSON-parses the review and answers allowed:true. On 2 CPUs the generator needs one core of its own; with the lean pool the echo server, not the generator, bounds the closed-loop ceiling (it runs at ~96% of a core).',
       `Payload sizes (request bytes / patch operations): ${PAYLOAD_NAMES.map((n) => {
         const s = sizes[n] as { requestBytes: number; patchOps: number };
         return `${n} ${s.requestBytes} B / ${s.patchOps} ops`;
