@@ -127,11 +127,12 @@ export async function startOperator(
     });
     leaderControllers = running;
     leaderUsage.tracker = running.usage;
-    // deletion protection: the leader (re)applies meshrev-validation at start and whenever the CA changes.
-    injector.applyValidationWebhook();
+    // deletion protection: the leader (re)applies meshrev-validation at start and whenever the CA changes,
+    // retrying until it is applied or leadership ends.
+    injector.applyValidationWebhook(signal);
     leaderHooks.caChanged = () => {
       running.enqueueAll();
-      injector.applyValidationWebhook();
+      injector.applyValidationWebhook(signal);
     };
     signal.addEventListener(
       'abort',

@@ -16,6 +16,7 @@ import type { UsageTracker } from '../controllers/usage-tracker.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Informer } from '../runtime/informer.js';
 import type { KubeClient } from '../runtime/kube.js';
+import { retryingAction } from '../runtime/retry.js';
 import type { KubeObject } from '../runtime/types.js';
 import { DEFAULT_INJECTION_CACHE_LIMITS, InjectionCache } from './cache.js';
 import { createInjectorServer, type InjectorServer } from './server.js';
@@ -80,8 +81,11 @@ export interface RunningInjector {
    * runs when the rotation changed the CA bundle, which webhook configurations must then carry.
    */
   followCertificateRotation(onCaBundleChange: () => void): void;
-  /** Deletion protection: (re)applies ValidatingWebhookConfiguration meshrev-validation; logs failures. */
-  applyValidationWebhook(): void;
+  /**
+   * Deletion protection: (re)applies ValidatingWebhookConfiguration meshrev-validation with the current CA bundle,
+   * retrying with backoff (failures logged) until it is applied or `signal` aborts (leadership lost).
+   */
+  applyValidationWebhook(signal: AbortSignal): void;
   /** Stops following rotations, stops the certificate checks and drains admissions. */
   stop(): Promise<void>;
 }
@@ -160,6 +164,20 @@ export async function startInjector(opts: InjectorSetupOptions): Promise<Running
     port: config.devWebhookRouting ? listening.port : config.injectorServicePort,
   };
 
+  // One apply at a time, always with the CA bundle current when it runs; a failure (say kube-apiserver briefly
+  // unavailable as this replica starts leading) is retried rather than leaving deletions unprotected until the
+  // next restart or rotation.
+  const validationWebhook = retryingAction(
+    () => ensureValidatingWebhookConfiguration(client, endpoint, caBundle, config.fieldManager),
+    {
+      onError: (err, retryInMs) =>
+        logger.error(
+          { err, retryInMs },
+          'could not apply ValidatingWebhookConfiguration meshrev-validation; retrying',
+        ),
+    },
+  );
+
   let unfollow: (() => void) | undefined;
   return {
     port: listening.port,
@@ -182,12 +200,7 @@ export async function startInjector(opts: InjectorSetupOptions): Promise<Running
         }
       });
     },
-    applyValidationWebhook: () => {
-      ensureValidatingWebhookConfiguration(client, endpoint, caBundle, config.fieldManager).catch(
-        (err: unknown) =>
-          logger.error({ err }, 'could not apply ValidatingWebhookConfiguration meshrev-validation'),
-      );
-    },
+    applyValidationWebhook: (signal) => validationWebhook.request(signal),
     stop: async () => {
       unfollow?.();
       certificates.manager.stop();
