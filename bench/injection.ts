@@ -26,6 +26,8 @@ import {
   ratio,
   type Row,
   type SectionResult,
+  stallCell,
+  stallProbe,
   stealPercent,
   summarize,
   type Target,
@@ -86,6 +88,8 @@ const LATENCY_ROUND_MIN_SAMPLES = 500;
  * stayed 0.7–0.8 ms. The latency targets are about a running injector, not its first seconds.
  */
 const LATENCY_FIRST_WARMUP_MS = 8000;
+/** How long the machine-stall probe spins (stallProbe), before and after the latency runs. */
+const STALL_PROBE_MS = 3000;
 
 type LatencyRound = {
   injector: LoadResult;
@@ -407,6 +411,8 @@ export async function runInjectionBench(options: InjectionOptions): Promise<Sect
     // round. A tail percentile on a shared VM moves with the hypervisor's scheduling from one minute to the next:
     // the verdict uses the median round's p99, and every round's p99 is printed beside it, so nothing is hidden.
     const latency: Record<string, LatencyRounds> = {};
+    const stallsBefore = stallProbe(STALL_PROBE_MS);
+    log(`injection: stall probe before the latency runs: ${stallCell(stallsBefore)}`);
     for (const { name, variant } of runs) {
       const rate = LATENCY_RATES[name];
       const roundMs = Math.max(
@@ -454,6 +460,16 @@ export async function runInjectionBench(options: InjectionOptions): Promise<Sect
         );
     }
     data.latency = latency;
+    const stallsAfter = stallProbe(STALL_PROBE_MS);
+    log(`injection: stall probe after the latency runs: ${stallCell(stallsAfter)}`);
+    data.stallProbe = { before: stallsBefore, after: stallsAfter };
+    rows.push({
+      metric:
+        'machine stalls: a thread spinning alone (servers and generator idle), before / after the latency runs',
+      value: `${stallCell(stallsBefore)} / ${stallCell(stallsAfter)}`,
+      baseline: '—',
+      ratio: '—',
+    });
     for (const variant of VARIANTS) {
       const small = latency[runKey('small', variant)]!;
       rows.push({
