@@ -23,8 +23,8 @@ const HEADER_END = Buffer.from('\r\n\r\n');
 class LeanConnection {
   private readonly socket: tls.TLSSocket;
   private job: Job | undefined;
-  private chunks: Buffer[] = [];
-  private received = 0;
+  /** The reply so far (a reply may arrive in several chunks). */
+  private buffered: Buffer | undefined;
   private open = true;
 
   constructor(
@@ -41,8 +41,7 @@ class LeanConnection {
 
   send(job: Job): void {
     this.job = job;
-    this.chunks = [];
-    this.received = 0;
+    this.buffered = undefined;
     // One write of head and body: a request leaves as one TLS record where it fits, as Go's client sends it.
     this.socket.write(Buffer.concat([job.head, job.body]));
   }
@@ -54,10 +53,8 @@ class LeanConnection {
 
   private read(chunk: Buffer): void {
     if (this.job === undefined) return this.fail(new Error('data with no request in flight'));
-    this.chunks.push(chunk);
-    this.received += chunk.length;
-    const data = this.chunks.length === 1 ? chunk : Buffer.concat(this.chunks, this.received);
-    this.chunks = [data];
+    const data = this.buffered === undefined ? chunk : Buffer.concat([this.buffered, chunk]);
+    this.buffered = data;
     const headEnd = data.indexOf(HEADER_END);
     if (headEnd === -1) return;
     const head = data.toString('latin1', 0, headEnd);

@@ -16,7 +16,7 @@ export interface RetryingActionOptions {
 export interface RetryingAction {
   /** Asks for a run; returns at once. Retries stop when `signal` aborts. */
   request(signal: AbortSignal): void;
-  /** Resolves when no run is in progress or pending (for tests and orderly shutdown). */
+  /** Resolves when no run is in progress or pending (tests wait on it). */
   idle(): Promise<void>;
 }
 

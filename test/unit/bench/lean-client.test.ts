@@ -135,6 +135,18 @@ describe('LeanPool', () => {
     expect(server.peakInFlight()).toBeLessThanOrEqual(3);
   });
 
+  it('reads a reply that arrives in several pieces', async () => {
+    const server = await serve((_req, res) => {
+      res.writeHead(200, { 'Content-Length': 6 });
+      res.flushHeaders();
+      res.write('abc', () => setTimeout(() => res.end('def'), 20));
+    });
+
+    const reply = await poolFor(server, 1).post('/x', Buffer.from('{}'));
+
+    expect(reply.body.toString()).toBe('abcdef');
+  });
+
   it('passes on a non-200 status with its body', async () => {
     const server = await serve((_req, res) => {
       res.writeHead(415, { 'Content-Length': 5 });
