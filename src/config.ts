@@ -25,6 +25,11 @@ export const OperatorConfigSchema = z.object({
   tlsSecretName: z.string().min(1),
   /** How often the injector TLS Secret is re-read to rotate the serving certificate. */
   tlsCheckSeconds: z.coerce.number().min(1),
+  /**
+   * How long a new injector CA is trusted before it signs, and a replaced one after; 0 means twice the check
+   * interval plus a minute (every replica's next pass and kube-apiserver seeing the webhook change).
+   */
+  tlsCaOverlapSeconds: durationSeconds,
   /** Injection verdicts kept for identical pods (ReplicaSet replicas); 0 turns the cache off. */
   injectionCacheEntries: z.coerce.number().int().min(0).max(100_000),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']),
@@ -62,6 +67,11 @@ const settings: Record<keyof OperatorConfig, { flag: string; env: string; defaul
   },
   tlsSecretName: { flag: 'tls-secret', env: 'MESHREV_TLS_SECRET', default: 'meshrev-injector-tls' },
   tlsCheckSeconds: { flag: 'tls-check-seconds', env: 'MESHREV_TLS_CHECK_SECONDS', default: '300' },
+  tlsCaOverlapSeconds: {
+    flag: 'tls-ca-overlap-seconds',
+    env: 'MESHREV_TLS_CA_OVERLAP_SECONDS',
+    default: '0',
+  },
   injectionCacheEntries: {
     flag: 'injection-cache-entries',
     env: 'MESHREV_INJECTION_CACHE_ENTRIES',

@@ -53,6 +53,7 @@ export async function startServingCertificates({
     extraDnsNames: config.devWebhookRouting ? ['localhost'] : [],
     extraIpAddresses: config.devWebhookRouting ? ['127.0.0.1'] : [],
     checkIntervalMs: config.tlsCheckSeconds * 1000,
+    ...(config.tlsCaOverlapSeconds > 0 ? { caOverlapMs: config.tlsCaOverlapSeconds * 1000 } : {}),
     logger: logger.child({ component: 'certificates' }),
   });
   const initial = await manager.start();
@@ -186,12 +187,16 @@ export async function startInjector(opts: InjectorSetupOptions): Promise<Running
     certificatesLoaded: () => material !== undefined,
     followCertificateRotation: (onCaBundleChange) => {
       unfollow = certificates.manager.onChange((next) => {
+        const leafChanged = next.certPem !== material.certPem || next.keyPem !== material.keyPem;
         material = next;
         metrics.setInjectorCertificateNotAfter(certNotAfter(next));
-        try {
-          server.reloadTls({ certPem: next.certPem, keyPem: next.keyPem });
-        } catch (err) {
-          logger.error({ err }, 'could not load the rotated serving certificate; keeping the previous one');
+        // A CA staged or retired changes only the bundle; the served leaf stays.
+        if (leafChanged) {
+          try {
+            server.reloadTls({ certPem: next.certPem, keyPem: next.keyPem });
+          } catch (err) {
+            logger.error({ err }, 'could not load the rotated serving certificate; keeping the previous one');
+          }
         }
         const nextBundle = caBundleBase64(next);
         if (nextBundle !== caBundle) {

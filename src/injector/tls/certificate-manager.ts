@@ -1,23 +1,27 @@
 // Owns the injector's CA and serving certificate, kept in one Secret shared by every operator replica and
 // reused across restarts. Each pass reads the Secret and converges it: create it when absent (a replica that
 // loses the create race adopts the winner's), reissue only the leaf when it ages or no longer fits (the CA, and
-// therefore every webhook's caBundle, stays the same), and regenerate everything only when the CA itself is
-// unusable. Listeners hear about every change of the material this replica serves, including changes another
-// replica wrote.
+// therefore every webhook's caBundle, stays the same), and replace the CA in steps when it ages or can no longer
+// sign: stage a successor in the trust bundle, let it sign after an overlap, keep the replaced CA trusted for
+// another overlap (see nextMaterial). Listeners hear about every change of the material this replica serves,
+// including changes another replica wrote.
 import type { Logger } from 'pino';
 import {
   DEFAULT_RENEW_BEFORE_MS,
   SECRET_KEYS,
   SERVING_VALIDITY_MS,
-  caBundleFromSecret,
   caProblem,
   certificateValidity,
   generateCertificateAuthority,
   injectorDnsNames,
   issueServingCertificate,
-  materialFromSecret,
+  leafProblem,
+  rotationFromSecret,
   secretFromMaterial,
   servingProblem,
+  trustBundlePem,
+  type CaRotation,
+  type KeyPairPem,
   type TlsMaterial,
   type TlsSecret,
 } from './certificates.js';
@@ -42,17 +46,65 @@ export interface CertificateManagerOptions {
   servingValidityMs?: number;
   /** How often the Secret is re-read to rotate and to pick up other replicas' writes. */
   checkIntervalMs?: number;
+  /**
+   * How long a staged CA is trusted before it signs, and a replaced CA stays trusted after. It must cover every
+   * replica's next pass (the leader's publishes the bundle) plus kube-apiserver seeing the webhook change; by
+   * default twice the check interval plus a minute.
+   */
+  caOverlapMs?: number;
   /** Create/update attempts per pass when other replicas keep winning the race. */
   maxConflictRetries?: number;
   now?: () => Date;
   logger?: Logger;
 }
 
-function caFromSecret(secret: TlsSecret): { certPem: string; keyPem: string } | undefined {
-  const certPem = caBundleFromSecret(secret);
-  const encodedKey = secret.data?.[SECRET_KEYS.caKey];
-  if (certPem === undefined || encodedKey === undefined || encodedKey === '') return undefined;
-  return { certPem, keyPem: Buffer.from(encodedKey, 'base64').toString('utf8') };
+/** The current PEMs one by one (each undefined when missing or empty), so a half can be used without the other. */
+function storedPems(secret: TlsSecret): Partial<Omit<TlsMaterial, 'rotation'>> {
+  const decode = (key: string): string | undefined => {
+    const value = secret.data?.[key];
+    return value === undefined || value === '' ? undefined : Buffer.from(value, 'base64').toString('utf8');
+  };
+  return {
+    caCertPem: decode(SECRET_KEYS.caCert),
+    caKeyPem: decode(SECRET_KEYS.caKey),
+    certPem: decode(SECRET_KEYS.cert),
+    keyPem: decode(SECRET_KEYS.key),
+  };
+}
+
+/**
+ * The rotation halves stored in the Secret that can still be used, each with a start time: a staged CA that cannot
+ * sign and a previous CA that has expired are dropped, and a half whose time cannot be read starts now (so its
+ * overlap is never cut short). Each such repair is noted in `changes`.
+ */
+function usableRotation(secret: TlsSecret, now: Date, changes: string[]): CaRotation {
+  let { next, previous } = rotationFromSecret(secret) ?? {};
+  const nextIssue = next === undefined ? undefined : caProblem(next, now);
+  if (nextIssue !== undefined) {
+    changes.push(`discarded the staged CA: ${nextIssue}`);
+    next = undefined;
+  }
+  if (previous !== undefined && !unexpired(previous.certPem, now)) {
+    changes.push('dropped the previous CA, which has expired or cannot be read');
+    previous = undefined;
+  }
+  if (next !== undefined && next.since === undefined) {
+    changes.push('stamped the staged CA');
+    next = { ...next, since: now };
+  }
+  if (previous !== undefined && previous.since === undefined) {
+    changes.push('stamped the previous CA');
+    previous = { ...previous, since: now };
+  }
+  return { ...(next === undefined ? {} : { next }), ...(previous === undefined ? {} : { previous }) };
+}
+
+function unexpired(certPem: string, now: Date): boolean {
+  return (certificateValidity(certPem)?.notAfter.getTime() ?? 0) > now.getTime();
+}
+
+function countCas(material: TlsMaterial): number {
+  return 1 + (material.rotation?.next ? 1 : 0) + (material.rotation?.previous ? 1 : 0);
 }
 
 export type TlsMaterialListener = (material: TlsMaterial) => void;
@@ -72,6 +124,7 @@ export class CertificateManager {
   private readonly caValidityMs: number | undefined;
   private readonly servingValidityMs: number | undefined;
   private readonly checkIntervalMs: number;
+  private readonly caOverlapMs: number;
   private readonly maxConflictRetries: number;
   private readonly now: () => Date;
   private readonly logger: Logger | undefined;
@@ -95,6 +148,7 @@ export class CertificateManager {
     this.caValidityMs = options.caValidityMs;
     this.servingValidityMs = options.servingValidityMs;
     this.checkIntervalMs = options.checkIntervalMs ?? 5 * 60 * 1000;
+    this.caOverlapMs = options.caOverlapMs ?? 2 * this.checkIntervalMs + 60_000;
     this.maxConflictRetries = options.maxConflictRetries ?? 5;
     this.now = options.now ?? (() => new Date());
     this.logger = options.logger;
@@ -185,40 +239,118 @@ export class CertificateManager {
 
   private async convergeSecret(existing: TlsSecret): Promise<TlsMaterial> {
     const now = this.now();
-    const ca = caFromSecret(existing);
-    const caIssue =
-      ca === undefined
-        ? 'the Secret lacks ca.crt or ca.key'
-        : (caProblem({ certPem: ca.certPem, keyPem: ca.keyPem }, now) ??
-          this.caAgeingProblem(ca.certPem, now));
-    const stored = materialFromSecret(existing);
-    const servingIssue =
-      caIssue ??
-      (stored === undefined
-        ? 'the Secret lacks tls.crt or tls.key'
-        : servingProblem(
-            stored,
-            { now, dnsNames: this.dnsNames, ipAddresses: this.ipAddresses },
-            this.renewBeforeMs,
-          ));
-    if (stored !== undefined && servingIssue === undefined) return stored;
+    const { material, changes } = await this.nextMaterial(existing, now);
+    if (changes.length === 0) return material;
 
-    const next =
-      ca !== undefined && caIssue === undefined
-        ? { caCertPem: ca.certPem, caKeyPem: ca.keyPem, ...(await this.issueLeaf(ca)) }
-        : await this.generateAll();
     const { name, namespace, resourceVersion, labels, annotations } = existing.metadata;
-    const secret = secretFromMaterial(next, { name, namespace, labels: { ...labels, ...SECRET_LABELS } });
+    const secret = secretFromMaterial(
+      material,
+      { name, namespace, labels: { ...labels, ...SECRET_LABELS }, ...(annotations ? { annotations } : {}) },
+      now,
+    );
     secret.metadata.resourceVersion = resourceVersion;
-    if (annotations !== undefined) secret.metadata.annotations = annotations;
     await this.store.update(secret);
     this.logger?.info(
-      { secret: `${namespace}/${name}`, reason: servingIssue, caRegenerated: caIssue !== undefined },
-      caIssue === undefined
-        ? 'reissued injector serving certificate'
-        : 'regenerated injector CA and certificate',
+      { secret: `${namespace}/${name}`, changes, trustedCas: countCas(material) },
+      'updated injector TLS material',
     );
-    return next;
+    return material;
+  }
+
+  /**
+   * What the Secret should hold next, and why (no changes: keep it as it is). The order of the steps is what keeps
+   * every admission working across replicas: a new CA is trusted (staged) before it signs (promoted), and the CA
+   * it replaces stays trusted (previous) until every replica has had a pass to pick up a leaf of the new one.
+   * Only when nothing in the Secret can be served any more does a new CA sign at once.
+   */
+  private async nextMaterial(
+    existing: TlsSecret,
+    now: Date,
+  ): Promise<{ material: TlsMaterial; changes: string[] }> {
+    const changes: string[] = [];
+    const stored = storedPems(existing);
+    const expectations = { now, dnsNames: this.dnsNames, ipAddresses: this.ipAddresses };
+    const signingIssue =
+      stored.caCertPem === undefined || stored.caKeyPem === undefined
+        ? 'the Secret lacks ca.crt or ca.key'
+        : caProblem({ certPem: stored.caCertPem, keyPem: stored.caKeyPem }, now);
+    const servedIssue =
+      stored.caCertPem === undefined || stored.certPem === undefined || stored.keyPem === undefined
+        ? 'the Secret lacks ca.crt, tls.crt or tls.key'
+        : leafProblem(
+            { caCertPem: stored.caCertPem, certPem: stored.certPem, keyPem: stored.keyPem },
+            expectations,
+          );
+
+    let { next, previous } = usableRotation(existing, now, changes);
+
+    let ca: KeyPairPem | undefined =
+      signingIssue === undefined
+        ? { certPem: stored.caCertPem ?? '', keyPem: stored.caKeyPem ?? '' }
+        : undefined;
+    let leaf: KeyPairPem | undefined =
+      servedIssue === undefined ? { certPem: stored.certPem ?? '', keyPem: stored.keyPem ?? '' } : undefined;
+    let promoted = false;
+
+    if (ca === undefined && leaf === undefined) {
+      // Nothing stored can be served: a new CA signs now. Webhooks trust it only once the leader applies the new
+      // bundle, so admissions can fail briefly; the old CA, if still readable, stays trusted for other replicas.
+      const replaced =
+        stored.caCertPem !== undefined && unexpired(stored.caCertPem, now) ? stored.caCertPem : undefined;
+      ca = next ?? (await this.generateCa());
+      changes.push(
+        `${signingIssue}; ${servedIssue}: ${next ? 'promoted the staged CA' : 'generated a new CA'} without an overlap`,
+      );
+      if (replaced !== undefined) previous = { certPem: replaced, since: now };
+      next = undefined;
+      promoted = true;
+    } else if (next !== undefined && this.overlapOver(next.since, now)) {
+      if (stored.caCertPem !== undefined) previous = { certPem: stored.caCertPem, since: now };
+      ca = next;
+      next = undefined;
+      promoted = true;
+      changes.push('promoted the staged CA after the overlap');
+    } else if (next === undefined) {
+      const why = signingIssue ?? this.caAgeingProblem(stored.caCertPem ?? '', now);
+      if (why !== undefined) {
+        next = { ...(await this.generateCa()), since: now };
+        changes.push(`staged a new CA (${why})`);
+      }
+    }
+    if (promoted) {
+      leaf = undefined;
+    } else if (previous !== undefined && this.overlapOver(previous.since, now)) {
+      previous = undefined;
+      changes.push('dropped the previous CA after the overlap');
+    }
+
+    if (ca !== undefined) {
+      const leafIssue =
+        leaf === undefined
+          ? (servedIssue ?? 'the CA changed')
+          : servingProblem({ caCertPem: ca.certPem, ...leaf }, expectations, this.renewBeforeMs);
+      if (leafIssue !== undefined) {
+        leaf = await this.issueLeaf(ca);
+        changes.push(`issued a serving certificate (${leafIssue})`);
+      }
+    }
+    // Without a CA that can sign, the stored leaf stays (the first branch above handled there being none).
+    const rotation = {
+      ...(next === undefined ? {} : { next }),
+      ...(previous === undefined ? {} : { previous }),
+    };
+    const material: TlsMaterial = {
+      caCertPem: ca?.certPem ?? stored.caCertPem ?? '',
+      caKeyPem: ca?.keyPem ?? stored.caKeyPem ?? '',
+      certPem: leaf?.certPem ?? '',
+      keyPem: leaf?.keyPem ?? '',
+      ...(next === undefined && previous === undefined ? {} : { rotation }),
+    };
+    return { material, changes };
+  }
+
+  private overlapOver(since: Date | undefined, now: Date): boolean {
+    return since !== undefined && now.getTime() - since.getTime() >= this.caOverlapMs;
   }
 
   /**
@@ -233,9 +365,12 @@ export class CertificateManager {
       : undefined;
   }
 
+  private generateCa(): Promise<KeyPairPem> {
+    return generateCertificateAuthority({ now: this.now(), validityMs: this.caValidityMs });
+  }
+
   private async generateAll(): Promise<TlsMaterial> {
-    const now = this.now();
-    const ca = await generateCertificateAuthority({ now, validityMs: this.caValidityMs });
+    const ca = await this.generateCa();
     const leaf = await this.issueLeaf(ca);
     return { caCertPem: ca.certPem, caKeyPem: ca.keyPem, certPem: leaf.certPem, keyPem: leaf.keyPem };
   }
@@ -256,7 +391,7 @@ export class CertificateManager {
       previous !== undefined &&
       previous.certPem === material.certPem &&
       previous.keyPem === material.keyPem &&
-      previous.caCertPem === material.caCertPem;
+      trustBundlePem(previous) === trustBundlePem(material);
     this.material = material;
     this.notAfterMs = certificateValidity(material.certPem)?.notAfter.getTime();
     if (unchanged) return;

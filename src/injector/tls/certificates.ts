@@ -33,15 +33,47 @@ export interface KeyPairPem {
   keyPem: string;
 }
 
-/** Everything the injector's Secret holds: the CA (cert + key, so any replica can sign) and the serving pair. */
+/**
+ * A CA rotation in progress. Webhook configurations trust a bundle, not one CA, so the CA can change without a
+ * moment in which kube-apiserver (which sees the bundle the leader last applied) distrusts the leaf some replica
+ * serves: a successor is first published beside the current CA (`next`) while every replica keeps serving leaves
+ * of the current one; only after an overlap does it sign, and the CA it replaced stays in the bundle (`previous`)
+ * for another overlap, until every replica has picked up a leaf of the new CA.
+ */
+export interface CaRotation {
+  /** The successor CA, trusted but not yet signing, and when it was staged (undefined: time unknown). */
+  next?: KeyPairPem & { since: Date | undefined };
+  /** The CA that signed before the last change, still trusted, and since when (undefined: time unknown). */
+  previous?: { certPem: string; since: Date | undefined };
+}
+
+/**
+ * Everything the injector's Secret holds: the CA that signs (cert + key, so any replica can sign), the serving
+ * pair, and any CA rotation in progress.
+ */
 export interface TlsMaterial {
   caCertPem: string;
   caKeyPem: string;
   certPem: string;
   keyPem: string;
+  rotation?: CaRotation;
 }
 
-export const SECRET_KEYS = { caCert: 'ca.crt', caKey: 'ca.key', cert: 'tls.crt', key: 'tls.key' } as const;
+export const SECRET_KEYS = {
+  caCert: 'ca.crt',
+  caKey: 'ca.key',
+  cert: 'tls.crt',
+  key: 'tls.key',
+  nextCaCert: 'next-ca.crt',
+  nextCaKey: 'next-ca.key',
+  previousCaCert: 'previous-ca.crt',
+} as const;
+
+/** When each half of a CA rotation began (RFC 3339), kept beside the certificates they time. */
+export const ROTATION_ANNOTATIONS = {
+  nextStagedAt: 'meshrev.dev/next-ca-staged-at',
+  previousRetiredAt: 'meshrev.dev/previous-ca-retired-at',
+} as const;
 
 /** The Secret as meshrev reads and writes it; a client-node V1Secret with name and namespace fits it. */
 export interface TlsSecret {
@@ -251,13 +283,12 @@ export function caProblem(ca: KeyPairPem, now: Date): string | undefined {
 }
 
 /**
- * Why the serving half cannot be kept (undefined when it can): it must parse, match its key, chain to the stored
- * CA (signature checked), cover every expected name, and not be due for rotation.
+ * Why the serving pair cannot be served at all (undefined when it can): it must parse, match its key, chain to
+ * the stored CA (signature checked), be within its validity and the CA's, and cover every expected name.
  */
-export function servingProblem(
-  material: TlsMaterial,
+export function leafProblem(
+  material: Pick<TlsMaterial, 'caCertPem' | 'certPem' | 'keyPem'>,
   expectations: MaterialExpectations,
-  renewBeforeMs = DEFAULT_RENEW_BEFORE_MS,
 ): string | undefined {
   try {
     const ca = new NodeX509Certificate(material.caCertPem);
@@ -271,12 +302,29 @@ export function servingProblem(
     for (const ip of expectations.ipAddresses ?? []) {
       if (leaf.checkIP(ip) === undefined) return `tls.crt does not cover IP address ${ip}`;
     }
-    if (needsRotation(material.certPem, expectations.now, renewBeforeMs))
-      return 'tls.crt is due for rotation';
+    const now = expectations.now.getTime();
+    if (leaf.validToDate.getTime() <= now || leaf.validFromDate.getTime() > now)
+      return 'tls.crt is outside its validity';
+    if (ca.validToDate.getTime() <= now) return 'the CA certificate has expired';
     return undefined;
   } catch (error) {
     return `the serving certificate cannot be read: ${error instanceof Error ? error.message : String(error)}`;
   }
+}
+
+/**
+ * Why the serving half cannot be kept (undefined when it can): {@link leafProblem}, or it is due for rotation.
+ */
+export function servingProblem(
+  material: Pick<TlsMaterial, 'caCertPem' | 'certPem' | 'keyPem'>,
+  expectations: MaterialExpectations,
+  renewBeforeMs = DEFAULT_RENEW_BEFORE_MS,
+): string | undefined {
+  const problem = leafProblem(material, expectations);
+  if (problem !== undefined) return problem;
+  return needsRotation(material.certPem, expectations.now, renewBeforeMs)
+    ? 'tls.crt is due for rotation'
+    : undefined;
 }
 
 function decodeBase64(value: string | undefined): string | undefined {
@@ -284,8 +332,13 @@ function decodeBase64(value: string | undefined): string | undefined {
   return Buffer.from(value, 'base64').toString('utf8');
 }
 
-/** The four PEM values from the Secret, or undefined when any is missing (contents are not validated here). */
-export function materialFromSecret(secret: Pick<TlsSecret, 'data'>): TlsMaterial | undefined {
+/**
+ * The PEM values from the Secret, or undefined when any of the four current ones is missing (contents are not
+ * validated here). A rotation half with its certificate missing is left out; an unreadable time is undefined.
+ */
+export function materialFromSecret(
+  secret: Pick<TlsSecret, 'data'> & { metadata?: TlsSecret['metadata'] },
+): TlsMaterial | undefined {
   const data = secret.data ?? {};
   const caCertPem = decodeBase64(data[SECRET_KEYS.caCert]);
   const caKeyPem = decodeBase64(data[SECRET_KEYS.caKey]);
@@ -294,34 +347,102 @@ export function materialFromSecret(secret: Pick<TlsSecret, 'data'>): TlsMaterial
   if (caCertPem === undefined || caKeyPem === undefined || certPem === undefined || keyPem === undefined) {
     return undefined;
   }
-  return { caCertPem, caKeyPem, certPem, keyPem };
+  const rotation = rotationFromSecret(secret);
+  return { caCertPem, caKeyPem, certPem, keyPem, ...(rotation === undefined ? {} : { rotation }) };
 }
 
+function parseTime(value: string | undefined): Date | undefined {
+  if (value === undefined) return undefined;
+  const ms = Date.parse(value);
+  return Number.isNaN(ms) ? undefined : new Date(ms);
+}
+
+export function rotationFromSecret(
+  secret: Pick<TlsSecret, 'data'> & { metadata?: TlsSecret['metadata'] },
+): CaRotation | undefined {
+  const data = secret.data ?? {};
+  const annotations = secret.metadata?.annotations ?? {};
+  const nextCertPem = decodeBase64(data[SECRET_KEYS.nextCaCert]);
+  const nextKeyPem = decodeBase64(data[SECRET_KEYS.nextCaKey]);
+  const previousCertPem = decodeBase64(data[SECRET_KEYS.previousCaCert]);
+  const rotation: CaRotation = {};
+  if (nextCertPem !== undefined) {
+    rotation.next = {
+      certPem: nextCertPem,
+      keyPem: nextKeyPem ?? '',
+      since: parseTime(annotations[ROTATION_ANNOTATIONS.nextStagedAt]),
+    };
+  }
+  if (previousCertPem !== undefined) {
+    rotation.previous = {
+      certPem: previousCertPem,
+      since: parseTime(annotations[ROTATION_ANNOTATIONS.previousRetiredAt]),
+    };
+  }
+  return rotation.next === undefined && rotation.previous === undefined ? undefined : rotation;
+}
+
+/**
+ * The Secret for the material. Rotation times become annotations (`annotations` are the ones to keep, with
+ * meshrev's rotation annotations replaced); a time that is undefined is written as `stampedAt`.
+ */
 export function secretFromMaterial(
   material: TlsMaterial,
-  metadata: { name: string; namespace: string; resourceVersion?: string; labels?: Record<string, string> },
+  metadata: {
+    name: string;
+    namespace: string;
+    resourceVersion?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  },
+  stampedAt: Date = new Date(),
 ): TlsSecret {
   const encode = (pem: string) => Buffer.from(pem, 'utf8').toString('base64');
+  const { next, previous } = material.rotation ?? {};
+  const annotations: Record<string, string> = { ...metadata.annotations };
+  delete annotations[ROTATION_ANNOTATIONS.nextStagedAt];
+  delete annotations[ROTATION_ANNOTATIONS.previousRetiredAt];
+  if (next !== undefined)
+    annotations[ROTATION_ANNOTATIONS.nextStagedAt] = (next.since ?? stampedAt).toISOString();
+  if (previous !== undefined)
+    annotations[ROTATION_ANNOTATIONS.previousRetiredAt] = (previous.since ?? stampedAt).toISOString();
+  const { annotations: _given, ...rest } = metadata;
   return {
     apiVersion: 'v1',
     kind: 'Secret',
-    metadata: { ...metadata },
+    metadata: { ...rest, ...(Object.keys(annotations).length > 0 ? { annotations } : {}) },
     type: 'kubernetes.io/tls',
     data: {
       [SECRET_KEYS.caCert]: encode(material.caCertPem),
       [SECRET_KEYS.caKey]: encode(material.caKeyPem),
       [SECRET_KEYS.cert]: encode(material.certPem),
       [SECRET_KEYS.key]: encode(material.keyPem),
+      ...(next === undefined
+        ? {}
+        : { [SECRET_KEYS.nextCaCert]: encode(next.certPem), [SECRET_KEYS.nextCaKey]: encode(next.keyPem) }),
+      ...(previous === undefined ? {} : { [SECRET_KEYS.previousCaCert]: encode(previous.certPem) }),
     },
   };
 }
 
-/** The CA certificate PEM that webhook configurations must trust, or undefined if the Secret has none. */
-export function caBundleFromSecret(secret: Pick<TlsSecret, 'data'>): string | undefined {
+/** The CA certificate PEM (the one that signs) from the Secret, or undefined if the Secret has none. */
+export function caCertFromSecret(secret: Pick<TlsSecret, 'data'>): string | undefined {
   return decodeBase64(secret.data?.[SECRET_KEYS.caCert]);
 }
 
-/** `clientConfig.caBundle` as the Kubernetes API wants it: base64 of the PEM. */
-export function caBundleBase64(material: Pick<TlsMaterial, 'caCertPem'>): string {
-  return Buffer.from(material.caCertPem, 'utf8').toString('base64');
+/**
+ * The CAs webhook configurations must trust, as one PEM bundle: the signing CA, then a staged successor, then the
+ * retired predecessor (each while its rotation half lasts).
+ */
+export function trustBundlePem(material: Pick<TlsMaterial, 'caCertPem' | 'rotation'>): string {
+  const pems = [material.caCertPem, material.rotation?.next?.certPem, material.rotation?.previous?.certPem];
+  return pems
+    .filter((pem): pem is string => pem !== undefined)
+    .map((pem) => (pem.endsWith('\n') ? pem : `${pem}\n`))
+    .join('');
+}
+
+/** `clientConfig.caBundle` as the Kubernetes API wants it: base64 of the PEM bundle ({@link trustBundlePem}). */
+export function caBundleBase64(material: Pick<TlsMaterial, 'caCertPem' | 'rotation'>): string {
+  return Buffer.from(trustBundlePem(material), 'utf8').toString('base64');
 }

@@ -1,7 +1,8 @@
 // The injector's certificates rotate while ~200 admissions per second flow through kube-apiserver
 // (server-side dry-run pod creations still call mutating webhooks whose sideEffects are None): once a leaf
-// reissue, once a regeneration of the CA (and with it every webhook's caBundle). Not one admission may fail,
-// and afterwards the injector serves the reissued certificate.
+// reissue, once a replacement of the CA that can no longer sign (and with it every webhook's caBundle, which
+// first trusts both CAs). Not one admission may fail, and afterwards the injector serves the reissued
+// certificate.
 import * as k8s from '@kubernetes/client-node';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -37,6 +38,8 @@ const TARGET_RATE = 200; // admissions per second, across all loops
 const LOOPS = Number(process.env.MESHREV_TEST_LOAD_LOOPS ?? 32);
 const LOAD_BEFORE_ROTATION_MS = 3_000;
 const LOAD_AFTER_ROTATION_MS = 3_000;
+/** How long a new CA is trusted before it signs (and the old one after); the default is minutes. */
+const CA_OVERLAP_SECONDS = 4;
 
 let client: KubeClient;
 let kc: k8s.KubeConfig;
@@ -152,7 +155,11 @@ async function ensureSetup(): Promise<Setup> {
     cert: readFileSync(join(pki, 'admin.crt')),
     key: readFileSync(join(pki, 'admin.key')),
   };
-  operator = await startChildOperator('resilience-cert', ['--tls-check-seconds=1', '--log-level=info']);
+  operator = await startChildOperator('resilience-cert', [
+    '--tls-check-seconds=1',
+    `--tls-ca-overlap-seconds=${CA_OVERLAP_SECONDS}`,
+    '--log-level=info',
+  ]);
   const rev = revisionName('cert');
   created.push(rev);
   await applyRevision(client, rev, { version: '1.29.6', namespace: controlPlaneNamespace });
@@ -173,7 +180,8 @@ const decodeKey = (secret: TlsSecret, key: string): string =>
 
 /**
  * Rewrites the Secret so the operator must rotate: a leaf (same CA) expiring in ten minutes, which it reissues,
- * or additionally a CA without its key, which makes it regenerate the CA and every webhook's caBundle.
+ * or additionally a CA without its key, which makes it stage a new CA in every webhook's caBundle, let it sign
+ * after the overlap, and drop the old one after another.
  */
 async function forceRotation(secret: TlsSecret & KubeObject, regenerateCa: boolean): Promise<string> {
   const shortLived = await issueServingCertificate({
@@ -197,7 +205,7 @@ async function forceRotation(secret: TlsSecret & KubeObject, regenerateCa: boole
 
 test.each([
   ['the serving certificate is reissued', false],
-  ['the CA is regenerated', true],
+  ['the CA is replaced', true],
 ] as const)(
   'when %s under 200 admissions per second, no admission fails',
   (what, regenerateCa) =>
@@ -239,6 +247,29 @@ test.each([
       const secret = await client.get<TlsSecret & KubeObject>(SECRET_REF);
       const shortLivedFingerprint = await forceRotation(secret, regenerateCa);
       const rotatedAt = Date.now();
+      const revisionWebhookBundles = async (): Promise<string[]> => {
+        const { items } = await client.listAll<
+          KubeObject & { webhooks?: { clientConfig: { caBundle?: string } }[] }
+        >(
+          { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration' },
+          { labelSelector: `istio.io/rev=${rev}` },
+        );
+        return items.flatMap((mwc) => (mwc.webhooks ?? []).map((w) => w.clientConfig.caBundle ?? ''));
+      };
+      const certificatesIn = (bundle: string): number =>
+        Buffer.from(bundle, 'base64').toString('utf8').split('BEGIN CERTIFICATE').length - 1;
+      if (regenerateCa) {
+        // Before the new CA signs anything, every webhook trusts it beside the old one.
+        await waitFor(
+          'the webhook configurations to trust the staged CA beside the current one',
+          async () => {
+            const bundles = await revisionWebhookBundles();
+            return bundles.length > 0 && bundles.every((b) => certificatesIn(b) === 2);
+          },
+          { timeoutMs: 30_000, intervalMs: 100 },
+        );
+        expect(await servedFingerprint(port)).toBe(shortLivedFingerprint);
+      }
       const after = await waitFor(
         'the injector to serve a reissued certificate',
         async () => {
@@ -251,20 +282,12 @@ test.each([
       const stored = await client.get<TlsSecret & KubeObject>(SECRET_REF);
       const newCa = stored.data?.[SECRET_KEYS.caCert] ?? '';
       if (regenerateCa) {
-        // Every webhook configuration of the revision must carry the new CA.
+        // After the overlap every webhook configuration of the revision trusts the new CA alone.
         await waitFor(
-          'the webhook configurations to carry the new CA',
+          'the webhook configurations to carry only the new CA',
           async () => {
-            const { items } = await client.listAll<
-              KubeObject & { webhooks?: { clientConfig: { caBundle?: string } }[] }
-            >(
-              { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration' },
-              { labelSelector: `istio.io/rev=${rev}` },
-            );
-            return (
-              items.length > 0 &&
-              items.every((mwc) => (mwc.webhooks ?? []).every((w) => w.clientConfig.caBundle === newCa))
-            );
+            const bundles = await revisionWebhookBundles();
+            return bundles.length > 0 && bundles.every((b) => b === newCa);
           },
           { timeoutMs: 30_000 },
         );

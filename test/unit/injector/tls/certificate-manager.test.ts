@@ -7,9 +7,12 @@ import {
 import {
   generateCertificateAuthority,
   injectorDnsNames,
+  leafProblem,
+  ROTATION_ANNOTATIONS,
   materialFromSecret,
   secretFromMaterial,
   servingProblem,
+  trustBundlePem,
   type TlsMaterial,
 } from '../../../../src/injector/tls/certificates.js';
 import { InMemorySecretStore, SecretStoreError } from '../../../../src/injector/tls/secret-store.js';
@@ -24,6 +27,9 @@ class FakeClock {
   now = (): Date => new Date(this.ms);
   advanceDays(days: number): void {
     this.ms += days * DAY_MS;
+  }
+  advanceMinutes(minutes: number): void {
+    this.ms += minutes * 60_000;
   }
 }
 
@@ -206,39 +212,6 @@ describe('CertificateManager', () => {
     expect(new X509Certificate(renamed.certPem).checkHost('localhost')).toBe('localhost');
   });
 
-  it('regenerates the CA when the stored CA is unusable', async () => {
-    const store = new InMemorySecretStore();
-    const clock = new FakeClock();
-    const initial = await newManager(store, clock).start();
-    const otherCa = await generateCertificateAuthority({ now: clock.now() });
-    store.put(
-      secretFromMaterial({ ...initial, caKeyPem: otherCa.keyPem }, { name: SECRET, namespace: NAMESPACE }),
-    );
-
-    const regenerated = await newManager(store, clock).start();
-
-    expect(regenerated.caCertPem).not.toBe(initial.caCertPem);
-    expect(servingProblem(regenerated, { now: clock.now(), dnsNames: DNS_NAMES })).toBeUndefined();
-    expect(await storedMaterial(store)).toEqual(regenerated);
-  });
-
-  it('replaces a CA that could no longer sign a full-length leaf', async () => {
-    const store = new InMemorySecretStore();
-    const clock = new FakeClock();
-    const initial = await newManager(store, clock, { caValidityMs: 500 * DAY_MS }).start();
-    clock.advanceDays(100);
-    const beforeCaAges = await newManager(store, clock).start();
-    expect(beforeCaAges).toEqual(initial);
-
-    clock.advanceDays(50);
-    const renewed = await newManager(store, clock).start();
-
-    expect(renewed.caCertPem).not.toBe(initial.caCertPem);
-    expect(new X509Certificate(renewed.caCertPem).validToDate.getTime()).toBeGreaterThan(
-      clock.now().getTime() + 3000 * DAY_MS,
-    );
-  });
-
   it('recreates the Secret when it is deleted between the read and the update', async () => {
     const store = new InMemorySecretStore();
     const clock = new FakeClock();
@@ -311,3 +284,205 @@ describe('CertificateManager', () => {
     expect(manager.certificateExpirySeconds()).toBeCloseTo((265 * DAY_MS) / 1000, -2);
   });
 });
+
+/** The CA certificates a material's trust bundle holds, as serial numbers. */
+function trustedSerials(material: TlsMaterial): string[] {
+  return (
+    trustBundlePem(material).match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? []
+  ).map(serial);
+}
+
+/** Whether a bundle (as kube-apiserver would verify with it) trusts the leaf a material serves. */
+function bundleTrustsLeaf(bundleOf: TlsMaterial, served: TlsMaterial): boolean {
+  const cas =
+    trustBundlePem(bundleOf).match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----\n?/g) ?? [];
+  return cas.some(
+    (caCertPem) =>
+      leafProblem({ ...served, caCertPem }, { now: new Date(), dnsNames: DNS_NAMES }) === undefined,
+  );
+}
+
+describe('CertificateManager CA rotation', () => {
+  // Default overlap with the default 5-minute check interval: 2 × 5 min + 1 min.
+  const OVERLAP_MINUTES = 11;
+
+  async function storeWithCaKeyReplaced(
+    clock: FakeClock,
+  ): Promise<{ store: InMemorySecretStore; initial: TlsMaterial }> {
+    const store = new InMemorySecretStore();
+    const initial = await newManager(store, clock).start();
+    const otherCa = await generateCertificateAuthority({ now: clock.now() });
+    store.put(
+      secretFromMaterial({ ...initial, caKeyPem: otherCa.keyPem }, { name: SECRET, namespace: NAMESPACE }),
+    );
+    return { store, initial };
+  }
+
+  it('stages a successor when the CA can no longer sign, keeps serving, then promotes and retires in turn', async () => {
+    const clock = new FakeClock();
+    const { store, initial } = await storeWithCaKeyReplaced(clock);
+    const manager = newManager(store, clock);
+
+    // 1. Staged: the same leaf and signing CA, a second CA in the bundle, the time on the Secret.
+    const staged = await manager.start();
+    expect(staged.certPem).toBe(initial.certPem);
+    expect(staged.caCertPem).toBe(initial.caCertPem);
+    const next = staged.rotation?.next;
+    expect(next).toBeDefined();
+    expect(trustedSerials(staged)).toEqual([serial(initial.caCertPem), serial(next?.certPem ?? '')]);
+    const secret = await store.get(NAMESPACE, SECRET);
+    expect(secret?.metadata.annotations?.[ROTATION_ANNOTATIONS.nextStagedAt]).toBe(clock.now().toISOString());
+    expect(Object.keys(secret?.data ?? {}).sort()).toEqual([
+      'ca.crt',
+      'ca.key',
+      'next-ca.crt',
+      'next-ca.key',
+      'tls.crt',
+      'tls.key',
+    ]);
+    expect(await storedMaterial(store)).toEqual(staged);
+
+    // Within the overlap nothing moves and nothing is written.
+    clock.advanceMinutes(OVERLAP_MINUTES - 1);
+    store.calls.length = 0;
+    expect(await manager.refresh()).toEqual(staged);
+    expect(store.calls.map((call) => call.operation)).toEqual(['get']);
+
+    // 2. Promoted: the staged CA signs a new leaf; the replaced CA stays trusted.
+    clock.advanceMinutes(1);
+    const promoted = await manager.refresh();
+    expect(promoted.caCertPem).toBe(next?.certPem);
+    expect(leafProblem(promoted, { now: clock.now(), dnsNames: DNS_NAMES })).toBeUndefined();
+    expect(promoted.rotation?.next).toBeUndefined();
+    expect(promoted.rotation?.previous?.certPem).toBe(initial.caCertPem);
+    expect(trustedSerials(promoted).sort()).toEqual(trustedSerials(staged).sort());
+    expect(await storedMaterial(store)).toEqual(promoted);
+
+    // 3. Retired: after another overlap only the new CA is trusted; then the Secret is left alone.
+    clock.advanceMinutes(OVERLAP_MINUTES);
+    const settled = await manager.refresh();
+    expect(settled.rotation).toBeUndefined();
+    expect(settled.certPem).toBe(promoted.certPem);
+    expect(trustedSerials(settled)).toEqual([serial(next?.certPem ?? '')]);
+    const settledSecret = await store.get(NAMESPACE, SECRET);
+    expect(Object.keys(settledSecret?.data ?? {}).sort()).toEqual(['ca.crt', 'ca.key', 'tls.crt', 'tls.key']);
+    expect(settledSecret?.metadata.annotations ?? {}).toEqual({});
+    store.calls.length = 0;
+    clock.advanceDays(1);
+    expect(await manager.refresh()).toEqual(settled);
+    expect(store.calls.map((call) => call.operation)).toEqual(['get']);
+  });
+
+  it('keeps every replica’s leaf trusted by every replica’s bundle through a rotation', async () => {
+    const clock = new FakeClock();
+    const { store } = await storeWithCaKeyReplaced(clock);
+    const replicas = [newManager(store, clock), newManager(store, clock), newManager(store, clock)];
+    const materials: TlsMaterial[] = [];
+    for (const replica of replicas) materials.push(await replica.start());
+
+    // Passes every 5 minutes, staggered: replica i checks at minute 5k + i (the leader could be any of them, and
+    // kube-apiserver trusts the bundle the leader published at its last pass).
+    const seenCas = new Set<string>();
+    for (let minute = 1; minute <= 60; minute++) {
+      clock.advanceMinutes(1);
+      for (const [i, replica] of replicas.entries()) {
+        if (minute % 5 === i) materials[i] = await replica.refresh();
+      }
+      for (const served of materials) {
+        for (const bundleOf of materials) expect(bundleTrustsLeaf(bundleOf, served)).toBe(true);
+      }
+      for (const material of materials) seenCas.add(serial(material.caCertPem));
+    }
+    // It did rotate: every replica ends on one new CA alone.
+    expect(seenCas.size).toBe(2);
+    expect(new Set(materials.map((m) => m.caCertPem)).size).toBe(1);
+    expect(materials.every((m) => m.rotation === undefined)).toBe(true);
+  });
+
+  it('stages a successor for a CA that could no longer sign a full-length leaf', async () => {
+    const store = new InMemorySecretStore();
+    const clock = new FakeClock();
+    const initial = await newManager(store, clock, { caValidityMs: 500 * DAY_MS }).start();
+    clock.advanceDays(100);
+    expect(await newManager(store, clock).start()).toEqual(initial);
+
+    clock.advanceDays(50);
+    const manager = newManager(store, clock);
+    const staged = await manager.start();
+    expect(staged.caCertPem).toBe(initial.caCertPem);
+    expect(new X509Certificate(staged.rotation?.next?.certPem ?? '').validToDate.getTime()).toBeGreaterThan(
+      clock.now().getTime() + 3000 * DAY_MS,
+    );
+    clock.advanceMinutes(OVERLAP_MINUTES);
+    const promoted = await manager.refresh();
+    expect(promoted.caCertPem).toBe(staged.rotation?.next?.certPem);
+    expect(serial(promoted.certPem)).not.toBe(serial(initial.certPem));
+  });
+
+  it('lets a new CA sign at once when nothing stored can be served, keeping a readable old CA trusted', async () => {
+    const store = new InMemorySecretStore();
+    const clock = new FakeClock();
+    const initial = await newManager(store, clock).start();
+    const otherCa = await generateCertificateAuthority({ now: clock.now() });
+    // The CA cannot sign (wrong key) and the leaf is gone.
+    const broken = secretFromMaterial(
+      { ...initial, caKeyPem: otherCa.keyPem },
+      { name: SECRET, namespace: NAMESPACE },
+    );
+    const { 'tls.crt': _cert, 'tls.key': _key, ...withoutLeaf } = broken.data ?? {};
+    store.put({ ...broken, data: withoutLeaf });
+
+    const regenerated = await newManager(store, clock).start();
+
+    expect(regenerated.caCertPem).not.toBe(initial.caCertPem);
+    expect(servingProblem(regenerated, { now: clock.now(), dnsNames: DNS_NAMES })).toBeUndefined();
+    expect(regenerated.rotation?.previous?.certPem).toBe(initial.caCertPem);
+    expect(await storedMaterial(store)).toEqual(regenerated);
+  });
+
+  it('promotes a staged successor at once, rather than generating another, when the served leaf breaks', async () => {
+    const clock = new FakeClock();
+    const { store } = await storeWithCaKeyReplaced(clock);
+    const staged = await newManager(store, clock).start();
+    const secret = await store.get(NAMESPACE, SECRET);
+    if (secret === undefined) throw new Error('Secret missing');
+    store.put({ ...secret, data: { ...secret.data, 'tls.crt': Buffer.from('garbage').toString('base64') } });
+
+    const promoted = await newManager(store, clock).start();
+
+    expect(promoted.caCertPem).toBe(staged.rotation?.next?.certPem);
+    expect(promoted.rotation?.previous?.certPem).toBe(staged.caCertPem);
+    expect(leafProblem(promoted, { now: clock.now(), dnsNames: DNS_NAMES })).toBeUndefined();
+  });
+
+  it('replaces an unusable staged CA and restarts an overlap whose start cannot be read', async () => {
+    const clock = new FakeClock();
+    const { store } = await storeWithCaKeyReplaced(clock);
+    const staged = await newManager(store, clock).start();
+    const secret = await store.get(NAMESPACE, SECRET);
+    if (secret === undefined) throw new Error('Secret missing');
+
+    store.put({ ...secret, data: { ...secret.data, 'next-ca.key': initial64(staged.caKeyPem) } });
+    const restaged = await newManager(store, clock).start();
+    expect(restaged.rotation?.next?.certPem).toBeDefined();
+    expect(restaged.rotation?.next?.certPem).not.toBe(staged.rotation?.next?.certPem);
+
+    const current = await store.get(NAMESPACE, SECRET);
+    if (current === undefined) throw new Error('Secret missing');
+    clock.advanceMinutes(OVERLAP_MINUTES);
+    store.put({
+      ...current,
+      metadata: {
+        ...current.metadata,
+        annotations: { [ROTATION_ANNOTATIONS.nextStagedAt]: 'yesterday-ish' },
+      },
+    });
+    const stamped = await newManager(store, clock).start();
+    expect(stamped.caCertPem).toBe(staged.caCertPem);
+    expect(stamped.rotation?.next?.since).toEqual(clock.now());
+  });
+});
+
+function initial64(pem: string): string {
+  return Buffer.from(pem).toString('base64');
+}

@@ -4,15 +4,17 @@ import {
   CA_VALIDITY_MS,
   SERVING_VALIDITY_MS,
   caBundleBase64,
-  caBundleFromSecret,
+  caCertFromSecret,
   caProblem,
   generateCertificateAuthority,
   injectorDnsNames,
   issueServingCertificate,
+  leafProblem,
   materialFromSecret,
   needsRotation,
   secretFromMaterial,
   servingProblem,
+  trustBundlePem,
   type TlsMaterial,
 } from '../../../../src/injector/tls/certificates.js';
 
@@ -185,7 +187,7 @@ describe('Secret round trip', () => {
     expect(secret.type).toBe('kubernetes.io/tls');
     expect(Object.keys(secret.data ?? {}).sort()).toEqual(['ca.crt', 'ca.key', 'tls.crt', 'tls.key']);
     expect(materialFromSecret(secret)).toEqual(material);
-    expect(caBundleFromSecret(secret)).toBe(material.caCertPem);
+    expect(caCertFromSecret(secret)).toBe(material.caCertPem);
     expect(Buffer.from(caBundleBase64(material), 'base64').toString('utf8')).toBe(material.caCertPem);
   });
 
@@ -195,6 +197,76 @@ describe('Secret round trip', () => {
     const { 'tls.key': _dropped, ...partial } = secret.data ?? {};
     expect(materialFromSecret({ data: partial })).toBeUndefined();
     expect(materialFromSecret({})).toBeUndefined();
-    expect(caBundleFromSecret({})).toBeUndefined();
+    expect(caCertFromSecret({})).toBeUndefined();
+  });
+
+  it('keeps a CA rotation in extra keys and meshrev annotations beside the user’s own', async () => {
+    const material = await freshMaterial();
+    const next = await generateCertificateAuthority({ now: NOW });
+    const previous = await generateCertificateAuthority({ now: NOW });
+    const stagedAt = new Date('2026-09-01T12:05:00Z');
+    const rotating: TlsMaterial = {
+      ...material,
+      rotation: {
+        next: { ...next, since: stagedAt },
+        previous: { certPem: previous.certPem, since: undefined },
+      },
+    };
+    const stampedAt = new Date('2026-09-01T12:06:00Z');
+    const secret = secretFromMaterial(
+      rotating,
+      {
+        name: 'x',
+        namespace: 'y',
+        annotations: { team: 'platform', 'meshrev.dev/next-ca-staged-at': 'old' },
+      },
+      stampedAt,
+    );
+
+    expect(Object.keys(secret.data ?? {}).sort()).toEqual([
+      'ca.crt',
+      'ca.key',
+      'next-ca.crt',
+      'next-ca.key',
+      'previous-ca.crt',
+      'tls.crt',
+      'tls.key',
+    ]);
+    expect(secret.metadata.annotations).toEqual({
+      team: 'platform',
+      'meshrev.dev/next-ca-staged-at': stagedAt.toISOString(),
+      'meshrev.dev/previous-ca-retired-at': stampedAt.toISOString(),
+    });
+    expect(materialFromSecret(secret)).toEqual({
+      ...rotating,
+      rotation: {
+        next: { ...next, since: stagedAt },
+        previous: { certPem: previous.certPem, since: stampedAt },
+      },
+    });
+    // The bundle: the signing CA first, then the staged one, then the retired one.
+    expect(trustBundlePem(rotating)).toBe(material.caCertPem + next.certPem + previous.certPem);
+    expect(caCertFromSecret(secret)).toBe(material.caCertPem);
+
+    const garbled = {
+      ...secret,
+      metadata: { ...secret.metadata, annotations: { 'meshrev.dev/next-ca-staged-at': 'soon' } },
+    };
+    expect(materialFromSecret(garbled)?.rotation?.next?.since).toBeUndefined();
+    expect(materialFromSecret(garbled)?.rotation?.previous?.since).toBeUndefined();
+  });
+});
+
+describe('leafProblem', () => {
+  it('accepts a leaf that is only due for renewal, which servingProblem would replace', async () => {
+    const material = await freshMaterial();
+    const expectations = { now: new Date(NOW.getTime() + 300 * DAY_MS), dnsNames: DNS_NAMES };
+    expect(servingProblem(material, expectations)).toMatch(/due for rotation/);
+    expect(leafProblem(material, expectations)).toBeUndefined();
+    expect(leafProblem(material, { ...expectations, now: new Date(NOW.getTime() + 400 * DAY_MS) })).toMatch(
+      /outside its validity/,
+    );
+    const other = await freshMaterial();
+    expect(leafProblem({ ...material, caCertPem: other.caCertPem }, expectations)).toMatch(/not signed by/);
   });
 });
