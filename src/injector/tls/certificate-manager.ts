@@ -8,6 +8,7 @@
 import type { Logger } from 'pino';
 import {
   DEFAULT_RENEW_BEFORE_MS,
+  ROTATION_ANNOTATIONS,
   SECRET_KEYS,
   SERVING_VALIDITY_MS,
   caProblem,
@@ -221,18 +222,31 @@ export class CertificateManager {
     );
   }
 
+  /**
+   * Creates the Secret: on first install with a new CA; after someone deleted it, from the material this replica
+   * still serves, so neither the CA every webhook trusts nor any replica's leaf changes.
+   */
   private async createSecret(): Promise<TlsMaterial> {
-    const material = await this.generateAll();
+    const now = this.now();
+    const kept =
+      this.material !== undefined &&
+      leafProblem(this.material, { now, dnsNames: this.dnsNames, ipAddresses: this.ipAddresses }) ===
+        undefined
+        ? this.material
+        : undefined;
+    const material = kept ?? (await this.generateAll());
     await this.store.create(
-      secretFromMaterial(material, {
-        name: this.secretName,
-        namespace: this.namespace,
-        labels: SECRET_LABELS,
-      }),
+      secretFromMaterial(
+        material,
+        { name: this.secretName, namespace: this.namespace, labels: SECRET_LABELS },
+        now,
+      ),
     );
     this.logger?.info(
       { secret: `${this.namespace}/${this.secretName}` },
-      'created injector CA and certificate',
+      kept
+        ? 'recreated the deleted injector TLS Secret from the material this replica serves'
+        : 'created injector CA and certificate',
     );
     return material;
   }
@@ -283,6 +297,8 @@ export class CertificateManager {
           );
 
     let { next, previous } = usableRotation(existing, now, changes);
+    const replaceRequested = existing.metadata.annotations?.[ROTATION_ANNOTATIONS.replaceCa] !== undefined;
+    if (replaceRequested) changes.push(`took the ${ROTATION_ANNOTATIONS.replaceCa} request`);
 
     let ca: KeyPairPem | undefined =
       signingIssue === undefined
@@ -311,7 +327,10 @@ export class CertificateManager {
       promoted = true;
       changes.push('promoted the staged CA after the overlap');
     } else if (next === undefined) {
-      const why = signingIssue ?? this.caAgeingProblem(stored.caCertPem ?? '', now);
+      const why =
+        signingIssue ??
+        (replaceRequested ? `asked by annotation ${ROTATION_ANNOTATIONS.replaceCa}` : undefined) ??
+        this.caAgeingProblem(stored.caCertPem ?? '', now);
       if (why !== undefined) {
         next = { ...(await this.generateCa()), since: now };
         changes.push(`staged a new CA (${why})`);

@@ -69,10 +69,14 @@ export const SECRET_KEYS = {
   previousCaCert: 'previous-ca.crt',
 } as const;
 
-/** When each half of a CA rotation began (RFC 3339), kept beside the certificates they time. */
+/**
+ * When each half of a CA rotation began (RFC 3339), kept beside the certificates they time, and the request a
+ * person makes to replace the CA (any value; meshrev stages a new CA and removes the annotation).
+ */
 export const ROTATION_ANNOTATIONS = {
   nextStagedAt: 'meshrev.dev/next-ca-staged-at',
   previousRetiredAt: 'meshrev.dev/previous-ca-retired-at',
+  replaceCa: 'meshrev.dev/replace-ca',
 } as const;
 
 /** The Secret as meshrev reads and writes it; a client-node V1Secret with name and namespace fits it. */
@@ -383,8 +387,8 @@ export function rotationFromSecret(
 }
 
 /**
- * The Secret for the material. Rotation times become annotations (`annotations` are the ones to keep, with
- * meshrev's rotation annotations replaced); a time that is undefined is written as `stampedAt`.
+ * The Secret for the material. Rotation times become annotations (`annotations` are the ones to keep; meshrev's
+ * rotation annotations among them are replaced, a replace-ca request dropped); an undefined time is `stampedAt`.
  */
 export function secretFromMaterial(
   material: TlsMaterial,
@@ -400,8 +404,7 @@ export function secretFromMaterial(
   const encode = (pem: string) => Buffer.from(pem, 'utf8').toString('base64');
   const { next, previous } = material.rotation ?? {};
   const annotations: Record<string, string> = { ...metadata.annotations };
-  delete annotations[ROTATION_ANNOTATIONS.nextStagedAt];
-  delete annotations[ROTATION_ANNOTATIONS.previousRetiredAt];
+  for (const key of Object.values(ROTATION_ANNOTATIONS)) delete annotations[key];
   if (next !== undefined)
     annotations[ROTATION_ANNOTATIONS.nextStagedAt] = (next.since ?? stampedAt).toISOString();
   if (previous !== undefined)

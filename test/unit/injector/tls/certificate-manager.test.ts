@@ -455,6 +455,56 @@ describe('CertificateManager CA rotation', () => {
     expect(leafProblem(promoted, { now: clock.now(), dnsNames: DNS_NAMES })).toBeUndefined();
   });
 
+  it('stages a new CA when asked by annotation, once, and keeps the user’s other annotations', async () => {
+    const store = new InMemorySecretStore();
+    const clock = new FakeClock();
+    const manager = newManager(store, clock);
+    const initial = await manager.start();
+    const secret = await store.get(NAMESPACE, SECRET);
+    if (secret === undefined) throw new Error('Secret missing');
+    store.put({
+      ...secret,
+      metadata: {
+        ...secret.metadata,
+        annotations: { [ROTATION_ANNOTATIONS.replaceCa]: 'key leaked', owner: 'platform' },
+      },
+    });
+
+    const staged = await manager.refresh();
+
+    expect(staged.certPem).toBe(initial.certPem);
+    expect(staged.rotation?.next).toBeDefined();
+    const annotations = (await store.get(NAMESPACE, SECRET))?.metadata.annotations;
+    expect(annotations).toEqual({
+      owner: 'platform',
+      [ROTATION_ANNOTATIONS.nextStagedAt]: clock.now().toISOString(),
+    });
+    clock.advanceMinutes(OVERLAP_MINUTES);
+    const promoted = await manager.refresh();
+    expect(promoted.caCertPem).toBe(staged.rotation?.next?.certPem);
+    expect(promoted.rotation?.next).toBeUndefined();
+  });
+
+  it('recreates a deleted Secret from what it serves, mid-rotation too, so no webhook loses trust', async () => {
+    const clock = new FakeClock();
+    const { store } = await storeWithCaKeyReplaced(clock);
+    const manager = newManager(store, clock);
+    const staged = await manager.start();
+    store.delete(NAMESPACE, SECRET);
+    clock.advanceMinutes(1);
+
+    const recreated = await manager.refresh();
+
+    expect(recreated).toEqual(staged);
+    expect(await storedMaterial(store)).toEqual(staged);
+    // The overlap runs from the original staging, not from the deletion.
+    clock.advanceMinutes(OVERLAP_MINUTES - 1);
+    expect((await manager.refresh()).caCertPem).toBe(staged.rotation?.next?.certPem);
+    // A replica that serves nothing yet (a fresh start on an empty namespace) creates a new CA.
+    const fresh = await newManager(new InMemorySecretStore(), clock).start();
+    expect(fresh.caCertPem).not.toBe(staged.caCertPem);
+  });
+
   it('replaces an unusable staged CA and restarts an overlap whose start cannot be read', async () => {
     const clock = new FakeClock();
     const { store } = await storeWithCaKeyReplaced(clock);
