@@ -9,12 +9,14 @@ import { API_GROUP_VERSION } from '../../src/crds/constants.js';
 import { ROTATION_ANNOTATIONS } from '../../src/injector/tls/certificates.js';
 import type { KubeClient, Lease } from '../../src/runtime/kube.js';
 import type { KubeObject } from '../../src/runtime/types.js';
-import { componentLogs, uniqueName, waitFor } from '../support/kube.js';
+import { uniqueName, waitFor } from '../support/kube.js';
 import { installCrds, testClient } from '../support/operator.js';
 import {
+  podReview,
   sendAdmission,
   startProcessOperator,
   stopAllProcessOperators,
+  withOperatorLogs,
   type ProcessOperator,
 } from '../support/process-operator.js';
 
@@ -48,38 +50,16 @@ function fingerprints(bundle: string): string[] {
 }
 
 function review(uid: string): string {
-  return JSON.stringify({
-    apiVersion: 'admission.k8s.io/v1',
-    kind: 'AdmissionReview',
-    request: {
-      uid,
-      kind: { group: '', version: 'v1', kind: 'Pod' },
-      resource: { group: '', version: 'v1', resource: 'pods' },
-      namespace: 'default',
-      operation: 'CREATE',
-      object: {
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { name: `pod-${uid}`, namespace: 'default' },
-        spec: { containers: [{ name: 'app', image: 'example.invalid/app:1' }] },
-      },
-    },
+  return podReview(uid, 'default', {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: `pod-${uid}`, namespace: 'default' },
+    spec: { containers: [{ name: 'app', image: 'example.invalid/app:1' }] },
   });
 }
 
 function withLogs<T>(fn: () => Promise<T>): () => Promise<T> {
-  return async () => {
-    try {
-      return await fn();
-    } catch (err) {
-      const logs = operators
-        .map((op) => `--- operator ${op.name} (pid ${op.pid}) ---\n${op.logTail(25)}`)
-        .join('\n');
-      throw new Error(
-        `${err instanceof Error ? err.message : String(err)}\n${logs}\n${componentLogs(['kube-apiserver'])}`,
-      );
-    }
-  };
+  return withOperatorLogs(operators, fn);
 }
 
 beforeAll(async () => {

@@ -5,7 +5,7 @@
 import { API_GROUP_VERSION } from '../../src/crds/constants.js';
 import type { KubeClient, Lease } from '../../src/runtime/kube.js';
 import type { KubeObject } from '../../src/runtime/types.js';
-import { componentLogs, uniqueName, waitFor } from '../support/kube.js';
+import { uniqueName, waitFor } from '../support/kube.js';
 import { installCrds, testClient } from '../support/operator.js';
 import {
   injectorCa,
@@ -14,6 +14,7 @@ import {
   sendAdmission,
   startProcessOperator,
   stopAllProcessOperators,
+  withOperatorLogs,
   type AdmissionResult,
   type ProcessOperator,
 } from '../support/process-operator.js';
@@ -59,18 +60,7 @@ async function holder(): Promise<string> {
 }
 
 function withLogs<T>(fn: () => Promise<T>): () => Promise<T> {
-  return async () => {
-    try {
-      return await fn();
-    } catch (err) {
-      const logs = operators
-        .map((op) => `--- operator ${op.name} (pid ${op.pid}) ---\n${op.logTail(25)}`)
-        .join('\n');
-      throw new Error(
-        `${err instanceof Error ? err.message : String(err)}\n${logs}\n${componentLogs(['kube-apiserver'])}`,
-      );
-    }
-  };
+  return withOperatorLogs(operators, fn);
 }
 
 async function reconciled(name: string): Promise<boolean> {

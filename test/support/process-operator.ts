@@ -9,7 +9,7 @@ import { join } from 'node:path';
 
 import type { KubeClient } from '../../src/runtime/kube.js';
 import { OPERATOR_NODE_FLAGS } from '../../src/cli/node-flags.js';
-import { testKubeconfigPath, waitFor } from './kube.js';
+import { componentLogs, testKubeconfigPath, waitFor } from './kube.js';
 import { repoRoot } from './operator.js';
 
 export const mainEntry = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
@@ -299,4 +299,23 @@ export function openAdmission(
 
 export function sendAdmission(target: AdmissionTarget, body: string): Promise<AdmissionResult> {
   return openAdmission(target, body).finish();
+}
+
+/** Wraps a test body so that a failure carries every operator's log tail and kube-apiserver's. */
+export function withOperatorLogs<T>(
+  operators: readonly ProcessOperator[],
+  fn: () => Promise<T>,
+): () => Promise<T> {
+  return async () => {
+    try {
+      return await fn();
+    } catch (err) {
+      const logs = operators
+        .map((op) => `--- operator ${op.name} (pid ${op.pid}) ---\n${op.logTail(25)}`)
+        .join('\n');
+      throw new Error(
+        `${err instanceof Error ? err.message : String(err)}\n${logs}\n${componentLogs(['kube-apiserver'])}`,
+      );
+    }
+  };
 }

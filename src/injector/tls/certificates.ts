@@ -392,13 +392,7 @@ export function rotationFromSecret(
  */
 export function secretFromMaterial(
   material: TlsMaterial,
-  metadata: {
-    name: string;
-    namespace: string;
-    resourceVersion?: string;
-    labels?: Record<string, string>;
-    annotations?: Record<string, string>;
-  },
+  metadata: TlsSecret['metadata'],
   stampedAt: Date = new Date(),
 ): TlsSecret {
   const encode = (pem: string) => Buffer.from(pem, 'utf8').toString('base64');
