@@ -10,7 +10,7 @@ import { ROTATION_ANNOTATIONS } from '../../src/injector/tls/certificates.js';
 import type { KubeClient, Lease } from '../../src/runtime/kube.js';
 import type { KubeObject } from '../../src/runtime/types.js';
 import { uniqueName, waitFor } from '../support/kube.js';
-import { installCrds, testClient } from '../support/operator.js';
+import { ensureIstioSystemNamespace, installCrds, testClient } from '../support/operator.js';
 import {
   podReview,
   sendAdmission,
@@ -65,9 +65,7 @@ function withLogs<T>(fn: () => Promise<T>): () => Promise<T> {
 beforeAll(async () => {
   client = testClient();
   await installCrds(client);
-  if (!(await client.getOptional({ apiVersion: 'v1', kind: 'Namespace', name: 'istio-system' }))) {
-    await client.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'istio-system' } });
-  }
+  await ensureIstioSystemNamespace(client);
 });
 
 afterAll(async () => {

@@ -6,7 +6,7 @@ import { API_GROUP_VERSION } from '../../src/crds/constants.js';
 import type { KubeClient, Lease } from '../../src/runtime/kube.js';
 import type { KubeObject } from '../../src/runtime/types.js';
 import { uniqueName, waitFor } from '../support/kube.js';
-import { installCrds, testClient } from '../support/operator.js';
+import { ensureIstioSystemNamespace, installCrds, testClient } from '../support/operator.js';
 import {
   injectorCa,
   openAdmission,
@@ -134,9 +134,7 @@ function admissionLoad(replicas: ProcessOperator[]): { probes: Probe[]; stop(): 
 beforeAll(async () => {
   client = testClient();
   await installCrds(client);
-  if (!(await client.getOptional({ apiVersion: 'v1', kind: 'Namespace', name: 'istio-system' }))) {
-    await client.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'istio-system' } });
-  }
+  await ensureIstioSystemNamespace(client);
 });
 
 afterAll(async () => {

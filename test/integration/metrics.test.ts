@@ -13,6 +13,7 @@ import {
   waitFor,
 } from '../support/kube.js';
 import {
+  ensureIstioSystemNamespace,
   installCrds,
   operatorLogTail,
   startTestOperator,
@@ -92,9 +93,7 @@ function containerNames(p: PodShape): string[] {
 beforeAll(async () => {
   client = testClient();
   await installCrds(client);
-  if (!(await client.getOptional({ apiVersion: 'v1', kind: 'Namespace', name: 'istio-system' }))) {
-    await client.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'istio-system' } });
-  }
+  await ensureIstioSystemNamespace(client);
   operator = await startTestOperator('metrics', ['--create-default-tag=false']);
   started.push(operator);
 });

@@ -21,6 +21,12 @@ export async function installCrds(client: KubeClient): Promise<void> {
   await installMeshrevCrds(client, 'meshrev-tests');
 }
 
+/** Creates `istio-system` (where revisions' webhook configurations and istiod live) unless it exists. */
+export async function ensureIstioSystemNamespace(client: KubeClient): Promise<void> {
+  if (await client.getOptional({ apiVersion: 'v1', kind: 'Namespace', name: 'istio-system' })) return;
+  await client.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'istio-system' } });
+}
+
 export interface TestOperator extends OperatorHandle {
   config: OperatorConfig;
   logFile: string;

@@ -14,6 +14,7 @@ import {
   servingProblem,
   trustBundlePem,
   type TlsMaterial,
+  type TlsSecret,
 } from '../../../../src/injector/tls/certificates.js';
 import { InMemorySecretStore, SecretStoreError } from '../../../../src/injector/tls/secret-store.js';
 
@@ -57,6 +58,12 @@ function storedMaterial(store: InMemorySecretStore): Promise<TlsMaterial | undef
   return store
     .get(NAMESPACE, SECRET)
     .then((secret) => (secret === undefined ? undefined : materialFromSecret(secret)));
+}
+
+async function storedSecret(store: InMemorySecretStore): Promise<TlsSecret> {
+  const secret = await store.get(NAMESPACE, SECRET);
+  if (secret === undefined) throw new Error('Secret missing');
+  return secret;
 }
 
 function serial(pem: string): string {
@@ -198,8 +205,7 @@ describe('CertificateManager', () => {
     const store = new InMemorySecretStore();
     const clock = new FakeClock();
     const initial = await newManager(store, clock).start();
-    const stored = await store.get(NAMESPACE, SECRET);
-    if (stored === undefined) throw new Error('Secret missing');
+    const stored = await storedSecret(store);
     const { 'tls.key': _droppedKey, ...withoutKey } = stored.data ?? {};
     store.put({ ...stored, data: withoutKey });
 
@@ -444,8 +450,7 @@ describe('CertificateManager CA rotation', () => {
     const clock = new FakeClock();
     const { store } = await storeWithCaKeyReplaced(clock);
     const staged = await newManager(store, clock).start();
-    const secret = await store.get(NAMESPACE, SECRET);
-    if (secret === undefined) throw new Error('Secret missing');
+    const secret = await storedSecret(store);
     store.put({ ...secret, data: { ...secret.data, 'tls.crt': Buffer.from('garbage').toString('base64') } });
 
     const promoted = await newManager(store, clock).start();
@@ -460,8 +465,7 @@ describe('CertificateManager CA rotation', () => {
     const clock = new FakeClock();
     const manager = newManager(store, clock);
     const initial = await manager.start();
-    const secret = await store.get(NAMESPACE, SECRET);
-    if (secret === undefined) throw new Error('Secret missing');
+    const secret = await storedSecret(store);
     store.put({
       ...secret,
       metadata: {
@@ -509,16 +513,14 @@ describe('CertificateManager CA rotation', () => {
     const clock = new FakeClock();
     const { store } = await storeWithCaKeyReplaced(clock);
     const staged = await newManager(store, clock).start();
-    const secret = await store.get(NAMESPACE, SECRET);
-    if (secret === undefined) throw new Error('Secret missing');
+    const secret = await storedSecret(store);
 
     store.put({ ...secret, data: { ...secret.data, 'next-ca.key': initial64(staged.caKeyPem) } });
     const restaged = await newManager(store, clock).start();
     expect(restaged.rotation?.next?.certPem).toBeDefined();
     expect(restaged.rotation?.next?.certPem).not.toBe(staged.rotation?.next?.certPem);
 
-    const current = await store.get(NAMESPACE, SECRET);
-    if (current === undefined) throw new Error('Secret missing');
+    const current = await storedSecret(store);
     clock.advanceMinutes(OVERLAP_MINUTES);
     store.put({
       ...current,
