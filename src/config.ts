@@ -23,7 +23,7 @@ export const OperatorConfigSchema = z.object({
   injectorServiceName: z.string().min(1),
   injectorServicePort: port,
   tlsSecretName: z.string().min(1),
-  /** How often the injector TLS Secret is re-read to rotate the serving certificate. */
+  /** How often the injector TLS Secret is re-read besides watching it (ageing checks, missed notifications). */
   tlsCheckSeconds: z.coerce.number().min(1),
   /**
    * How long a new injector CA is trusted before it signs, and a replaced one after; 0 means twice the check

@@ -14,7 +14,7 @@ import {
 } from '../controllers/revision/deletion.js';
 import type { UsageTracker } from '../controllers/usage-tracker.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { Informer } from '../runtime/informer.js';
+import { Informer, kubeListWatcher } from '../runtime/informer.js';
 import type { KubeClient } from '../runtime/kube.js';
 import { retryingAction } from '../runtime/retry.js';
 import type { KubeObject } from '../runtime/types.js';
@@ -54,6 +54,7 @@ export async function startServingCertificates({
     extraIpAddresses: config.devWebhookRouting ? ['127.0.0.1'] : [],
     checkIntervalMs: config.tlsCheckSeconds * 1000,
     ...(config.tlsCaOverlapSeconds > 0 ? { caOverlapMs: config.tlsCaOverlapSeconds * 1000 } : {}),
+    watch: (onChange) => watchTlsSecret({ client, config, logger, metrics }, onChange),
     logger: logger.child({ component: 'certificates' }),
   });
   const initial = await manager.start();
@@ -212,6 +213,31 @@ export async function startInjector(opts: InjectorSetupOptions): Promise<Running
       await server.close(20_000);
     },
   };
+}
+
+/**
+ * Calls `onChange` whenever the TLS Secret is created, changed or deleted, by any replica or by hand (metadata
+ * only: the certificate manager reads the Secret itself). Returns a function that stops watching.
+ */
+function watchTlsSecret({ client, config, logger, metrics }: SetupDeps, onChange: () => void): () => void {
+  const resource = 'injector-tls-secret';
+  const informer = new Informer({
+    resource,
+    listWatcher: kubeListWatcher(
+      client,
+      { apiVersion: 'v1', kind: 'Secret' },
+      {
+        namespace: config.namespace,
+        fieldSelector: `metadata.name=${config.tlsSecretName}`,
+        metadataOnly: true,
+      },
+    ),
+    logger,
+    onRestart: metrics.informerRestartHook(resource),
+  });
+  informer.addHandlers({ onAdd: onChange, onUpdate: onChange, onDelete: onChange });
+  informer.start();
+  return () => void informer.stop();
 }
 
 function certNotAfter(material: TlsMaterial): Date {

@@ -3,6 +3,8 @@
 // configuration carries at that moment: what kube-apiserver would trust, read as soon as it is written. The
 // replicas re-read the Secret on different intervals (the leader slowly), so each step of the rotation (staged,
 // promoted, retired) reaches them at different times; not one admission may fail verification.
+// A second test gives one operator hour-long checks: only its Secret watch and its rotation-step timers can make
+// a requested CA replacement complete, and a deleted Secret come back, within the test's time.
 import { X509Certificate } from 'node:crypto';
 
 import { API_GROUP_VERSION } from '../../src/crds/constants.js';
@@ -30,13 +32,19 @@ const secretName = uniqueName('meshrev-ca-tls');
 const rev = uniqueName('ca-rot');
 /** More than the leader's 4 s check interval plus applying the webhooks. */
 const OVERLAP_SECONDS = 6;
+/** The single operator of the second test: one lease, Secret and revision of its own. */
+const watched = {
+  lease: uniqueName('meshrev-watch'),
+  secret: uniqueName('meshrev-watch-tls'),
+  rev: uniqueName('tls-watch'),
+};
 
 let client: KubeClient;
 const operators: ProcessOperator[] = [];
 
 /** The PEM bundle the revision's injection webhook trusts now, or undefined before it exists. */
-async function webhookBundle(): Promise<string | undefined> {
-  const mwc = await client.getOptional<Mwc>({ ...MWC, name: `istio-sidecar-injector-${rev}` });
+async function webhookBundle(revision = rev): Promise<string | undefined> {
+  const mwc = await client.getOptional<Mwc>({ ...MWC, name: `istio-sidecar-injector-${revision}` });
   const encoded = mwc?.webhooks?.[0]?.clientConfig.caBundle;
   return encoded ? Buffer.from(encoded, 'base64').toString('utf8') : undefined;
 }
@@ -70,10 +78,12 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stopAllProcessOperators();
-  await client.delete({ ...CPR, name: rev }).catch(() => undefined);
+  for (const name of [rev, watched.rev]) await client.delete({ ...CPR, name }).catch(() => undefined);
   for (const [kind, name, apiVersion] of [
     ['Lease', leaseName, 'coordination.k8s.io/v1'],
     ['Secret', secretName, 'v1'],
+    ['Lease', watched.lease, 'coordination.k8s.io/v1'],
+    ['Secret', watched.secret, 'v1'],
   ] as const) {
     await client.delete({ apiVersion, kind, namespace: 'meshrev-system', name }).catch(() => undefined);
   }
@@ -204,4 +214,84 @@ test(
     expect(secret.metadata.annotations?.[ROTATION_ANNOTATIONS.replaceCa]).toBeUndefined();
   }),
   180_000,
+);
+
+type StoredSecret = KubeObject & { data?: Record<string, string> };
+
+test(
+  'a replica acts on its TLS Secret changing at once: a replace-ca request and a deleted Secret, with hour-long checks',
+  withLogs(async () => {
+    // The first test's leaders would write their own caBundle into this revision's webhook too.
+    await stopAllProcessOperators();
+    operators.splice(0);
+    operators.push(
+      await startProcessOperator('tls-watch', [
+        '--leader-elect=true',
+        `--lease-name=${watched.lease}`,
+        `--tls-secret=${watched.secret}`,
+        // Polling alone would notice nothing for an hour: what happens below is the watch and the step timers.
+        '--tls-check-seconds=3600',
+        '--tls-ca-overlap-seconds=2',
+        '--dev-webhook-routing=true',
+        '--create-default-tag=false',
+        '--resync-seconds=0',
+      ]),
+    );
+    const [op] = operators;
+    if (op === undefined) throw new Error('no operator');
+    const secretRef = { apiVersion: 'v1', kind: 'Secret', namespace: 'meshrev-system', name: watched.secret };
+    await client.apply(
+      { ...CPR, metadata: { name: watched.rev }, spec: { version: '1.29.6' } } as KubeObject,
+      { fieldManager: 'meshrev-tests', force: true },
+    );
+    const originalBundle = await waitFor('the webhook caBundle', async () => {
+      const bundle = await webhookBundle(watched.rev);
+      return bundle !== undefined && certificates(bundle).length === 1 ? bundle : undefined;
+    });
+    const [originalCa] = fingerprints(originalBundle);
+
+    const requestedAt = Date.now();
+    await client.patch(
+      secretRef,
+      { metadata: { annotations: { [ROTATION_ANNOTATIONS.replaceCa]: 'integration test' } } },
+      'application/merge-patch+json',
+    );
+    const newCa = await waitFor(
+      'the webhook to trust a new CA alone',
+      async () => {
+        const prints = fingerprints((await webhookBundle(watched.rev)) ?? '');
+        return prints.length === 1 && prints[0] !== originalCa ? prints[0] : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 100 },
+    );
+    const replacedInMs = Date.now() - requestedAt;
+    const newBundle = (await webhookBundle(watched.rev)) ?? '';
+    const admitted = await sendAdmission(
+      { port: op.injectorPort, path: `/inject/${watched.rev}`, ca: newBundle },
+      review('after-replacement'),
+    );
+    expect(admitted.patched).toBe(true);
+
+    const before = await client.get<StoredSecret>(secretRef);
+    const deletedAt = Date.now();
+    await client.delete(secretRef);
+    const recreated = await waitFor(
+      'the deleted Secret to be recreated',
+      async () => {
+        const secret = await client.getOptional<StoredSecret>(secretRef);
+        return secret?.metadata?.uid !== before.metadata?.uid ? secret : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 100 },
+    );
+    const recreatedInMs = Date.now() - deletedAt;
+    console.log(
+      `TLS Secret watch: CA replaced (2 s overlaps) in ${replacedInMs} ms, deleted Secret recreated in ` +
+        `${recreatedInMs} ms, with --tls-check-seconds=3600`,
+    );
+    expect(newCa).not.toBe(originalCa);
+    // Recreated from what the replica serves: the same CA and leaf, so no webhook loses trust.
+    expect(recreated.data?.['ca.crt']).toBe(before.data?.['ca.crt']);
+    expect(recreated.data?.['tls.crt']).toBe(before.data?.['tls.crt']);
+  }),
+  120_000,
 );

@@ -45,8 +45,17 @@ export interface CertificateManagerOptions {
   renewBeforeMs?: number;
   caValidityMs?: number;
   servingValidityMs?: number;
-  /** How often the Secret is re-read to rotate and to pick up other replicas' writes. */
+  /**
+   * How often the Secret is re-read regardless of `watch`: the fallback for missed notifications, and the pace of
+   * ageing checks.
+   */
   checkIntervalMs?: number;
+  /**
+   * Subscribes to changes of the Secret (the operator uses a watch); returns an unsubscribe function. Each
+   * notification re-reads the Secret, so another replica's write, a deletion or a replace-ca request is acted on
+   * within moments instead of at the next check.
+   */
+  watch?: (onChange: () => void) => () => void;
   /**
    * How long a staged CA is trusted before it signs, and a replaced CA stays trusted after. It must cover every
    * replica's next pass (the leader's publishes the bundle) plus kube-apiserver seeing the webhook change; by
@@ -104,6 +113,23 @@ function unexpired(certPem: string, now: Date): boolean {
   return (certificateValidity(certPem)?.notAfter.getTime() ?? 0) > now.getTime();
 }
 
+/**
+ * Milliseconds until the rotation in `material` can take its next step (promote the staged CA, or drop the
+ * previous one), or undefined when none is pending. Never negative.
+ */
+export function nextRotationStepInMs(
+  material: TlsMaterial,
+  overlapMs: number,
+  now: Date,
+): number | undefined {
+  const starts = [material.rotation?.next?.since, material.rotation?.previous?.since].filter(
+    (since): since is Date => since !== undefined,
+  );
+  if (starts.length === 0) return undefined;
+  const earliest = Math.min(...starts.map((since) => since.getTime()));
+  return Math.max(0, earliest + overlapMs - now.getTime());
+}
+
 function countCas(material: TlsMaterial): number {
   return 1 + (material.rotation?.next ? 1 : 0) + (material.rotation?.previous ? 1 : 0);
 }
@@ -133,7 +159,14 @@ export class CertificateManager {
   private material: TlsMaterial | undefined;
   private notAfterMs: number | undefined;
   private pass: Promise<TlsMaterial> | undefined;
+  /** A notification arrived during the pass in progress, which may have read the Secret before the change. */
+  private passAgain = false;
+  private running = false;
   private timer: NodeJS.Timeout | undefined;
+  /** Wakes the manager when the next rotation step falls due, if that comes before the next check. */
+  private stepTimer: NodeJS.Timeout | undefined;
+  private unwatch: (() => void) | undefined;
+  private readonly watch: CertificateManagerOptions['watch'];
 
   constructor(options: CertificateManagerOptions) {
     this.store = options.store;
@@ -153,36 +186,69 @@ export class CertificateManager {
     this.maxConflictRetries = options.maxConflictRetries ?? 5;
     this.now = options.now ?? (() => new Date());
     this.logger = options.logger;
+    this.watch = options.watch;
   }
 
-  /** Converges the Secret once (rejecting if that fails) and then keeps checking on an unref'd timer. */
+  /**
+   * Converges the Secret once (rejecting if that fails), then keeps it converged: on every `watch` notification,
+   * when a rotation step falls due, and on an unref'd timer every check interval.
+   */
   async start(): Promise<TlsMaterial> {
     const material = await this.refresh();
-    if (this.timer === undefined) {
-      this.timer = setInterval(() => {
-        this.refresh().catch((error: unknown) => {
-          this.logger?.error(
-            { err: error },
-            'injector TLS check failed; the current certificate stays in use',
-          );
-        });
-      }, this.checkIntervalMs);
-      this.timer.unref();
-    }
+    if (this.running) return material;
+    this.running = true;
+    this.timer = setInterval(() => this.refreshInBackground(), this.checkIntervalMs);
+    this.timer.unref();
+    this.unwatch = this.watch?.(() => this.refreshInBackground());
+    this.scheduleNextStep(material);
     return material;
   }
 
   stop(): void {
-    if (this.timer !== undefined) clearInterval(this.timer);
+    this.running = false;
+    clearInterval(this.timer);
+    clearTimeout(this.stepTimer);
     this.timer = undefined;
+    this.stepTimer = undefined;
+    this.unwatch?.();
+    this.unwatch = undefined;
   }
 
   /** One convergence pass; concurrent callers share the pass in progress. */
   refresh(): Promise<TlsMaterial> {
     this.pass ??= this.converge().finally(() => {
       this.pass = undefined;
+      if (this.passAgain) {
+        this.passAgain = false;
+        this.refreshInBackground();
+      }
     });
     return this.pass;
+  }
+
+  /** A pass whose failure is logged (the served certificate stays); one more is queued if a pass is running. */
+  private refreshInBackground(): void {
+    if (!this.running) return;
+    if (this.pass !== undefined) {
+      this.passAgain = true;
+      return;
+    }
+    this.refresh().then(
+      (material) => this.scheduleNextStep(material),
+      (error: unknown) => {
+        this.logger?.error({ err: error }, 'injector TLS check failed; the current certificate stays in use');
+      },
+    );
+  }
+
+  /** Without this, each step of a CA replacement would wait up to a check interval after its overlap ends. */
+  private scheduleNextStep(material: TlsMaterial): void {
+    clearTimeout(this.stepTimer);
+    this.stepTimer = undefined;
+    const dueInMs = nextRotationStepInMs(material, this.caOverlapMs, this.now());
+    if (!this.running || dueInMs === undefined || dueInMs >= this.checkIntervalMs) return;
+    this.stepTimer = setTimeout(() => this.refreshInBackground(), dueInMs);
+    this.stepTimer.unref();
   }
 
   /** The material this replica serves. Throws before the first successful pass. */

@@ -2,6 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import {
   CertificateManager,
+  nextRotationStepInMs,
   type CertificateManagerOptions,
 } from '../../../../src/injector/tls/certificate-manager.js';
 import {
@@ -538,3 +539,148 @@ describe('CertificateManager CA rotation', () => {
 function initial64(pem: string): string {
   return Buffer.from(pem).toString('base64');
 }
+
+/** A stand-in for the operator's Secret watch: the test decides when a change is announced. */
+class FakeWatch {
+  private listener: (() => void) | undefined;
+  subscriptions = 0;
+  readonly subscribe = (onChange: () => void): (() => void) => {
+    this.subscriptions += 1;
+    this.listener = onChange;
+    return () => {
+      this.listener = undefined;
+    };
+  };
+  announce(): void {
+    this.listener?.();
+  }
+  get watching(): boolean {
+    return this.listener !== undefined;
+  }
+}
+
+function gets(store: InMemorySecretStore): number {
+  return store.calls.filter((call) => call.operation === 'get').length;
+}
+
+describe('CertificateManager reacting to Secret changes', () => {
+  const HOUR_MS = 60 * 60 * 1000;
+
+  it('acts on a replace-ca request as soon as the Secret change is announced, not at the next check', async () => {
+    const store = new InMemorySecretStore();
+    const watch = new FakeWatch();
+    const manager = newManager(store, new FakeClock(), { checkIntervalMs: HOUR_MS, watch: watch.subscribe });
+    await manager.start();
+    expect(watch.subscriptions).toBe(1);
+    const changes: TlsMaterial[] = [];
+    manager.onChange((material) => changes.push(material));
+
+    const secret = await storedSecret(store);
+    store.put({
+      ...secret,
+      metadata: { ...secret.metadata, annotations: { [ROTATION_ANNOTATIONS.replaceCa]: 'now' } },
+    });
+    watch.announce();
+
+    await waitFor(() => changes.length === 1);
+    expect(changes[0]?.rotation?.next).toBeDefined();
+    manager.stop();
+    expect(watch.watching).toBe(false);
+  });
+
+  it('reads the Secret once more when a change is announced during a pass, however many announcements', async () => {
+    const store = new InMemorySecretStore();
+    const watch = new FakeWatch();
+    const manager = newManager(store, new FakeClock(), { checkIntervalMs: HOUR_MS, watch: watch.subscribe });
+    await manager.start();
+    const before = gets(store);
+
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    store.beforeOperation = async (operation) => {
+      if (operation === 'get' && gets(store) === before + 1) await held;
+    };
+    watch.announce();
+    await waitFor(() => gets(store) === before + 1);
+    // The pass in progress may already have read the Secret: these must not be lost, nor each cost a read.
+    watch.announce();
+    watch.announce();
+    release();
+
+    await waitFor(() => gets(store) === before + 2);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(gets(store)).toBe(before + 2);
+  });
+
+  it('takes each step of a CA replacement when its overlap ends, without waiting for a check', async () => {
+    const store = new InMemorySecretStore();
+    const watch = new FakeWatch();
+    // Real time: the step timers run on it.
+    const manager = new CertificateManager({
+      store,
+      extraIpAddresses: ['127.0.0.1'],
+      checkIntervalMs: HOUR_MS,
+      caOverlapMs: 150,
+      watch: watch.subscribe,
+    });
+    managers.push(manager);
+    const initial = await manager.start();
+    const changes: TlsMaterial[] = [];
+    manager.onChange((material) => changes.push(material));
+
+    const secret = await storedSecret(store);
+    store.put({
+      ...secret,
+      metadata: { ...secret.metadata, annotations: { [ROTATION_ANNOTATIONS.replaceCa]: 'now' } },
+    });
+    watch.announce();
+
+    // staged, promoted, retired: no announcement and no check after the first.
+    await waitFor(() => changes.length === 3, 10_000);
+    const [staged, promoted, retired] = changes;
+    expect(staged?.certPem).toBe(initial.certPem);
+    expect(promoted?.caCertPem).toBe(staged?.rotation?.next?.certPem);
+    expect(promoted?.rotation?.previous?.certPem).toBe(initial.caCertPem);
+    expect(retired?.rotation).toBeUndefined();
+    expect(retired?.caCertPem).not.toBe(initial.caCertPem);
+  }, 15_000);
+});
+
+describe('nextRotationStepInMs', () => {
+  const now = new Date('2026-09-01T12:00:00Z');
+  const ago = (minutes: number): Date => new Date(now.getTime() - minutes * 60_000);
+  const material = (rotation?: TlsMaterial['rotation']): TlsMaterial => ({
+    caCertPem: 'ca',
+    caKeyPem: 'key',
+    certPem: 'leaf',
+    keyPem: 'leaf-key',
+    ...(rotation ? { rotation } : {}),
+  });
+  const overlap = 11 * 60_000;
+
+  it.each([
+    ['nothing pending', material(), undefined],
+    [
+      'a CA staged 4 minutes ago',
+      material({ next: { certPem: 'n', keyPem: 'k', since: ago(4) } }),
+      7 * 60_000,
+    ],
+    ['a CA retired 10 minutes ago', material({ previous: { certPem: 'p', since: ago(10) } }), 60_000],
+    [
+      'both, the earlier deciding',
+      material({
+        next: { certPem: 'n', keyPem: 'k', since: ago(1) },
+        previous: { certPem: 'p', since: ago(5) },
+      }),
+      6 * 60_000,
+    ],
+    ['a step already overdue', material({ previous: { certPem: 'p', since: ago(30) } }), 0],
+    [
+      'a start time not stamped yet',
+      material({ next: { certPem: 'n', keyPem: 'k', since: undefined } }),
+      undefined,
+    ],
+  ])('%s', (_name, input, expected) => {
+    expect(nextRotationStepInMs(input, overlap, now)).toBe(expected);
+  });
+});
