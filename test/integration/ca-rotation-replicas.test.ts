@@ -1,8 +1,9 @@
 // Two operator processes (leader election on, their own TLS Secret) replace the injector CA on request while an
 // admission goes to each replica every ~100 ms, verified against the caBundle the revision's webhook
-// configuration carries at that moment: what kube-apiserver would trust, read as soon as it is written. The
-// replicas re-read the Secret on different intervals (the leader slowly), so each step of the rotation (staged,
-// promoted, retired) reaches them at different times; not one admission may fail verification.
+// configuration carries at that moment: what kube-apiserver would trust, read as soon as it is written. Each step
+// of the rotation (staged, promoted, retired) reaches the replicas at different times: the writer has it at once,
+// the other through its watch or its next check (the leader checks slowly); not one admission may fail
+// verification.
 // A second test gives one operator hour-long checks: only its Secret watch and its rotation-step timers can make
 // a requested CA replacement complete, and a deleted Secret come back, within the test's time.
 import { X509Certificate } from 'node:crypto';
@@ -94,8 +95,8 @@ test(
   'replacing the CA with two replicas never leaves a replica serving a leaf the webhook caBundle distrusts',
   withLogs(async () => {
     // The leader (which applies the caBundle) re-reads the Secret slowly and the follower quickly, so the
-    // follower meets each step of the rotation first: without the overlap it would serve a leaf of the new CA
-    // before the leader had published it.
+    // follower usually takes each step of the rotation first: without the overlap it would serve a leaf of the
+    // new CA before the leader had published it.
     for (const [name, checkSeconds] of [
       ['ca-slow-leader', 4],
       ['ca-fast-follower', 1],
@@ -195,6 +196,8 @@ test(
       );
       expect(r.patched).toBe(true);
     }
+    // The probes read the bundle at the start of each round: let them meet the final one too.
+    await waitFor('the probes to see the new CA alone', () => bundlesSeen.has(newCa));
     probing = false;
     await probe;
 
