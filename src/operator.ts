@@ -127,9 +127,9 @@ export async function startOperator(
     });
     leaderControllers = running;
     leaderUsage.tracker = running.usage;
-    // deletion protection: the leader (re)applies meshrev-validation at start and whenever the CA changes,
-    // retrying until it is applied or leadership ends.
-    injector.applyValidationWebhook(signal);
+    // deletion protection: the leader (re)applies meshrev-validation at start, whenever it is deleted or edited,
+    // and whenever the CA changes, retrying until it is applied or leadership ends.
+    injector.guardValidationWebhook(signal);
     leaderHooks.caChanged = () => {
       running.enqueueAll();
       injector.applyValidationWebhook(signal);

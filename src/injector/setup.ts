@@ -7,11 +7,14 @@ import type { OperatorConfig } from '../config.js';
 import type { InjectorEndpoint } from '../controllers/common/webhooks.js';
 import { KubeEventRecorder } from '../controllers/events.js';
 import {
+  desiredValidatingWebhookConfiguration,
   ensureValidatingWebhookConfiguration,
   liveRevisionUsage,
+  VALIDATING_WEBHOOK_CONFIGURATION_NAME,
   revisionDeletionValidator,
   type DeletionUsage,
 } from '../controllers/revision/deletion.js';
+import { firstDifference } from '../controllers/sync.js';
 import type { UsageTracker } from '../controllers/usage-tracker.js';
 import type { Metrics } from '../observability/metrics.js';
 import { Informer, kubeListWatcher } from '../runtime/informer.js';
@@ -88,6 +91,11 @@ export interface RunningInjector {
    * retrying with backoff (failures logged) until it is applied or `signal` aborts (leadership lost).
    */
   applyValidationWebhook(signal: AbortSignal): void;
+  /**
+   * Applies meshrev-validation now and again whenever it is deleted or a field meshrev sets is changed (by hand, or
+   * by a tool pruning what it does not know), until `signal` aborts: the leader keeps deletion protection in place.
+   */
+  guardValidationWebhook(signal: AbortSignal): void;
   /** Stops following rotations, stops the certificate checks and drains admissions. */
   stop(): Promise<void>;
 }
@@ -207,6 +215,40 @@ export async function startInjector(opts: InjectorSetupOptions): Promise<Running
       });
     },
     applyValidationWebhook: (signal) => validationWebhook.request(signal),
+    guardValidationWebhook: (signal) => {
+      if (signal.aborted) return;
+      validationWebhook.request(signal);
+      const resource = VALIDATING_WEBHOOK_CONFIGURATION_NAME;
+      const informer = new Informer({
+        resource,
+        listWatcher: kubeListWatcher(
+          client,
+          { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingWebhookConfiguration' },
+          { fieldSelector: `metadata.name=${resource}` },
+        ),
+        logger,
+        onRestart: metrics.informerRestartHook(resource),
+      });
+      // Only a real difference is re-applied: meshrev's own applies come back as events and cost nothing more.
+      const reapplyIfChanged = (live: KubeObject | undefined): void => {
+        const {
+          apiVersion: _apiVersion,
+          kind: _kind,
+          ...fields
+        } = desiredValidatingWebhookConfiguration(endpoint, caBundle);
+        const difference = live === undefined ? 'the whole object (deleted)' : firstDifference(fields, live);
+        if (difference === undefined) return;
+        logger.warn({ difference }, `${resource} differs from what meshrev applies; applying it again`);
+        validationWebhook.request(signal);
+      };
+      informer.addHandlers({
+        onAdd: reapplyIfChanged,
+        onUpdate: (_old, live) => reapplyIfChanged(live),
+        onDelete: () => reapplyIfChanged(undefined),
+      });
+      informer.start();
+      signal.addEventListener('abort', () => void informer.stop(), { once: true });
+    },
     stop: async () => {
       unfollow?.();
       certificates.manager.stop();

@@ -390,52 +390,72 @@ describe('a canary upgrade from asm-1233-2 to asm-1234-1', () => {
   );
 
   test(
-    'without the webhook, the finalizer holds the deletion of an in-use revision and says why until overridden',
+    'a hand-deleted meshrev-validation comes back; while no operator runs, the finalizer holds the deletion of an in-use revision and says why until overridden',
     logged(async () => {
       const vwcRef = {
         apiVersion: 'admissionregistration.k8s.io/v1',
         kind: 'ValidatingWebhookConfiguration',
         name: VALIDATING_WEBHOOK_CONFIGURATION_NAME,
       };
-      const saved = await client.get<KubeObject & Record<string, unknown>>(vwcRef);
+      type Vwc = KubeObject & {
+        webhooks?: { failurePolicy?: string; clientConfig?: { caBundle?: string } }[];
+      };
+      const saved = await client.get<Vwc>(vwcRef);
       await client.delete(vwcRef);
-      try {
-        const accepted = await kubectl(['delete', 'controlplanerevision', OLD, '--wait=false']);
-        expect(accepted.code).toBe(0);
-        const held = await waitFor(
-          `${OLD} to report ${DELETION_BLOCKED_CONDITION}`,
-          async () => {
-            const cpr = await revisionStatus(OLD);
-            return condition(cpr, DELETION_BLOCKED_CONDITION)?.status === 'True' ? cpr : undefined;
-          },
-          { timeoutMs: 30_000 },
-        );
-        expect(held.metadata?.deletionTimestamp).toBeDefined();
-        expect(condition(held, DELETION_BLOCKED_CONDITION)?.message).toContain(
-          `namespace "${namespace}" selects it via istio.io/rev=${OLD}`,
-        );
-        const described = await kubectlOk(['describe', 'controlplanerevision', OLD]);
-        expect(described).toContain('DeletionBlocked');
-        expect(described).toContain('meshrev.dev/allow-delete-in-use=true');
+      const restored = await waitFor(
+        `${VALIDATING_WEBHOOK_CONFIGURATION_NAME} to be applied again`,
+        async () => {
+          const live = await client.getOptional<Vwc>(vwcRef);
+          return live !== undefined && live.metadata?.uid !== saved.metadata?.uid ? live : undefined;
+        },
+        { timeoutMs: 30_000 },
+      );
+      expect(restored.webhooks?.[0]?.clientConfig?.caBundle).toBe(
+        saved.webhooks?.[0]?.clientConfig?.caBundle,
+      );
+      // An edit of a field meshrev sets is undone too.
+      await client.patch(
+        vwcRef,
+        [{ op: 'replace', path: '/webhooks/0/failurePolicy', value: 'Fail' }],
+        'application/json-patch+json',
+      );
+      await waitFor(
+        `${VALIDATING_WEBHOOK_CONFIGURATION_NAME} to fail open again`,
+        async () => (await client.getOptional<Vwc>(vwcRef))?.webhooks?.[0]?.failurePolicy === 'Ignore',
+        { timeoutMs: 30_000 },
+      );
 
-        // The pods keep being served meanwhile: a new pod in the namespace still gets the old revision's proxy.
-        await createBarePod(namespace, 'during-deletion');
-        expect(injectedBy(await pod(namespace, 'during-deletion'))).toBe(OLD);
+      // The webhook fails open (failurePolicy Ignore) while no replica answers: the finalizer is the backstop.
+      await operator?.stop();
+      const accepted = await kubectl(['delete', 'controlplanerevision', OLD, '--wait=false']);
+      expect(accepted.code).toBe(0);
+      operator = await startTestOperator('canary-restarted', ['--create-default-tag=false']);
+      const held = await waitFor(
+        `${OLD} to report ${DELETION_BLOCKED_CONDITION}`,
+        async () => {
+          const cpr = await revisionStatus(OLD);
+          return condition(cpr, DELETION_BLOCKED_CONDITION)?.status === 'True' ? cpr : undefined;
+        },
+        { timeoutMs: 30_000 },
+      );
+      expect(held.metadata?.deletionTimestamp).toBeDefined();
+      expect(condition(held, DELETION_BLOCKED_CONDITION)?.message).toContain(
+        `namespace "${namespace}" selects it via istio.io/rev=${OLD}`,
+      );
+      const described = await kubectlOk(['describe', 'controlplanerevision', OLD]);
+      expect(described).toContain('DeletionBlocked');
+      expect(described).toContain('meshrev.dev/allow-delete-in-use=true');
 
-        await kubectlOk(['annotate', 'controlplanerevision', OLD, 'meshrev.dev/allow-delete-in-use=true']);
-        await waitFor(
-          `${OLD} to be deleted`,
-          async () => (await client.getOptional({ ...CPR, name: OLD })) === undefined,
-          {
-            timeoutMs: 30_000,
-          },
-        );
-      } finally {
-        const { metadata, ...rest } = saved;
-        await client
-          .create({ ...rest, metadata: { name: metadata?.name, labels: metadata?.labels } } as KubeObject)
-          .catch(() => undefined);
-      }
+      // The pods keep being served meanwhile: a new pod in the namespace still gets the old revision's proxy.
+      await createBarePod(namespace, 'during-deletion');
+      expect(injectedBy(await pod(namespace, 'during-deletion'))).toBe(OLD);
+
+      await kubectlOk(['annotate', 'controlplanerevision', OLD, 'meshrev.dev/allow-delete-in-use=true']);
+      await waitFor(
+        `${OLD} to be deleted`,
+        async () => (await client.getOptional({ ...CPR, name: OLD })) === undefined,
+        { timeoutMs: 30_000 },
+      );
     }),
   );
 });
