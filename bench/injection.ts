@@ -210,7 +210,7 @@ function createEchoServer(tls: { certPem: string; keyPem: string }): https.Serve
     noDelay: true,
   });
   server.keepAliveTimeout = 65_000;
-  server.headersTimeout = 66_000;
+  server.headersTimeout = 10_000;
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));

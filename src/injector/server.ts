@@ -51,10 +51,21 @@ export interface InjectorServerLimits {
    * 5 s default closes them under its feet and it reports `EOF`/`connection reset` on the next admission call.
    */
   keepAliveTimeoutMs?: number;
-  /** Must exceed the keep-alive timeout so a reused connection is not cut while its next request's headers arrive. */
+  /**
+   * How long a request's headers may take from its first byte (answered 408). Node starts this clock only when a
+   * request begins, so it does not cut a kept-alive connection that is idle between requests.
+   */
   headersTimeoutMs?: number;
-  /** Whole-request bound: a client that never finishes sending cannot hold a connection longer than this. */
+  /**
+   * Whole-request bound: a client that never finishes sending cannot hold a connection longer than this.
+   * kube-apiserver gives up on a webhook call after at most 30 s (`timeoutSeconds`), so longer serves nobody.
+   */
   requestTimeoutMs?: number;
+  /**
+   * How long a new connection may stay silent after its TLS handshake: one that never starts a request would
+   * otherwise be held open indefinitely (neither timeout above starts without a request).
+   */
+  firstRequestTimeoutMs?: number;
   /** How often Node enforces the two timeouts above. */
   connectionsCheckingIntervalMs?: number;
   /** How long a rejected oversized upload may keep streaming after the 400 before its connection is cut. */
@@ -86,8 +97,9 @@ export interface InjectorServer {
 const DEFAULT_LIMITS: Required<InjectorServerLimits> = {
   maxBodyBytes: MAX_ADMISSION_BODY_BYTES,
   keepAliveTimeoutMs: 65_000,
-  headersTimeoutMs: 66_000,
-  requestTimeoutMs: 70_000,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  firstRequestTimeoutMs: 10_000,
   connectionsCheckingIntervalMs: 5_000,
   oversizedDrainMs: 5_000,
   handshakeTimeoutMs: 10_000,
@@ -156,6 +168,13 @@ export function createInjectorServer(options: InjectorServerOptions): InjectorSe
   server.on('connection', (socket: Socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
+  });
+  // Until its first request starts, a connection is bounded by this idle timeout (Node destroys a socket that times
+  // out with no request); from then on the request timeouts and, between requests, the keep-alive timeout apply.
+  const awaitingFirstRequest = new WeakSet<Socket>();
+  server.on('secureConnection', (socket: Socket) => {
+    awaitingFirstRequest.add(socket);
+    socket.setTimeout(limits.firstRequestTimeoutMs);
   });
   server.on('tlsClientError', (error: Error) => {
     logger.debug({ err: error }, 'injector TLS handshake failed');
@@ -279,6 +298,7 @@ export function createInjectorServer(options: InjectorServerOptions): InjectorSe
   }
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (awaitingFirstRequest.delete(req.socket)) req.socket.setTimeout(0);
     inFlight += 1;
     req.on('error', (error: Error) => logger.debug({ err: error }, 'injector request stream failed'));
     res.on('error', (error: Error) => logger.debug({ err: error }, 'injector response stream failed'));

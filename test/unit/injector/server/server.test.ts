@@ -177,6 +177,21 @@ function keepAliveAgent(maxSockets = 1): https.Agent {
   return agent;
 }
 
+async function connectedTls(port: number): Promise<tls.TLSSocket> {
+  const socket = tls.connect({ host: HOST, port, ca: ca.certPem });
+  await new Promise<void>((resolve) => socket.once('secureConnect', () => resolve()));
+  return socket;
+}
+
+/** What the server sent until it closed the connection, and how long that took. */
+async function untilClosed(socket: tls.TLSSocket): Promise<{ received: string; afterMs: number }> {
+  const started = Date.now();
+  let received = '';
+  socket.on('data', (chunk: Buffer) => (received += chunk.toString('utf8')));
+  await new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  return { received, afterMs: Date.now() - started };
+}
+
 async function waitFor(condition: () => boolean, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
@@ -438,17 +453,60 @@ describe('injector HTTPS server robustness', () => {
         keepAliveTimeoutMs: 100,
       },
     });
-    const socket = tls.connect({ host: HOST, port, ca: ca.certPem });
-    await new Promise<void>((resolve) => socket.once('secureConnect', () => resolve()));
+    const socket = await connectedTls(port);
     socket.write(
       'POST /inject/canary HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"a"',
     );
+    const { received, afterMs } = await untilClosed(socket);
+    expect(afterMs).toBeLessThan(3000);
+    expect(received).toMatch(/^HTTP\/1.1 408 Request Timeout\r\n/);
+  });
+
+  it('cuts off a client that trickles its headers', async () => {
+    const { port } = await startServer({
+      limits: { headersTimeoutMs: 200, requestTimeoutMs: 300, connectionsCheckingIntervalMs: 50 },
+    });
+    const socket = await connectedTls(port);
+    socket.write('POST /inject/canary HTTP/1.1\r\nHost: x\r\n');
+    const trickle = setInterval(() => socket.write('X'), 50);
+    const { received, afterMs } = await untilClosed(socket);
+    clearInterval(trickle);
+    expect(afterMs).toBeLessThan(3000);
+    expect(received).toMatch(/^HTTP\/1.1 408 Request Timeout\r\n/);
+  });
+
+  it('closes a connection that completes the TLS handshake but never starts a request', async () => {
+    const { port } = await startServer({ limits: { firstRequestTimeoutMs: 200 } });
+    const socket = await connectedTls(port);
+    const { received, afterMs } = await untilClosed(socket);
+    expect(afterMs).toBeLessThan(3000);
+    expect(received).toBe('');
+  });
+
+  it('keeps serving a kept-alive connection idle for longer than the headers and first-request timeouts', async () => {
+    const { port } = await startServer({
+      limits: {
+        headersTimeoutMs: 100,
+        requestTimeoutMs: 200,
+        firstRequestTimeoutMs: 100,
+        connectionsCheckingIntervalMs: 20,
+        keepAliveTimeoutMs: 10_000,
+      },
+    });
+    const socket = await connectedTls(port);
     let received = '';
     socket.on('data', (chunk: Buffer) => (received += chunk.toString('utf8')));
-    const started = Date.now();
-    await new Promise<void>((resolve) => socket.once('close', () => resolve()));
-    expect(Date.now() - started).toBeLessThan(3000);
-    expect(received).toMatch(/^HTTP\/1.1 408 Request Timeout\r\n/);
+    const statusLines = (): number => received.match(/HTTP\/1\.1 \d{3} /g)?.length ?? 0;
+    const request = 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n';
+    socket.write(request);
+    await waitFor(() => statusLines() === 1);
+    // Idle between requests for several times both timeouts (and their checking interval): the idle time is
+    // what is under test, so this waits on the clock.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(socket.destroyed).toBe(false);
+    socket.write(request);
+    await waitFor(() => statusLines() === 2);
+    socket.destroy();
   });
 });
 
