@@ -17,7 +17,7 @@ import { startInjector, startServingCertificates } from './injector/setup.js';
 import { HealthChecks, informersSynced, startObservabilityServer } from './observability/http.js';
 import { createLogger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
-import { Informer, kubeListWatcher } from './runtime/informer.js';
+import { kubeInformer, type Informer } from './runtime/informer.js';
 import { KubeClient, type Impersonation, type KubeClientOptions } from './runtime/kube.js';
 import { loadConnection } from './runtime/kubeconfig.js';
 import { LeaderElector } from './runtime/leader.js';
@@ -194,17 +194,10 @@ interface SharedInformers {
 }
 
 /** Every replica needs these to serve injections; the leader's controllers read them too. */
-function startSharedInformers({ client, logger, metrics }: OperatorDeps): SharedInformers {
-  const informerOf = (resource: string, type: { apiVersion: string; kind: string }, opts = {}): Informer =>
-    new Informer({
-      resource,
-      listWatcher: kubeListWatcher(client, type, opts),
-      logger,
-      onRestart: metrics.informerRestartHook(resource),
-    });
-  const revisions = informerOf('controlplanerevisions', REVISION_TYPE);
-  const tags = informerOf('revisiontags', TAG_TYPE);
-  const nodes = informerOf('nodes', { apiVersion: 'v1', kind: 'Node' });
+function startSharedInformers(deps: OperatorDeps): SharedInformers {
+  const revisions = kubeInformer(deps, 'controlplanerevisions', REVISION_TYPE);
+  const tags = kubeInformer(deps, 'revisiontags', TAG_TYPE);
+  const nodes = kubeInformer(deps, 'nodes', { apiVersion: 'v1', kind: 'Node' });
   const all = [revisions, tags, nodes];
   for (const informer of all) informer.start();
   return { revisions, tags, nodes, all };

@@ -8,7 +8,7 @@ import type { OperatorConfig } from '../config.js';
 import { API_GROUP_VERSION, CONTROL_PLANE_REVISION_KIND, REVISION_TAG_KIND } from '../crds/constants.js';
 import type { Metrics } from '../observability/metrics.js';
 import { Controller, generationChanged } from '../runtime/controller.js';
-import { Informer, kubeListWatcher } from '../runtime/informer.js';
+import { kubeInformer, type Informer } from '../runtime/informer.js';
 import type { KubeClient } from '../runtime/kube.js';
 import type { KubeObject } from '../runtime/types.js';
 import {
@@ -57,14 +57,7 @@ export function startControllers(opts: ControllerSetOptions): RunningControllers
     type: { apiVersion: string; kind: string },
     extra = {},
     transform?: (obj: KubeObject) => KubeObject,
-  ): Informer =>
-    new Informer({
-      resource,
-      listWatcher: kubeListWatcher(client, type, extra),
-      logger,
-      onRestart: metrics.informerRestartHook(resource),
-      ...(transform ? { transform } : {}),
-    });
+  ): Informer => kubeInformer({ client, logger, metrics }, resource, type, extra, transform);
   const caches = new OwnedObjectCaches(client, logger, (resource) =>
     metrics.informerRestartHook(resource)('error'),
   );

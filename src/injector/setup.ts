@@ -17,7 +17,7 @@ import {
 import { firstDifference } from '../controllers/sync.js';
 import type { UsageTracker } from '../controllers/usage-tracker.js';
 import type { Metrics } from '../observability/metrics.js';
-import { Informer, kubeListWatcher } from '../runtime/informer.js';
+import { kubeInformer, type Informer } from '../runtime/informer.js';
 import type { KubeClient } from '../runtime/kube.js';
 import { retryingAction } from '../runtime/retry.js';
 import type { KubeObject } from '../runtime/types.js';
@@ -219,16 +219,12 @@ export async function startInjector(opts: InjectorSetupOptions): Promise<Running
       if (signal.aborted) return;
       validationWebhook.request(signal);
       const resource = VALIDATING_WEBHOOK_CONFIGURATION_NAME;
-      const informer = new Informer({
+      const informer = kubeInformer(
+        { client, logger, metrics },
         resource,
-        listWatcher: kubeListWatcher(
-          client,
-          { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingWebhookConfiguration' },
-          { fieldSelector: `metadata.name=${resource}` },
-        ),
-        logger,
-        onRestart: metrics.informerRestartHook(resource),
-      });
+        { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingWebhookConfiguration' },
+        { fieldSelector: `metadata.name=${resource}` },
+      );
       // Only a real difference is re-applied: meshrev's own applies come back as events and cost nothing more.
       const reapplyIfChanged = (live: KubeObject | undefined): void => {
         const {
@@ -261,22 +257,14 @@ export async function startInjector(opts: InjectorSetupOptions): Promise<Running
  * Calls `onChange` whenever the TLS Secret is created, changed or deleted, by any replica or by hand (metadata
  * only: the certificate manager reads the Secret itself). Returns a function that stops watching.
  */
-function watchTlsSecret({ client, config, logger, metrics }: SetupDeps, onChange: () => void): () => void {
-  const resource = 'injector-tls-secret';
-  const informer = new Informer({
-    resource,
-    listWatcher: kubeListWatcher(
-      client,
-      { apiVersion: 'v1', kind: 'Secret' },
-      {
-        namespace: config.namespace,
-        fieldSelector: `metadata.name=${config.tlsSecretName}`,
-        metadataOnly: true,
-      },
-    ),
-    logger,
-    onRestart: metrics.informerRestartHook(resource),
-  });
+function watchTlsSecret(deps: SetupDeps, onChange: () => void): () => void {
+  const { namespace, tlsSecretName } = deps.config;
+  const informer = kubeInformer(
+    deps,
+    'injector-tls-secret',
+    { apiVersion: 'v1', kind: 'Secret' },
+    { namespace, fieldSelector: `metadata.name=${tlsSecretName}`, metadataOnly: true },
+  );
   informer.addHandlers({ onAdd: onChange, onUpdate: onChange, onDelete: onChange });
   informer.start();
   return () => void informer.stop();

@@ -406,3 +406,28 @@ export class Informer<T extends KubeObject = KubeObject> {
     }
   }
 }
+
+/** Where an informer's restarts are counted (the operator's Metrics). */
+export interface InformerRestartCounter {
+  informerRestartHook(resource: string): (reason: RestartReason) => void;
+}
+
+/**
+ * An informer over one resource through `client`, named `resource` in its logs and restart metrics; selectors and
+ * metadata-only apply to both list and watch, and `transform` slims what it stores.
+ */
+export function kubeInformer<T extends KubeObject = KubeObject>(
+  deps: { client: KubeClient; logger?: Logger; metrics: InformerRestartCounter },
+  resource: string,
+  type: ResourceType,
+  options: KubeListWatchOptions = {},
+  transform?: (obj: T) => T,
+): Informer<T> {
+  return new Informer<T>({
+    resource,
+    listWatcher: kubeListWatcher<T>(deps.client, type, options),
+    ...(deps.logger ? { logger: deps.logger } : {}),
+    onRestart: deps.metrics.informerRestartHook(resource),
+    ...(transform ? { transform } : {}),
+  });
+}
