@@ -67,6 +67,15 @@ async function storedSecret(store: InMemorySecretStore): Promise<TlsSecret> {
   return secret;
 }
 
+/** Replaces the stored Secret's annotations, as `kubectl annotate` would. */
+async function annotateStoredSecret(
+  store: InMemorySecretStore,
+  annotations: Record<string, string>,
+): Promise<void> {
+  const secret = await storedSecret(store);
+  store.put({ ...secret, metadata: { ...secret.metadata, annotations } });
+}
+
 function serial(pem: string): string {
   return new X509Certificate(pem).serialNumber;
 }
@@ -466,14 +475,7 @@ describe('CertificateManager CA rotation', () => {
     const clock = new FakeClock();
     const manager = newManager(store, clock);
     const initial = await manager.start();
-    const secret = await storedSecret(store);
-    store.put({
-      ...secret,
-      metadata: {
-        ...secret.metadata,
-        annotations: { [ROTATION_ANNOTATIONS.replaceCa]: 'key leaked', owner: 'platform' },
-      },
-    });
+    await annotateStoredSecret(store, { [ROTATION_ANNOTATIONS.replaceCa]: 'key leaked', owner: 'platform' });
 
     const staged = await manager.refresh();
 
@@ -575,11 +577,7 @@ describe('CertificateManager reacting to Secret changes', () => {
     const changes: TlsMaterial[] = [];
     manager.onChange((material) => changes.push(material));
 
-    const secret = await storedSecret(store);
-    store.put({
-      ...secret,
-      metadata: { ...secret.metadata, annotations: { [ROTATION_ANNOTATIONS.replaceCa]: 'now' } },
-    });
+    await annotateStoredSecret(store, { [ROTATION_ANNOTATIONS.replaceCa]: 'now' });
     watch.announce();
 
     await waitFor(() => changes.length === 1);
@@ -608,6 +606,7 @@ describe('CertificateManager reacting to Secret changes', () => {
     release();
 
     await waitFor(() => gets(store) === before + 2);
+    // That no third read follows can only be seen by letting time pass.
     await new Promise((resolve) => setTimeout(resolve, 20));
     expect(gets(store)).toBe(before + 2);
   });
@@ -628,11 +627,7 @@ describe('CertificateManager reacting to Secret changes', () => {
     const changes: TlsMaterial[] = [];
     manager.onChange((material) => changes.push(material));
 
-    const secret = await storedSecret(store);
-    store.put({
-      ...secret,
-      metadata: { ...secret.metadata, annotations: { [ROTATION_ANNOTATIONS.replaceCa]: 'now' } },
-    });
+    await annotateStoredSecret(store, { [ROTATION_ANNOTATIONS.replaceCa]: 'now' });
     watch.announce();
 
     // staged, promoted, retired: no announcement and no check after the first.
