@@ -5,7 +5,8 @@
 // rollout of N replicas asks the engine the same question N times up to that name. The engine is a pure function
 // of the pod and the revision's settings that only copies and compares volume names, so the answer can be kept and
 // reused, with the token volume's name renamed (see tokenVolumeName); anything else that changes the answer (the
-// settings version, node kubelet versions, the namespace, path parameters) is part of the key.
+// settings version, node kubelet versions, the namespace, path parameters) is part of the key. Pods that arrive
+// named are never keyed (InjectionService): their reviews do not repeat.
 import { hash } from 'node:crypto';
 
 import type { InjectResult } from './admission.js';

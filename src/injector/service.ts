@@ -51,6 +51,18 @@ function settingsStamp(obj: KubeObject, versionOf: InjectionServiceDeps['version
   return `${spec}|${String(version)}`;
 }
 
+/**
+ * Whether the pod arrives already named. Names are unique in a namespace, so such a review comes round again only
+ * if the same pod is deleted and created unchanged; the pods that reach the webhook identical in numbers (a
+ * ReplicaSet's, a Job's) are named by kube-apiserver after admission and carry only `generateName` here, while
+ * StatefulSet pods and bare pods are named. Keying a named pod would cost a hash of its review and a place in the
+ * cache's window of keys seen once (pushing out a ReplicaSet's key) for a hit that practically never comes.
+ */
+function hasOwnName(pod: unknown): boolean {
+  const name = (pod as { metadata?: { name?: unknown } }).metadata?.name;
+  return typeof name === 'string' && name !== '';
+}
+
 export class InjectionService {
   private readonly settingsCache = new Map<string, { stamp: string; settings: InjectorSettings }>();
   private nodeCacheEnabled = false;
@@ -175,7 +187,7 @@ export class InjectionService {
     nodeMinors: number[] | undefined,
     podNodeMinor: number | undefined,
   ): { key: string; token: string | undefined } | undefined {
-    if (this.cache === undefined || req.review === undefined) return undefined;
+    if (this.cache === undefined || req.review === undefined || hasOwnName(req.pod)) return undefined;
     if (!this.cache.acceptsReview(req.review.text.length)) return undefined;
     const review = reviewCacheKey(req.review.text, req.review.uid, req.pod);
     if (review === undefined) return undefined;

@@ -66,6 +66,12 @@ const POD = {
   spec: { containers: [{ name: 'web', image: 'nginx' }] },
 };
 
+/** POD as a ReplicaSet's pod reaches the webhook: `generateName`, no name yet (only such pods are cached). */
+const REPLICA = {
+  ...POD,
+  metadata: { generateName: 'web-7d9f8b6c5d-', namespace: 'shop', labels: { app: 'web' } },
+};
+
 let uidCounter = 0;
 /** The review text a pod arrives in, with a fresh request uid as kube-apiserver sends it. */
 function reviewOf(pod: unknown, namespace = 'shop'): { text: string; uid: string } {
@@ -334,15 +340,15 @@ describe('verdict cache for identical pods (ReplicaSet replicas reach the webhoo
       tags: objects(),
       nodes: objects(node('n1', 'v1.36.3')),
     });
-    const first = sync(service.inject(request(structuredClone(POD))));
+    const first = sync(service.inject(request(structuredClone(REPLICA))));
     // The first sighting leaves only its key; the second identical pod is computed again and its verdict kept.
     expect(service.cacheStats()).toMatchObject({ hits: 0, misses: 1, entries: 0 });
-    sync(service.inject(request(structuredClone(POD))));
+    sync(service.inject(request(structuredClone(REPLICA))));
     expect(service.cacheStats()).toMatchObject({ hits: 0, misses: 2, entries: 1 });
-    const third = sync(service.inject(request(structuredClone(POD))));
+    const third = sync(service.inject(request(structuredClone(REPLICA))));
     expect(third).toEqual(first);
     // A further hit hands back the very verdict the cache holds, so the reply can reuse its encoding.
-    expect(sync(service.inject(request(structuredClone(POD))))).toBe(third);
+    expect(sync(service.inject(request(structuredClone(REPLICA))))).toBe(third);
     expect(service.cacheStats()).toMatchObject({ hits: 2, misses: 2, entries: 1 });
     const uncached = new InjectionService({
       revisions: objects(revision('asm-1', { version: '1.29.6' })),
@@ -350,7 +356,7 @@ describe('verdict cache for identical pods (ReplicaSet replicas reach the webhoo
       nodes: objects(node('n1', 'v1.36.3')),
       cache: false,
     });
-    const again = sync(uncached.inject(request(structuredClone(POD))));
+    const again = sync(uncached.inject(request(structuredClone(REPLICA))));
     if (again.kind !== 'injected' || first.kind !== 'injected') throw new Error('expected injections');
     expect(again.patch).toEqual(first.patch);
     expect(JSON.parse(first.patchJson ?? 'null')).toEqual(first.patch);
@@ -361,26 +367,29 @@ describe('verdict cache for identical pods (ReplicaSet replicas reach the webhoo
     const revisions = objects(revision('asm-1', { version: '1.29.6' }));
     const nodes = objects(node('n1', 'v1.36.3'));
     const service = new InjectionService({ revisions, tags: objects(), nodes });
-    const base = injected(service.inject(request(structuredClone(POD))));
-    sync(service.inject(request(structuredClone(POD)))); // a second sighting: the verdict is kept
+    const base = injected(service.inject(request(structuredClone(REPLICA))), REPLICA);
+    sync(service.inject(request(structuredClone(REPLICA)))); // a second sighting: the verdict is kept
     expect(service.cacheStats()).toMatchObject({ hits: 0, misses: 2, entries: 1 });
     expect(proxy(base)?.where).toBe('initContainers');
 
-    const relabelled = { ...POD, metadata: { ...POD.metadata, labels: { app: 'web', version: 'v2' } } };
+    const relabelled = {
+      ...REPLICA,
+      metadata: { ...REPLICA.metadata, labels: { app: 'web', version: 'v2' } },
+    };
     sync(service.inject(request(relabelled)));
-    sync(service.inject(request(structuredClone(POD), { namespace: 'other' })));
-    sync(service.inject(request(structuredClone(POD), { pathParams: { ISTIO_META_NETWORK: 'n2' } })));
+    sync(service.inject(request(structuredClone(REPLICA), { namespace: 'other' })));
+    sync(service.inject(request(structuredClone(REPLICA), { pathParams: { ISTIO_META_NETWORK: 'n2' } })));
     expect(service.cacheStats()).toMatchObject({ hits: 0, misses: 5 });
 
     // A new settings version (resourceVersion) changes the image; the old verdict must not be reused.
     revisions.items.set('asm-1', revision('asm-1', { version: '1.30.1' }, '2'));
-    const upgraded = injected(service.inject(request(structuredClone(POD))));
+    const upgraded = injected(service.inject(request(structuredClone(REPLICA))), REPLICA);
     expect(proxy(upgraded)?.container.image).toContain('1.30.1');
     expect(proxy(base)?.container.image).toContain('1.29.6');
 
     // Nodes that cannot run native sidecars change the layout.
     nodes.items.set('n1', node('n1', 'v1.27.9'));
-    const classic = injected(service.inject(request(structuredClone(POD))));
+    const classic = injected(service.inject(request(structuredClone(REPLICA))), REPLICA);
     expect(proxy(classic)?.where).toBe('containers');
     expect(service.cacheStats()).toMatchObject({ hits: 0, misses: 7 });
   });
@@ -392,17 +401,43 @@ describe('verdict cache for identical pods (ReplicaSet replicas reach the webhoo
       nodes: objects(),
       cache: new InjectionCache({ maxEntries: 2, maxReviewChars: 4096 }),
     });
-    const big = { ...POD, metadata: { ...POD.metadata, annotations: { filler: 'x'.repeat(5000) } } };
+    const big = { ...REPLICA, metadata: { ...REPLICA.metadata, annotations: { filler: 'x'.repeat(5000) } } };
     sync(service.inject(request(structuredClone(big))));
     sync(service.inject(request(structuredClone(big))));
     expect(service.cacheStats()).toMatchObject({ entries: 0, hits: 0 });
 
-    const named = (name: string) => ({ ...POD, metadata: { ...POD.metadata, name } });
-    for (const name of ['a', 'a', 'b', 'b', 'c', 'c']) sync(service.inject(request(named(name))));
+    const replicaSet = (hash: string) => ({
+      ...REPLICA,
+      metadata: { ...REPLICA.metadata, generateName: `web-${hash}-`, labels: { 'pod-template-hash': hash } },
+    });
+    for (const hash of ['a', 'a', 'b', 'b', 'c', 'c']) sync(service.inject(request(replicaSet(hash))));
     expect(service.cacheStats()).toMatchObject({ hits: 0, entries: 2 });
-    sync(service.inject(request(named('c'))));
-    sync(service.inject(request(named('a'))));
+    sync(service.inject(request(replicaSet('c'))));
+    sync(service.inject(request(replicaSet('a'))));
     expect(service.cacheStats()).toMatchObject({ hits: 1, entries: 2 });
+  });
+
+  test('never keys a pod that arrives named: the engine answers, and nothing is looked up or remembered', () => {
+    // Names are unique in a namespace, so a named pod's review does not come round as a ReplicaSet's pods do.
+    const service = new InjectionService({
+      revisions: objects(revision('asm-1', { version: '1.29.6' })),
+      tags: objects(),
+      nodes: objects(node('n1', 'v1.36.3')),
+    });
+    const fresh = new InjectionService({
+      revisions: objects(revision('asm-1', { version: '1.29.6' })),
+      tags: objects(),
+      nodes: objects(node('n1', 'v1.36.3')),
+      cache: false,
+    });
+    for (let i = 0; i < 3; i++) {
+      const outcome = sync(service.inject(request(structuredClone(POD))));
+      expect(outcome).toEqual(sync(fresh.inject(request(structuredClone(POD)))));
+    }
+    expect(service.cacheStats()).toEqual({ entries: 0, hits: 0, misses: 0 });
+    // The same pod with generateName instead (a ReplicaSet's) is keyed: the third is a hit.
+    for (let i = 0; i < 3; i++) sync(service.inject(request(structuredClone(REPLICA))));
+    expect(service.cacheStats()).toEqual({ entries: 1, hits: 1, misses: 2 });
   });
 });
 
