@@ -59,7 +59,7 @@ type Variant = 'replicas' | 'distinct';
 const VARIANTS: readonly Variant[] = ['replicas', 'distinct'];
 const VARIANT_TITLES: Record<Variant, string> = {
   replicas: 'replica pods (identical reviews)',
-  distinct: 'distinct pods (no verdict cache)',
+  distinct: 'distinct pods (verdict cache misses)',
 };
 /** Payloads small enough for the injector's verdict cache (DEFAULT_INJECTION_CACHE_LIMITS.maxReviewChars). */
 const CACHEABLE: ReadonlySet<PayloadName> = new Set(['small', 'realistic']);
@@ -389,8 +389,8 @@ export async function runInjectionBench(options: InjectionOptions): Promise<Sect
 
     // Each payload is sent two ways where it matters. "replicas": the pods of one ReplicaSet, as a Deployment's
     // scale-up or rollout reaches the webhook (identical but for the token volume's name; the injector may answer
-    // later replicas from its verdict cache). "distinct": DISTINCT_PODS pods that all differ, more than the cache
-    // holds or remembers, so every request runs the engine. Pods over the cache's size bound (2,000-env, 1 MiB) are
+    // later replicas from its verdict cache). "distinct": DISTINCT_PODS pods of as many ReplicaSets, more than the
+    // cache holds or remembers, so every request is keyed, misses and runs the engine. Pods over the cache's size bound (2,000-env, 1 MiB) are
     // never cached, so they run once.
     const runs: Array<{ name: PayloadName; variant: Variant }> = [];
     for (const name of PAYLOAD_NAMES) {
@@ -591,7 +591,7 @@ export async function runInjectionBench(options: InjectionOptions): Promise<Sect
       durationMs: options.soakSeconds * 1000,
       warmupMs: 0,
       expectAllowed: true,
-      // Distinct pods keep the verdict cache full and churning: the harder case for flat memory.
+      // Distinct pods keep the verdict cache's window of keys churning: the harder case for flat memory.
       variety: 'distinct',
       varieties: DISTINCT_PODS,
     });
@@ -631,7 +631,7 @@ export async function runInjectionBench(options: InjectionOptions): Promise<Sect
     notes.push(
       "Load generator: a forked child process (bench/load-generator.ts) talking to the servers through a lean pool of keep-alive TLS connections on 127.0.0.1 (bench/lean-client.ts; Node's https client cost it as much CPU per request as the server spends); the servers run in the benchmark process, so generator and server each have their own event loop and core.",
       'Latency is measured in the generator from the moment a request is written to the end of its response; the "from scheduled send time" row adds the generator\'s own timer lag (coordinated-omission view).',
-      `Replica pods: the pods of one ReplicaSet as they reach a webhook (generateName, no name yet), identical but for the random suffix of their service-account token volume (kube-api-access-xxxxx, a different one per request); the injector answers later replicas from its verdict cache, renaming the token volume (src/injector/cache.ts). Distinct pods: ${DISTINCT_PODS} pods with their own names cycled in order, more than the cache keeps (${DEFAULT_INJECTION_CACHE_LIMITS.maxEntries} entries) or remembers (as many keys seen once), so every request runs the whole engine and none is kept. Verdict cache after the throughput runs: ${JSON.stringify(data.verdictCache)}.`,
+      `Replica pods: the pods of one ReplicaSet as they reach a webhook (generateName, no name yet), identical but for the random suffix of their service-account token volume (kube-api-access-xxxxx, a different one per request); the injector answers later replicas from its verdict cache, renaming the token volume (src/injector/cache.ts). Distinct pods: the first pods of ${DISTINCT_PODS} ReplicaSets (each its own generateName and owner, so its own workload name) cycled in order, more than the cache keeps (${DEFAULT_INJECTION_CACHE_LIMITS.maxEntries} entries) or remembers (as many keys seen once), so every request is keyed, misses and runs the whole engine, and none is kept (named pods, a StatefulSet's or bare ones, skip the cache and its key). Verdict cache after the throughput runs: ${JSON.stringify(data.verdictCache)}.`,
       'Echo ceiling: the same TLS material and keep-alive settings; it reads and JSON-parses the review and answers allowed:true. On 2 CPUs the generator needs one core of its own; with the lean pool the echo server, not the generator, bounds the closed-loop ceiling (it runs at ~96% of a core).',
       `Payload sizes (request bytes / patch operations): ${PAYLOAD_NAMES.map((n) => {
         const s = sizes[n] as { requestBytes: number; patchOps: number };

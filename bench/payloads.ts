@@ -296,8 +296,10 @@ export function payloadBody(name: PayloadName): Buffer {
 
 /**
  * `count` reviews of the payload. `replicas`: the pods of one ReplicaSet, identical but for the token volume's
- * random suffix (and the request uid), as a Deployment's scale-up or rollout sends them. `distinct`: each pod also
- * has its own name (as a StatefulSet's or a bare pod would), so no two pods in a cycle share an injection result.
+ * random suffix (and the request uid), as a Deployment's scale-up or rollout sends them. `distinct`: each pod is the
+ * first of its own Deployment's ReplicaSet (its own generateName and owner, hence its own workload name), so no two
+ * pods in a cycle share an injection result. They stay unnamed on purpose: the injector keys such pods in its verdict
+ * cache, and named pods (a StatefulSet's, bare ones) skip it, so this is the costlier kind of pod that never repeats.
  */
 export function payloadVariants(name: PayloadName, variety: PodVariety, count: number): Buffer[] {
   const bodies: Buffer[] = [];
@@ -305,10 +307,17 @@ export function payloadVariants(name: PayloadName, variety: PodVariety, count: n
     const pod = builders[name]();
     let target: Obj = pod;
     if (variety === 'distinct') {
-      const metadata = { ...(pod.metadata as Obj) };
-      delete metadata.generateName;
-      metadata.name = `${name}-${i}`;
-      target = { ...pod, metadata };
+      const metadata = pod.metadata as Obj;
+      const owners = metadata.ownerReferences as Obj[];
+      const replicaSet = `${name}-${i}-7d9f8b6c5d`;
+      target = {
+        ...pod,
+        metadata: {
+          ...metadata,
+          generateName: `${replicaSet}-`,
+          ownerReferences: owners.map((owner) => ({ ...owner, name: replicaSet })),
+        },
+      };
     }
     const uid = `bench-${name}-${String(i).padStart(4, '0')}-0000-000000000000`;
     const json = JSON.stringify(review(target, uid)).replaceAll(
