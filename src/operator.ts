@@ -127,8 +127,9 @@ export async function startOperator(
     });
     leaderControllers = running;
     leaderUsage.tracker = running.usage;
-    // deletion protection: the leader (re)applies meshrev-validation at start, whenever it is deleted or edited,
-    // and whenever the CA changes, retrying until it is applied or leadership ends.
+    // deletion protection: the leader applies meshrev-validation when it finds it missing or different (at start
+    // and whenever it is deleted or edited) and whenever the CA changes, retrying until it is applied or
+    // leadership ends.
     injector.guardValidationWebhook(signal);
     leaderHooks.caChanged = () => {
       running.enqueueAll();

@@ -14,6 +14,7 @@ import {
   revisionDeletionValidator,
   type DeletionUsage,
 } from '../controllers/revision/deletion.js';
+import { guardObject } from '../controllers/guard.js';
 import { firstDifference } from '../controllers/sync.js';
 import type { UsageTracker } from '../controllers/usage-tracker.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -92,8 +93,9 @@ export interface RunningInjector {
    */
   applyValidationWebhook(signal: AbortSignal): void;
   /**
-   * Applies meshrev-validation now and again whenever it is deleted or a field meshrev sets is changed (by hand, or
-   * by a tool pruning what it does not know), until `signal` aborts: the leader keeps deletion protection in place.
+   * Applies meshrev-validation whenever it is missing or a field meshrev sets differs (edited by hand, pruned by a
+   * tool that does not know it, or left from an older CA), until `signal` aborts: the leader keeps deletion
+   * protection in place. Found as desired when leadership starts, it costs no write.
    */
   guardValidationWebhook(signal: AbortSignal): void;
   /** Stops following rotations, stops the certificate checks and drains admissions. */
@@ -216,34 +218,27 @@ export async function startInjector(opts: InjectorSetupOptions): Promise<Running
     },
     applyValidationWebhook: (signal) => validationWebhook.request(signal),
     guardValidationWebhook: (signal) => {
-      if (signal.aborted) return;
-      validationWebhook.request(signal);
       const resource = VALIDATING_WEBHOOK_CONFIGURATION_NAME;
-      const informer = kubeInformer(
-        { client, logger, metrics },
-        resource,
-        { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingWebhookConfiguration' },
-        { fieldSelector: `metadata.name=${resource}` },
-      );
-      // Only a real difference is re-applied: meshrev's own applies come back as events and cost nothing more.
-      const reapplyIfChanged = (live: KubeObject | undefined): void => {
-        const {
-          apiVersion: _apiVersion,
-          kind: _kind,
-          ...fields
-        } = desiredValidatingWebhookConfiguration(endpoint, caBundle);
-        const difference = live === undefined ? 'the whole object (deleted)' : firstDifference(fields, live);
-        if (difference === undefined) return;
-        logger.warn({ difference }, `${resource} differs from what meshrev applies; applying it again`);
-        validationWebhook.request(signal);
-      };
-      informer.addHandlers({
-        onAdd: reapplyIfChanged,
-        onUpdate: (_old, live) => reapplyIfChanged(live),
-        onDelete: () => reapplyIfChanged(undefined),
+      guardObject({
+        informer: kubeInformer(
+          { client, logger, metrics },
+          resource,
+          { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingWebhookConfiguration' },
+          { fieldSelector: `metadata.name=${resource}` },
+        ),
+        difference: (live) => {
+          const {
+            apiVersion: _apiVersion,
+            kind: _kind,
+            ...fields
+          } = desiredValidatingWebhookConfiguration(endpoint, caBundle);
+          return firstDifference(fields, live);
+        },
+        apply: () => validationWebhook.request(signal),
+        onDrift: (difference) =>
+          logger.warn({ difference }, `${resource} differs from what meshrev applies; applying it again`),
+        signal,
       });
-      informer.start();
-      signal.addEventListener('abort', () => void informer.stop(), { once: true });
     },
     stop: async () => {
       unfollow?.();
