@@ -19,8 +19,11 @@ export interface ObjectGuardOptions<T extends KubeObject> {
   difference: (live: T) => string | undefined;
   /** Asks for the object to be applied (again); called once per change seen, so it should coalesce. */
   apply: () => void;
-  /** Told why the object is applied: its first difference, or that it is missing. */
-  onDrift?: (difference: string) => void;
+  /**
+   * Told why the object is applied: its first difference, or that it is missing; `atStart` when the first list
+   * found it so (a fresh install, or an upgrade of meshrev), rather than a change made while guarding.
+   */
+  onDrift?: (difference: string, atStart: boolean) => void;
   signal: AbortSignal;
 }
 
@@ -35,11 +38,12 @@ export const MISSING = 'the whole object (missing)';
 export function guardObject<T extends KubeObject>(options: ObjectGuardOptions<T>): void {
   const { informer, signal } = options;
   if (signal.aborted) return;
+  let listed = false;
   const applyIfNeeded = (live: T | undefined): void => {
     if (signal.aborted) return;
     const difference = live === undefined ? MISSING : options.difference(live);
     if (difference === undefined) return;
-    options.onDrift?.(difference);
+    options.onDrift?.(difference, !listed);
     options.apply();
   };
   informer.addHandlers({
@@ -52,5 +56,6 @@ export function guardObject<T extends KubeObject>(options: ObjectGuardOptions<T>
   // An object that does not exist yet produces no event: the first list showing nothing is the cue.
   void informer.waitForSync(signal).then((synced) => {
     if (synced && informer.list().length === 0) applyIfNeeded(undefined);
+    listed = synced;
   });
 }

@@ -24,12 +24,17 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value) ?? 'null';
 }
 
-export function desiredHash(obj: DesiredObject): string {
+/** What the hash annotation is kept on: any desired object (owned objects, and meshrev-validation, which has none). */
+type Hashable = Pick<DesiredObject, 'apiVersion' | 'kind'> & {
+  metadata: { annotations?: Record<string, string> | undefined };
+};
+
+export function desiredHash(obj: Hashable): string {
   return createHash('sha256').update(canonicalJson(obj)).digest('hex').slice(0, 16);
 }
 
 /** The desired object with its hash annotation, ready to apply. */
-export function withDesiredHash(obj: DesiredObject): DesiredObject {
+export function withDesiredHash<T extends Hashable>(obj: T): T {
   const hash = desiredHash(obj);
   return {
     ...obj,
@@ -43,7 +48,7 @@ export function withDesiredHash(obj: DesiredObject): DesiredObject {
 export type ApplyReason = 'create' | 'changed' | 'drift';
 
 /** Why `desired` (already carrying its hash) must be applied over `live`, or undefined when it need not be. */
-export function applyReason(desired: DesiredObject, live: KubeObject | undefined): ApplyReason | undefined {
+export function applyReason(desired: Hashable, live: KubeObject | undefined): ApplyReason | undefined {
   if (live === undefined) return 'create';
   const want = desired.metadata.annotations?.[DESIRED_HASH_ANNOTATION];
   if (live.metadata?.annotations?.[DESIRED_HASH_ANNOTATION] !== want) return 'changed';

@@ -7,15 +7,14 @@ import type { OperatorConfig } from '../config.js';
 import type { InjectorEndpoint } from '../controllers/common/webhooks.js';
 import { KubeEventRecorder } from '../controllers/events.js';
 import {
-  desiredValidatingWebhookConfiguration,
   ensureValidatingWebhookConfiguration,
   liveRevisionUsage,
   VALIDATING_WEBHOOK_CONFIGURATION_NAME,
+  validationWebhookDrift,
   revisionDeletionValidator,
   type DeletionUsage,
 } from '../controllers/revision/deletion.js';
 import { guardObject } from '../controllers/guard.js';
-import { firstDifference } from '../controllers/sync.js';
 import type { UsageTracker } from '../controllers/usage-tracker.js';
 import type { Metrics } from '../observability/metrics.js';
 import { kubeInformer, type Informer } from '../runtime/informer.js';
@@ -226,17 +225,13 @@ export async function startInjector(opts: InjectorSetupOptions): Promise<Running
           { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingWebhookConfiguration' },
           { fieldSelector: `metadata.name=${resource}` },
         ),
-        difference: (live) => {
-          const {
-            apiVersion: _apiVersion,
-            kind: _kind,
-            ...fields
-          } = desiredValidatingWebhookConfiguration(endpoint, caBundle);
-          return firstDifference(fields, live);
-        },
+        difference: (live) => validationWebhookDrift(live, endpoint, caBundle),
         apply: () => validationWebhook.request(signal),
-        onDrift: (difference) =>
-          logger.warn({ difference }, `${resource} differs from what meshrev applies; applying it again`),
+        onDrift: (difference, atStart) => {
+          if (atStart) logger.info({ difference }, `applying ${resource} (missing or out of date)`);
+          else
+            logger.warn({ difference }, `${resource} differs from what meshrev applies; applying it again`);
+        },
         signal,
       });
     },

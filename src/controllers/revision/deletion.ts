@@ -6,7 +6,7 @@
 //      down, webhook removed): the deletion is held, a DeletionBlocked condition and an Event say why, and the
 //      finalizer goes as soon as nothing uses the revision (or the override annotation is set).
 // The decision itself (`deletionVerdict`) is pure and shared by both layers.
-import type { V1ValidatingWebhookConfiguration } from '@kubernetes/client-node';
+import type { V1ObjectMeta, V1ValidatingWebhookConfiguration } from '@kubernetes/client-node';
 
 import type { Condition } from '../../crds/condition.js';
 import {
@@ -27,6 +27,7 @@ import type { KubeObject } from '../../runtime/types.js';
 import { jsonEqual, setConditions, type ConditionUpdate } from '../common/conditions.js';
 import type { InjectorEndpoint } from '../common/webhooks.js';
 import type { EventRecorder } from '../events.js';
+import { applyReason, DESIRED_HASH_ANNOTATION, firstDifference, withDesiredHash } from '../sync.js';
 import { computeUsage } from '../usage/index.js';
 import { determineInUseCondition } from './status.js';
 
@@ -129,7 +130,7 @@ export function deletionVerdict(
 export function desiredValidatingWebhookConfiguration(
   injector: InjectorEndpoint,
   caBundle: string | undefined,
-): V1ValidatingWebhookConfiguration & { apiVersion: string; kind: string } {
+): V1ValidatingWebhookConfiguration & { apiVersion: string; kind: string; metadata: V1ObjectMeta } {
   return {
     apiVersion: 'admissionregistration.k8s.io/v1',
     kind: 'ValidatingWebhookConfiguration',
@@ -169,13 +170,42 @@ export function desiredValidatingWebhookConfiguration(
 }
 
 /** Applies `meshrev-validation` (server-side apply; a no-op when unchanged). */
+/**
+ * What the leader applies: the desired configuration with the hash annotation the reconcilers use, so that a
+ * newer meshrev that stops setting a field is told apart from a configuration in place (validationWebhookDrift).
+ */
+export function appliedValidatingWebhookConfiguration(
+  injector: InjectorEndpoint,
+  caBundle: string | undefined,
+): ReturnType<typeof desiredValidatingWebhookConfiguration> {
+  return withDesiredHash(desiredValidatingWebhookConfiguration(injector, caBundle));
+}
+
+/**
+ * Why the live configuration must be applied again (the first field meshrev sets that differs, or that meshrev's
+ * desired configuration changed), or undefined when it is as meshrev applies it.
+ */
+export function validationWebhookDrift(
+  live: KubeObject,
+  injector: InjectorEndpoint,
+  caBundle: string | undefined,
+): string | undefined {
+  const desired = desiredValidatingWebhookConfiguration(injector, caBundle);
+  if (applyReason(withDesiredHash(desired), live) === undefined) return undefined;
+  // Name a field when one differs; otherwise only the hash does (a meshrev that set more, or none, applied it).
+  const { apiVersion: _apiVersion, kind: _kind, ...fields } = desired;
+  return (
+    firstDifference(fields, live) ?? `meshrev's desired configuration changed (${DESIRED_HASH_ANNOTATION})`
+  );
+}
+
 export async function ensureValidatingWebhookConfiguration(
   client: KubeClient,
   injector: InjectorEndpoint,
   caBundle: string | undefined,
   fieldManager: string,
 ): Promise<void> {
-  await client.apply(desiredValidatingWebhookConfiguration(injector, caBundle) as KubeObject, {
+  await client.apply(appliedValidatingWebhookConfiguration(injector, caBundle) as KubeObject, {
     fieldManager,
     force: true,
   });

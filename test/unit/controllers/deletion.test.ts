@@ -2,6 +2,7 @@ import pino from 'pino';
 
 import {
   ALLOW_DELETE_IN_USE_ANNOTATION,
+  appliedValidatingWebhookConfiguration,
   DELETION_BLOCKED_CONDITION,
   deletionRelevantChange,
   deletionVerdict,
@@ -9,10 +10,12 @@ import {
   IN_USE_FINALIZER,
   revisionDeletionValidator,
   VALIDATE_REVISIONS_PATH,
+  validationWebhookDrift,
   withDeletionProtection,
   type DeletionUsage,
 } from '../../../src/controllers/revision/deletion.js';
 import { MemoryEventRecorder } from '../../../src/controllers/events.js';
+import { DESIRED_HASH_ANNOTATION } from '../../../src/controllers/sync.js';
 import { computeUsage } from '../../../src/controllers/usage/index.js';
 import { handleValidation, parseValidatePath } from '../../../src/injector/admission.js';
 import type { ReconcileContext } from '../../../src/runtime/controller.js';
@@ -144,6 +147,47 @@ describe('the meshrev-validation webhook configuration', () => {
       failurePolicy: 'Ignore',
       admissionReviewVersions: ['v1'],
     });
+  });
+});
+
+describe('validationWebhookDrift: when the leader applies meshrev-validation again', () => {
+  const endpoint = { serviceName: 'meshrev-injector', serviceNamespace: 'meshrev-system', port: 443 };
+  // The live object as kube-apiserver returns it: what was applied plus server-side fields.
+  const live = (obj: KubeObject): KubeObject => {
+    const copy = structuredClone(obj) as KubeObject & { metadata: Record<string, unknown> };
+    copy.metadata = { ...copy.metadata, uid: 'u-9', resourceVersion: '7', generation: 1 };
+    return copy;
+  };
+
+  it('finds nothing to do when the live object is what meshrev applies', () => {
+    const applied = appliedValidatingWebhookConfiguration(endpoint, 'Q0E=');
+    expect(applied.metadata.annotations?.[DESIRED_HASH_ANNOTATION]).toMatch(/^[0-9a-f]{16}$/);
+    expect(validationWebhookDrift(live(applied as KubeObject), endpoint, 'Q0E=')).toBeUndefined();
+  });
+
+  it('names the field someone changed, and a CA that is no longer current', () => {
+    const applied = live(
+      appliedValidatingWebhookConfiguration(endpoint, 'Q0E=') as KubeObject,
+    ) as KubeObject & {
+      webhooks: { failurePolicy: string }[];
+    };
+    applied.webhooks[0]!.failurePolicy = 'Fail';
+    expect(validationWebhookDrift(applied, endpoint, 'Q0E=')).toMatch(/failurePolicy$/);
+    const current = live(appliedValidatingWebhookConfiguration(endpoint, 'Q0E=') as KubeObject);
+    expect(validationWebhookDrift(current, endpoint, 'TkVX')).toMatch(/caBundle$/);
+  });
+
+  it('tells apart a configuration left by a meshrev that set more (or no hash), though every field matches', () => {
+    const older = live(
+      appliedValidatingWebhookConfiguration(endpoint, 'Q0E=') as KubeObject,
+    ) as KubeObject & {
+      webhooks: Record<string, unknown>[];
+    };
+    delete older.metadata?.annotations?.[DESIRED_HASH_ANNOTATION];
+    older.webhooks[0]!['namespaceSelector'] = { matchLabels: { retired: 'field' } };
+    expect(validationWebhookDrift(older, endpoint, 'Q0E=')).toBe(
+      `meshrev's desired configuration changed (${DESIRED_HASH_ANNOTATION})`,
+    );
   });
 });
 

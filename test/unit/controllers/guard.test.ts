@@ -72,8 +72,8 @@ function guarded(signal = new AbortController().signal) {
     difference: (live) =>
       live.webhooks?.[0]?.failurePolicy === 'Ignore' ? undefined : '.webhooks[0].failurePolicy',
     apply: () => applies.push(lastReason),
-    onDrift: (difference) => {
-      lastReason = difference;
+    onDrift: (difference, atStart) => {
+      lastReason = atStart ? `${difference} at start` : difference;
     },
     signal,
   });
@@ -94,11 +94,11 @@ describe('guardObject: keeping one object as meshrev applies it', () => {
   test('applies once when the first list finds it missing, and once when it finds it different', async () => {
     const missing = guarded();
     await missing.informer.sync();
-    expect(missing.applies).toEqual([MISSING]);
+    expect(missing.applies).toEqual([`${MISSING} at start`]);
 
     const edited = guarded();
     await edited.informer.sync(webhook('Fail'));
-    expect(edited.applies).toEqual(['.webhooks[0].failurePolicy']);
+    expect(edited.applies).toEqual(['.webhooks[0].failurePolicy at start']);
   });
 
   test('applies again whenever it is deleted or a field meshrev sets is edited, and not for other updates', async () => {
