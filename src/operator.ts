@@ -18,7 +18,12 @@ import { HealthChecks, informersSynced, startObservabilityServer } from './obser
 import { createLogger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { kubeInformer, type Informer } from './runtime/informer.js';
-import { KubeClient, type Impersonation, type KubeClientOptions } from './runtime/kube.js';
+import {
+  KubeClient,
+  type Impersonation,
+  type KubeClientOptions,
+  type RequestRecord,
+} from './runtime/kube.js';
 import { loadConnection } from './runtime/kubeconfig.js';
 import { LeaderElector } from './runtime/leader.js';
 
@@ -40,6 +45,8 @@ export interface OperatorOverrides {
   logger?: Logger;
   /** Run as another identity, e.g. the operator's ServiceAccount, to prove its RBAC suffices. */
   impersonate?: Impersonation;
+  /** Told of every finished Kubernetes API request from the first on (tests count writes to one object). */
+  onKubeRequest?: (record: RequestRecord) => void;
 }
 
 const REVISION_TYPE = { apiVersion: API_GROUP_VERSION, kind: CONTROL_PLANE_REVISION_KIND };
@@ -78,7 +85,12 @@ export async function startOperator(
   const client = await createKubeClient(
     config,
     {
-      onRequest: metrics.kubeRequest,
+      onRequest: overrides.onKubeRequest
+        ? (record) => {
+            metrics.kubeRequest(record);
+            overrides.onKubeRequest?.(record);
+          }
+        : metrics.kubeRequest,
       userAgent: `meshrev/${config.podName}`,
       ...(overrides.impersonate ? { impersonate: overrides.impersonate } : {}),
     },

@@ -4,7 +4,8 @@
 import { execFileSync } from 'node:child_process';
 
 import { API_GROUP_VERSION } from '../../src/crds/constants.js';
-import type { KubeClient } from '../../src/runtime/kube.js';
+import { VALIDATING_WEBHOOK_CONFIGURATION_NAME } from '../../src/controllers/revision/deletion.js';
+import { writeVerbs, type KubeClient, type Verb } from '../../src/runtime/kube.js';
 import type { KubeObject } from '../../src/runtime/types.js';
 import { clusterBinary, testKubeconfigPath, waitFor } from '../support/kube.js';
 import { deleteRevision, waitRevisionObjectsGone } from '../e2e/support.js';
@@ -380,6 +381,41 @@ describe('a ControlPlaneRevision', () => {
       } finally {
         await client.delete({ ...MWC, name: `istio-sidecar-injector-${squatted}` }).catch(() => undefined);
       }
+    }),
+  );
+  test(
+    'a restarted operator that finds meshrev-validation as it applies it writes nothing to it, and repairs an edit with one apply',
+    withLogs(async () => {
+      const vwcRef = {
+        apiVersion: 'admissionregistration.k8s.io/v1',
+        kind: 'ValidatingWebhookConfiguration',
+        name: VALIDATING_WEBHOOK_CONFIGURATION_NAME,
+      };
+      type Vwc = KubeObject & { webhooks?: { failurePolicy?: string }[] };
+      await waitFor('meshrev-validation to be in place', () => client.getOptional<Vwc>(vwcRef));
+      // The same injector port: with dev routing the port is part of the configuration.
+      const port = operator.injectorPort;
+      await operator.stop();
+      const requests: Array<{ verb: string; path: string }> = [];
+      operator = await startTestOperator('revision-restarted', [`--injector-port=${port}`], {
+        onKubeRequest: (r) => requests.push({ verb: r.verb, path: r.path }),
+      });
+      const toWebhook = (r: { path: string }) => r.path.includes('/validatingwebhookconfigurations');
+      await waitFor('the leader to list meshrev-validation', () =>
+        requests.some((r) => r.verb === 'list' && toWebhook(r)),
+      );
+      await client.patch(
+        vwcRef,
+        [{ op: 'replace', path: '/webhooks/0/failurePolicy', value: 'Fail' }],
+        'application/json-patch+json',
+      );
+      await waitFor(
+        'the edit to be undone',
+        async () => (await client.getOptional<Vwc>(vwcRef))?.webhooks?.[0]?.failurePolicy === 'Ignore',
+        { timeoutMs: 30_000 },
+      );
+      const writes = requests.filter((r) => writeVerbs.has(r.verb as Verb) && toWebhook(r));
+      expect(writes.map((r) => r.verb)).toEqual(['apply']);
     }),
   );
 });

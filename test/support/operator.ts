@@ -36,7 +36,7 @@ export interface TestOperator extends OperatorHandle {
 export async function startTestOperator(
   name: string,
   args: string[] = [],
-  overrides: Pick<OperatorOverrides, 'impersonate'> = {},
+  overrides: Pick<OperatorOverrides, 'impersonate' | 'onKubeRequest'> = {},
 ): Promise<TestOperator> {
   const config = loadOperatorConfig(
     [
