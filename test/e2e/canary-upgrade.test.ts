@@ -18,7 +18,9 @@ import {
   deleteNamespace,
   testKubeConfig,
   uniqueName,
+  VALIDATION_WEBHOOK_REF,
   waitFor,
+  type ValidationWebhook,
 } from '../support/kube.js';
 import { installCrds, startTestOperator, testClient, type TestOperator } from '../support/operator.js';
 import {
@@ -392,14 +394,8 @@ describe('a canary upgrade from asm-1233-2 to asm-1234-1', () => {
   test(
     'a hand-deleted meshrev-validation comes back; while no operator runs, the finalizer holds the deletion of an in-use revision and says why until overridden',
     logged(async () => {
-      const vwcRef = {
-        apiVersion: 'admissionregistration.k8s.io/v1',
-        kind: 'ValidatingWebhookConfiguration',
-        name: VALIDATING_WEBHOOK_CONFIGURATION_NAME,
-      };
-      type Vwc = KubeObject & {
-        webhooks?: { failurePolicy?: string; clientConfig?: { caBundle?: string } }[];
-      };
+      const vwcRef = VALIDATION_WEBHOOK_REF;
+      type Vwc = ValidationWebhook;
       const saved = await client.get<Vwc>(vwcRef);
       await client.delete(vwcRef);
       const restored = await waitFor(

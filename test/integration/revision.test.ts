@@ -4,10 +4,15 @@
 import { execFileSync } from 'node:child_process';
 
 import { API_GROUP_VERSION } from '../../src/crds/constants.js';
-import { VALIDATING_WEBHOOK_CONFIGURATION_NAME } from '../../src/controllers/revision/deletion.js';
 import { writeVerbs, type KubeClient, type Verb } from '../../src/runtime/kube.js';
 import type { KubeObject } from '../../src/runtime/types.js';
-import { clusterBinary, testKubeconfigPath, waitFor } from '../support/kube.js';
+import {
+  clusterBinary,
+  testKubeconfigPath,
+  VALIDATION_WEBHOOK_REF,
+  waitFor,
+  type ValidationWebhook,
+} from '../support/kube.js';
 import { deleteRevision, waitRevisionObjectsGone } from '../e2e/support.js';
 import {
   installCrds,
@@ -383,15 +388,12 @@ describe('a ControlPlaneRevision', () => {
       }
     }),
   );
+
   test(
     'a restarted operator that finds meshrev-validation as it applies it writes nothing to it, and repairs an edit with one apply',
     withLogs(async () => {
-      const vwcRef = {
-        apiVersion: 'admissionregistration.k8s.io/v1',
-        kind: 'ValidatingWebhookConfiguration',
-        name: VALIDATING_WEBHOOK_CONFIGURATION_NAME,
-      };
-      type Vwc = KubeObject & { webhooks?: { failurePolicy?: string }[] };
+      const vwcRef = VALIDATION_WEBHOOK_REF;
+      type Vwc = ValidationWebhook;
       await waitFor('meshrev-validation to be in place', () => client.getOptional<Vwc>(vwcRef));
       // The same injector port: with dev routing the port is part of the configuration.
       const port = operator.injectorPort;

@@ -5,6 +5,8 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { logTail } from '../../hack/cluster/local-cluster.js';
+import { VALIDATING_WEBHOOK_CONFIGURATION_NAME } from '../../src/controllers/revision/deletion.js';
+import type { KubeObject } from '../../src/runtime/types.js';
 
 export function testKubeconfigPath(): string {
   const path = process.env.MESHREV_TEST_KUBECONFIG;
@@ -89,3 +91,14 @@ export function clusterBinary(name: string): string {
   if (!dir) throw new Error('MESHREV_TEST_BIN_DIR is not set: integration tests run under the global setup');
   return join(dir, name);
 }
+
+/** meshrev-validation: the ValidatingWebhookConfiguration that guards the deletion of ControlPlaneRevisions. */
+export const VALIDATION_WEBHOOK_REF = {
+  apiVersion: 'admissionregistration.k8s.io/v1',
+  kind: 'ValidatingWebhookConfiguration',
+  name: VALIDATING_WEBHOOK_CONFIGURATION_NAME,
+};
+
+export type ValidationWebhook = KubeObject & {
+  webhooks?: { failurePolicy?: string; clientConfig?: { caBundle?: string } }[];
+};
