@@ -169,7 +169,6 @@ export function desiredValidatingWebhookConfiguration(
   };
 }
 
-/** Applies `meshrev-validation` (server-side apply; a no-op when unchanged). */
 /**
  * What the leader applies: the desired configuration with the hash annotation the reconcilers use, so that a
  * newer meshrev that stops setting a field is told apart from a configuration in place (validationWebhookDrift).
@@ -199,6 +198,7 @@ export function validationWebhookDrift(
   );
 }
 
+/** Applies `meshrev-validation` (server-side apply; a no-op when unchanged). */
 export async function ensureValidatingWebhookConfiguration(
   client: KubeClient,
   injector: InjectorEndpoint,
