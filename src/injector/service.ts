@@ -41,14 +41,15 @@ export function kubeletMinor(version: string | undefined): number | undefined {
  * What a revision's settings are derived from: its spec (tracked by `metadata.generation`, which status writes do
  * not move) and the version it resolved to. Keying on resourceVersion instead would rebuild the settings, and
  * invalidate every cached verdict, on each status update, and InUse counts change throughout a rollout.
- * Objects without a generation (never the case for API objects) fall back to their resourceVersion.
+ * Objects without a generation (never the case for API objects) fall back to their resourceVersion. The uid is
+ * part of it because a revision deleted and created again under the same name starts again at generation 1.
  */
 function settingsStamp(obj: KubeObject, versionOf: InjectionServiceDeps['versionOf']): string {
   const raw = obj as KubeObject & { spec?: { version?: unknown }; status?: { version?: unknown } };
   const version = versionOf?.(obj) ?? (raw.spec?.version || raw.status?.version || '');
   const generation = obj.metadata?.generation;
   const spec = generation === undefined ? `rv:${obj.metadata?.resourceVersion ?? ''}` : `gen:${generation}`;
-  return `${spec}|${String(version)}`;
+  return `${obj.metadata?.uid ?? ''}|${spec}|${String(version)}`;
 }
 
 /**

@@ -155,6 +155,19 @@ describe('InjectionService', () => {
     expect(service.settingsFor('blue')).toMatchObject({ hub: 'mirror.example/istio' });
   });
 
+  test('derives settings again for a revision deleted and created anew under the same name', () => {
+    const created = (uid: string, hub: string) => {
+      const object = revision('blue', { version: '1.28.10', hub }, '10');
+      return { ...object, metadata: { ...object.metadata, uid, generation: 1 } } as KubeObject;
+    };
+    const revisions = objects(created('uid-first', 'registry.example/istio'));
+    const service = new InjectionService({ revisions, tags: objects(), nodes: objects() });
+    expect(service.settingsFor('blue')).toMatchObject({ hub: 'registry.example/istio' });
+    // Same name, generation and version: only the uid tells the new object from the deleted one.
+    revisions.items.set('blue', created('uid-second', 'mirror.example/istio'));
+    expect(service.settingsFor('blue')).toMatchObject({ hub: 'mirror.example/istio' });
+  });
+
   test('derives settings once per resourceVersion of a revision without a generation', () => {
     const revisions = objects(revision('blue', { version: '1.28.10', hub: 'registry.example/istio' }, '10'));
     const service = new InjectionService({ revisions, tags: objects(), nodes: objects() });
