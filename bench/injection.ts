@@ -11,6 +11,7 @@ import pino from 'pino';
 
 import { createInjectorServer, type InjectorServer } from '../src/injector/server.js';
 import { DEFAULT_INJECTION_CACHE_LIMITS } from '../src/injector/cache.js';
+import { RenderPool } from '../src/injector/render-pool.js';
 import { InjectionService, type ObjectLookup } from '../src/injector/service.js';
 import { generateCertificateAuthority, issueServingCertificate } from '../src/injector/tls/certificates.js';
 import { Metrics } from '../src/observability/metrics.js';
@@ -319,10 +320,17 @@ export async function runInjectionBench(options: InjectionOptions): Promise<Sect
     metadata: { name: 'node-0' },
     status: { nodeInfo: { kubeletVersion: 'v1.36.3' } },
   } as KubeObject;
+  // As the operator runs it: render threads for cache misses (--injector-render-threads, default 1).
+  const renderThreads = Number(process.env.BENCH_RENDER_THREADS ?? '1');
+  const renderPool =
+    renderThreads > 0
+      ? new RenderPool({ threads: renderThreads, logger: pino({ level: 'warn' }) })
+      : undefined;
   const injection = new InjectionService({
     revisions: mapLookup([revision]),
     tags: mapLookup([]),
     nodes: mapLookup([node]),
+    ...(renderPool === undefined ? {} : { renderer: renderPool }),
   });
   const metrics = new Metrics();
   // The server's own handling time per request (request headers parsed → reply handed to the socket), from the
@@ -632,6 +640,9 @@ export async function runInjectionBench(options: InjectionOptions): Promise<Sect
       "Load generator: a forked child process (bench/load-generator.ts) talking to the servers through a lean pool of keep-alive TLS connections on 127.0.0.1 (bench/lean-client.ts; Node's https client cost it as much CPU per request as the server spends); the servers run in the benchmark process, so generator and server each have their own event loop and core.",
       'Latency is measured in the generator from the moment a request is written to the end of its response; the "from scheduled send time" row adds the generator\'s own timer lag (coordinated-omission view).',
       `Replica pods: the pods of one ReplicaSet as they reach a webhook (generateName, no name yet), identical but for the random suffix of their service-account token volume (kube-api-access-xxxxx, a different one per request); the injector answers later replicas from its verdict cache, renaming the token volume (src/injector/cache.ts). Distinct pods: the first pods of ${DISTINCT_PODS} ReplicaSets (each its own generateName and owner, so its own workload name) cycled in order, more than the cache keeps (${DEFAULT_INJECTION_CACHE_LIMITS.maxEntries} entries) or remembers (as many keys seen once), so every request is keyed, misses and runs the whole engine, and none is kept (named pods, a StatefulSet's or bare ones, skip the cache and its key). Verdict cache after the throughput runs: ${JSON.stringify(data.verdictCache)}.`,
+      renderPool === undefined
+        ? "Render threads: none (BENCH_RENDER_THREADS=0); every cache miss is rendered on the server's main thread."
+        : `Render threads: ${renderThreads} (the operator's --injector-render-threads default is 1), rendering cache misses beside the main thread (src/injector/render-pool.ts); jobs at the end: ${JSON.stringify(renderPool.stats())}.`,
       'Echo ceiling: the same TLS material and keep-alive settings; it reads and JSON-parses the review and answers allowed:true. On 2 CPUs the generator needs one core of its own; with the lean pool the echo server, not the generator, bounds the closed-loop ceiling (it runs at ~96% of a core).',
       `Payload sizes (request bytes / patch operations): ${PAYLOAD_NAMES.map((n) => {
         const s = sizes[n] as { requestBytes: number; patchOps: number };
@@ -641,6 +652,7 @@ export async function runInjectionBench(options: InjectionOptions): Promise<Sect
   } finally {
     await load.stop();
     await injector.close(1000);
+    await renderPool?.close();
     echo.closeAllConnections();
     await new Promise<void>((resolve) => echo.close(() => resolve()));
   }

@@ -32,6 +32,8 @@ export const OperatorConfigSchema = z.object({
   tlsCaOverlapSeconds: durationSeconds,
   /** Injection verdicts kept for identical pods (ReplicaSet replicas); 0 turns the cache off. */
   injectionCacheEntries: z.coerce.number().int().min(0).max(100_000),
+  /** Threads that run the injection engine for cache misses beside the main thread; 0 renders on the main thread. */
+  injectorRenderThreads: z.coerce.number().int().min(0).max(16),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']),
   leaderElect: booleanish,
   leaseName: z.string().min(1),
@@ -76,6 +78,11 @@ const settings: Record<keyof OperatorConfig, { flag: string; env: string; defaul
     flag: 'injection-cache-entries',
     env: 'MESHREV_INJECTION_CACHE_ENTRIES',
     default: '256',
+  },
+  injectorRenderThreads: {
+    flag: 'injector-render-threads',
+    env: 'MESHREV_INJECTOR_RENDER_THREADS',
+    default: '1',
   },
   logLevel: { flag: 'log-level', env: 'MESHREV_LOG_LEVEL', default: 'info' },
   leaderElect: { flag: 'leader-elect', env: 'MESHREV_LEADER_ELECT', default: 'true' },

@@ -47,6 +47,8 @@ export interface OperatorOverrides {
   impersonate?: Impersonation;
   /** Told of every finished Kubernetes API request from the first on (tests count writes to one object). */
   onKubeRequest?: (record: RequestRecord) => void;
+  /** The injector's render thread module, for a process running from TypeScript sources (see startInjector). */
+  renderThreadModule?: URL;
 }
 
 const REVISION_TYPE = { apiVersion: API_GROUP_VERSION, kind: CONTROL_PLANE_REVISION_KIND };
@@ -110,6 +112,9 @@ export async function startOperator(
     certificates,
     informers: shared,
     leaderUsage: () => leaderUsage.tracker,
+    ...(overrides.renderThreadModule === undefined
+      ? {}
+      : { renderThreadModule: overrides.renderThreadModule }),
   });
   const readiness = new HealthChecks();
   readiness.add('informers', informersSynced(shared.all));

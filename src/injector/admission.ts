@@ -159,8 +159,14 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
  * still echo it; otherwise the reply uses v1, the version kube-apiserver sends to meshrev's webhooks.
  */
 export function decodeAdmissionReview(body: Uint8Array): ReviewDecodeResult {
+  return decodeAdmissionReviewText(
+    Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'),
+  );
+}
+
+/** {@link decodeAdmissionReview} of a body already decoded as UTF-8 text. */
+export function decodeAdmissionReviewText(text: string): ReviewDecodeResult {
   let parsed: unknown;
-  const text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8');
   try {
     parsed = JSON.parse(text);
   } catch (error) {
@@ -251,6 +257,18 @@ export function podFromRequest(
   if (typeof metadata.namespace !== 'string' || metadata.namespace === '')
     metadata.namespace = request.namespace;
   return { ok: true, pod: { ...object, metadata } };
+}
+
+/**
+ * The pod an AdmissionReview's text carries, exactly as {@link handleAdmission} hands it to the injector: a render
+ * thread is given the review's text (one string to copy, where the pod's object graph costs many times more to
+ * clone) and decodes the pod again itself.
+ */
+export function podFromReviewText(
+  text: string,
+): { ok: true; pod: Record<string, unknown> } | { ok: false; message: string } {
+  const decoded = decodeAdmissionReviewText(text);
+  return decoded.ok ? podFromRequest(decoded.review.request) : { ok: false, message: decoded.message };
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@
 import { parseControlPlaneRevision } from '../crds/controlplanerevision.js';
 import { settingsFromRevision } from '../crds/proxy.js';
 import type { KubeObject } from '../runtime/types.js';
-import type { InjectFn, InjectRequest, ResolveTargetFn } from './admission.js';
+import type { InjectFn, InjectRequest, InjectResult, ResolveTargetFn } from './admission.js';
 import {
   InjectionCache,
   injectedFromJson,
@@ -12,9 +12,9 @@ import {
   verdictFor,
   type InjectionCacheStats,
 } from './cache.js';
-import { injectPod, type InjectionOutcome } from './engine/index.js';
 import type { InjectorSettings } from './engine/settings.js';
-import type { Pod } from './engine/types.js';
+import { renderJob, type RenderedVerdict, type RenderJob } from './render-job.js';
+import type { Renderer } from './render-pool.js';
 
 export interface ObjectLookup {
   get(key: string): KubeObject | undefined;
@@ -29,6 +29,8 @@ export interface InjectionServiceDeps {
   versionOf?: (revision: KubeObject) => string | undefined;
   /** Memo of verdicts for identical pods (ReplicaSet replicas); `false` turns it off. Default: a new cache. */
   cache?: InjectionCache | false;
+  /** Renders cache misses off the main thread (RenderPool); without it, or when it declines, they render here. */
+  renderer?: Renderer;
 }
 
 /** `v1.34.2` → 34; undefined for anything unparsable. */
@@ -145,7 +147,7 @@ export class InjectionService {
   readonly inject: InjectFn = (req) => {
     const settings = this.settingsFor(req.revision);
     if (typeof settings === 'string') return { kind: 'rejected', message: settings };
-    const pod = req.pod as Pod;
+    const pod = req.pod;
     const nodeName = (pod as { spec?: { nodeName?: string } }).spec?.nodeName;
     const podNode = nodeName ? this.deps.nodes.get(nodeName) : undefined;
     const podNodeMinor = kubeletMinor(
@@ -157,25 +159,47 @@ export class InjectionService {
     const cached = lookup === undefined ? undefined : this.cache?.get(lookup.key);
     if (cached !== undefined) return verdictFor(cached, lookup?.token);
 
-    const outcome: InjectionOutcome = injectPod({
-      pod,
+    const job: RenderJob = {
+      input: { pod },
       namespace: req.namespace,
-      settings,
       pathParams: req.pathParams,
-      nodeKubeletMinorVersions: nodeMinors,
+      ...(nodeMinors === undefined ? {} : { nodeKubeletMinorVersions: nodeMinors }),
       ...(podNodeMinor === undefined ? {} : { podNodeKubeletMinor: podNodeMinor }),
-    });
-    if (outcome.kind !== 'injected') {
-      if (lookup !== undefined)
-        this.cache?.offer(lookup.key, () => ({ result: outcome, token: lookup.token }));
-      return outcome;
-    }
-    if (lookup === undefined) return { kind: 'injected', patch: outcome.patch };
-    // Serialised once here: the reply needs it anyway, and the cache keeps only this string.
-    const patchJson = JSON.stringify(outcome.patch);
-    this.cache?.offer(lookup.key, () => ({ result: injectedFromJson(patchJson), token: lookup.token }));
-    return { kind: 'injected', patch: outcome.patch, patchJson };
+    };
+    // A render thread is handed the review's text (cheaper to send than the pod) and decodes the pod from it.
+    const offThread =
+      req.review === undefined
+        ? undefined
+        : this.deps.renderer?.render(req.revision, settings, {
+            ...job,
+            input: { reviewText: req.review.text },
+          });
+    if (offThread === undefined) return this.settle(renderJob(job, settings), lookup);
+    // Whatever keeps a thread from answering (a failure, a thread that exited), this thread renders the pod: an
+    // engine error then surfaces here as it would have without threads.
+    return offThread.then(
+      (verdict) => this.settle(verdict, lookup),
+      () => this.settle(renderJob(job, settings), lookup),
+    );
   };
+
+  /** The reply's verdict, offered to the verdict cache when the pod was keyed. */
+  private settle(
+    verdict: RenderedVerdict,
+    lookup: { key: string; token: string | undefined } | undefined,
+  ): InjectResult {
+    let result: InjectResult;
+    if (verdict.kind === 'injected') {
+      // One object for the reply and the cache: the patch is kept as its serialised text only, encoded once.
+      const injected = injectedFromJson(verdict.patchJson) as Extract<InjectResult, { kind: 'injected' }>;
+      injected.patchBase64 = Buffer.from(verdict.patchBase64, 'latin1');
+      result = injected;
+    } else {
+      result = verdict;
+    }
+    if (lookup !== undefined) this.cache?.offer(lookup.key, () => ({ result, token: lookup.token }));
+    return result;
+  }
 
   /**
    * Everything the engine's answer depends on, or undefined when the pod is not cached: the revision's settings

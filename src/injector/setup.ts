@@ -23,6 +23,7 @@ import { retryingAction } from '../runtime/retry.js';
 import type { KubeObject } from '../runtime/types.js';
 import { DEFAULT_INJECTION_CACHE_LIMITS, InjectionCache } from './cache.js';
 import { createInjectorServer, type InjectorServer } from './server.js';
+import { RenderPool } from './render-pool.js';
 import { InjectionService } from './service.js';
 import { CertificateManager } from './tls/certificate-manager.js';
 import { caBundleBase64, certificateValidity, type TlsMaterial } from './tls/certificates.js';
@@ -71,6 +72,11 @@ export interface InjectorSetupOptions extends SetupDeps {
   informers: { revisions: Informer; tags: Informer; nodes: Informer };
   /** The leader's usage tracker while this replica leads; undefined on a follower. */
   leaderUsage: () => UsageTracker | undefined;
+  /**
+   * The render threads' entry module; by default the compiled render-thread.js beside setup.js. Running from
+   * TypeScript sources (the in-process tests) there is no such file, so they point at the build.
+   */
+  renderThreadModule?: URL;
 }
 
 export interface RunningInjector {
@@ -108,10 +114,20 @@ export async function startInjector(opts: InjectorSetupOptions): Promise<Running
   let material: TlsMaterial = certificates.initial;
   let caBundle = caBundleBase64(material);
 
+  const renderPool =
+    config.injectorRenderThreads === 0
+      ? undefined
+      : new RenderPool({
+          threads: config.injectorRenderThreads,
+          logger: logger.child({ component: 'injector' }),
+          ...(opts.renderThreadModule === undefined ? {} : { entry: { module: opts.renderThreadModule } }),
+        });
+  if (renderPool) metrics.watchRenderPool(() => renderPool.stats());
   const injection = new InjectionService({
     revisions,
     tags,
     nodes,
+    ...(renderPool === undefined ? {} : { renderer: renderPool }),
     cache:
       config.injectionCacheEntries === 0
         ? false
@@ -239,6 +255,7 @@ export async function startInjector(opts: InjectorSetupOptions): Promise<Running
       unfollow?.();
       certificates.manager.stop();
       await server.close(20_000);
+      await renderPool?.close();
     },
   };
 }

@@ -4,6 +4,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 import type { InjectionCacheStats } from '../injector/cache.js';
+import type { RenderPoolStats } from '../injector/render-pool.js';
 import type { ControllerMetrics, ReconcileOutcome } from '../runtime/controller.js';
 import type { RestartReason } from '../runtime/informer.js';
 import type { RequestRecord } from '../runtime/kube.js';
@@ -261,6 +262,43 @@ export class Metrics {
   }
 
   /** Exposes the injection verdict cache's counters, read from `stats` at scrape time. */
+  /** Render threads (src/injector/render-pool.ts): how many run, and where each cache miss was rendered. */
+  watchRenderPool(stats: () => RenderPoolStats): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: 'meshrev_injector_render_threads',
+      help: 'Render threads running the injection engine beside the main thread (configured minus those restarting)',
+      registers,
+      collect() {
+        this.set(stats().live);
+      },
+    });
+    new Counter({
+      name: 'meshrev_injector_render_jobs_total',
+      help:
+        'Cache misses offered to render threads, by result: rendered by a thread, or rendered on the main thread ' +
+        'because every thread was busy or down (declined), a thread exited first (lost) or reported a failure (failed)',
+      labelNames: ['result'],
+      registers,
+      collect() {
+        const current = stats();
+        this.reset();
+        for (const result of ['rendered', 'declined', 'lost', 'failed'] as const) {
+          this.inc({ result }, current[result]);
+        }
+      },
+    });
+    new Counter({
+      name: 'meshrev_injector_render_thread_restarts_total',
+      help: 'Render threads that exited and were started again',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(stats().restarts);
+      },
+    });
+  }
+
   watchInjectionCache(stats: () => InjectionCacheStats | undefined): void {
     const registers = [this.registry];
     new Counter({

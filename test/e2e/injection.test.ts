@@ -131,15 +131,15 @@ function pod(
 const proxyOf = (p: Pod): Container | undefined =>
   [...(p.spec.initContainers ?? []), ...p.spec.containers].find((c) => c.name === 'istio-proxy');
 
-async function cacheLookups(result: 'hit' | 'miss'): Promise<number> {
+/** A counter of the operator's /metrics with one `result` label. */
+async function counter(name: string, result: string): Promise<number> {
   const text = await operator.metrics.expose();
-  const match = new RegExp(
-    `^meshrev_injection_cache_lookups_total\\{result="${result}"\\} (\\d+)$`,
-    'm',
-  ).exec(text);
-  if (!match) throw new Error(`no meshrev_injection_cache_lookups_total{result="${result}"} in /metrics`);
+  const match = new RegExp(`^${name}\\{result="${result}"\\} (\\d+)$`, 'm').exec(text);
+  if (!match) throw new Error(`no ${name}{result="${result}"} in /metrics`);
   return Number(match[1]);
 }
+
+const cacheLookups = (result: 'hit' | 'miss') => counter('meshrev_injection_cache_lookups_total', result);
 
 async function podsOf(namespace: string, app: string): Promise<Pod[]> {
   const list = await client.list<Pod>(
@@ -224,6 +224,11 @@ describe('the sidecar injector behind kube-apiserver', () => {
         'service.istio.io/canonical-name': app,
         'service.istio.io/canonical-revision': 'v1',
       });
+      // The pod was a cache miss, rendered by the operator's render thread (not the main thread's fallback).
+      expect(await counter('meshrev_injector_render_jobs_total', 'rendered')).toBeGreaterThanOrEqual(1);
+      for (const fallback of ['lost', 'failed']) {
+        expect(await counter('meshrev_injector_render_jobs_total', fallback)).toBe(0);
+      }
     }),
   );
 

@@ -2,6 +2,7 @@
 // kube-apiserver through an ExternalName Service to localhost (dev webhook routing).
 import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import pino from 'pino';
 
 import { installCrds as installMeshrevCrds } from '../../hack/cluster/crds.js';
@@ -60,7 +61,9 @@ export async function startTestOperator(
     { level: 'debug', base: { component: 'meshrev', pod: name } },
     createWriteStream(logFile, { flags: 'a' }),
   );
-  const handle = await startOperator(config, { ...overrides, logger });
+  // Running from TypeScript sources: render threads load the compiled entry (`make test` builds first).
+  const renderThreadModule = pathToFileURL(join(repoRoot, 'dist', 'src', 'injector', 'render-thread.js'));
+  const handle = await startOperator(config, { ...overrides, logger, renderThreadModule });
   return { ...handle, config, logFile };
 }
 

@@ -10,6 +10,8 @@ import {
   verdictFor,
   type CachedVerdict,
 } from '../../../src/injector/cache.js';
+import { renderJob, type RenderJob } from '../../../src/injector/render-job.js';
+import { RenderThreadLost, type Renderer } from '../../../src/injector/render-pool.js';
 import { InjectionService, kubeletMinor, type ObjectLookup } from '../../../src/injector/service.js';
 import type { KubeObject } from '../../../src/runtime/types.js';
 
@@ -703,5 +705,121 @@ describe('verdictFor', () => {
       token: 'kube-api-access-abc12',
     };
     expect(verdictFor(silent, 'kube-api-access-zz9x8')).toBe(silent.result);
+  });
+});
+
+describe('render threads (a Renderer renders cache misses off the main thread)', () => {
+  const revisions = () => objects(revision('asm-1', { version: '1.29.6' }));
+  const request = (pod: Record<string, unknown>, withReview = true) => ({
+    pod,
+    namespace: 'shop',
+    revision: 'asm-1',
+    pathParams: {},
+    ...(withReview ? { review: reviewOf(pod) } : {}),
+  });
+  /** A renderer that renders on this thread as a render thread would, from the review text, and records its jobs. */
+  const recordingRenderer = (answer: 'render' | 'decline' | 'lose' = 'render') => {
+    const jobs: RenderJob[] = [];
+    const renderer: Renderer = {
+      render: (_revision, settings, job) => {
+        jobs.push(job);
+        if (answer === 'decline') return undefined;
+        if (answer === 'lose') return Promise.reject(new RenderThreadLost(0));
+        return Promise.resolve(renderJob(job, settings));
+      },
+    };
+    return { renderer, jobs };
+  };
+  const patchOf = (result: InjectResult): unknown => {
+    if (result.kind !== 'injected') throw new Error(`expected an injection, got ${JSON.stringify(result)}`);
+    return result.patch;
+  };
+  const withoutThreads = () =>
+    patchOf(
+      new InjectionService({ revisions: revisions(), tags: objects(), nodes: objects() }).inject(
+        request(structuredClone(REPLICA)),
+      ) as InjectResult,
+    );
+
+  test('a miss is rendered by the renderer from the review text, with the verdict the main thread gives', async () => {
+    const { renderer, jobs } = recordingRenderer();
+    const service = new InjectionService({
+      revisions: revisions(),
+      tags: objects(),
+      nodes: objects(),
+      renderer,
+    });
+    const req = request(structuredClone(REPLICA));
+    const answer = service.inject(req);
+    expect(answer).toBeInstanceOf(Promise);
+    const result = await answer;
+    expect(jobs).toEqual([{ input: { reviewText: req.review?.text }, namespace: 'shop', pathParams: {} }]);
+    expect(patchOf(result)).toEqual(withoutThreads());
+    // The reply's encoding came with the verdict.
+    if (result.kind !== 'injected') throw new Error('expected an injection');
+    expect(result.patchBase64?.toString('latin1')).toBe(
+      Buffer.from(result.patchJson ?? '').toString('base64'),
+    );
+  });
+
+  test('verdicts rendered off the main thread fill the verdict cache; hits never reach the renderer', async () => {
+    const { renderer, jobs } = recordingRenderer();
+    const service = new InjectionService({
+      revisions: revisions(),
+      tags: objects(),
+      nodes: objects(),
+      renderer,
+    });
+    await service.inject(request(structuredClone(REPLICA)));
+    const kept = await service.inject(request(structuredClone(REPLICA)));
+    const hit = service.inject(request(structuredClone(REPLICA)));
+    expect(hit).toBe(kept);
+    expect(jobs).toHaveLength(2);
+    expect(service.cacheStats()).toMatchObject({ hits: 1, misses: 2, entries: 1 });
+  });
+
+  test.each(['decline', 'lose'] as const)(
+    'when the renderer would %s the job, the main thread renders the same verdict',
+    async (answer) => {
+      const { renderer, jobs } = recordingRenderer(answer);
+      const service = new InjectionService({
+        revisions: revisions(),
+        tags: objects(),
+        nodes: objects(),
+        renderer,
+      });
+      expect(patchOf(await service.inject(request(structuredClone(REPLICA))))).toEqual(withoutThreads());
+      expect(jobs).toHaveLength(1);
+    },
+  );
+
+  test('a pod without its review text (no admission request) is rendered on the main thread', () => {
+    const { renderer, jobs } = recordingRenderer();
+    const service = new InjectionService({
+      revisions: revisions(),
+      tags: objects(),
+      nodes: objects(),
+      renderer,
+    });
+    const result = service.inject(request(structuredClone(REPLICA), false));
+    expect(result).not.toBeInstanceOf(Promise);
+    expect(patchOf(result as InjectResult)).toEqual(withoutThreads());
+    expect(jobs).toHaveLength(0);
+  });
+
+  test('a pod the engine cannot render gets the same answer after a lost job as without threads', async () => {
+    const { renderer } = recordingRenderer('lose');
+    const service = new InjectionService({
+      revisions: revisions(),
+      tags: objects(),
+      nodes: objects(),
+      renderer,
+    });
+    const broken = () =>
+      ({ ...structuredClone(REPLICA), spec: { containers: 'not a list' } }) as Record<string, unknown>;
+    const alone = new InjectionService({ revisions: revisions(), tags: objects(), nodes: objects() });
+    const expected = alone.inject(request(broken()));
+    expect(expected).toMatchObject({ kind: 'rejected', message: expect.stringContaining('not a function') });
+    expect(await service.inject(request(broken()))).toEqual(expected);
   });
 });

@@ -73,6 +73,28 @@ describe('Metrics', () => {
     expect(text).toContain('meshrev_injection_cache_entries 3');
   });
 
+  it('reads the render threads and where cache misses were rendered at scrape time', async () => {
+    const metrics = new Metrics({ defaultMetrics: false });
+    const stats = {
+      threads: 2,
+      live: 1,
+      queued: 3,
+      rendered: 40,
+      failed: 1,
+      lost: 2,
+      declined: 5,
+      restarts: 1,
+    };
+    metrics.watchRenderPool(() => stats);
+    const text = await metrics.expose();
+    expect(text).toContain('meshrev_injector_render_threads 1');
+    expect(text).toContain('meshrev_injector_render_jobs_total{result="rendered"} 40');
+    expect(text).toContain('meshrev_injector_render_jobs_total{result="declined"} 5');
+    expect(text).toContain('meshrev_injector_render_jobs_total{result="lost"} 2');
+    expect(text).toContain('meshrev_injector_render_jobs_total{result="failed"} 1');
+    expect(text).toContain('meshrev_injector_render_thread_restarts_total 1');
+  });
+
   it('gives every instance its own registry so counters do not leak between instances', async () => {
     const first = new Metrics({ defaultMetrics: false });
     const second = new Metrics({ defaultMetrics: false });

@@ -1,0 +1,217 @@
+// Render threads: the injection engine run off the main thread, so a replica with more than one core renders pods
+// for cache misses beside the thread that serves TLS, parses reviews and answers verdict cache hits. Measured on
+// two cores (bench/README.md), the engine's share of a distinct pod's cost left the main thread and the pods per
+// second it answers rose accordingly.
+//
+// The pool is an optimisation only: whenever a thread cannot answer (all threads busy beyond their queue, a thread
+// down or restarting, a job lost with a thread that exited, a thread that reports a failure) the caller renders on
+// its own thread, so no admission fails or waits for a thread. A thread that exits is started again after a
+// backoff that grows while it keeps failing.
+import { Worker } from 'node:worker_threads';
+
+import type { Logger } from 'pino';
+
+import type { InjectorSettings } from './engine/settings.js';
+import type { RenderedVerdict, RenderJob, RenderThreadReply, RenderThreadRequest } from './render-job.js';
+
+/** Renders a job off the calling thread, or returns undefined when the caller should render it itself. */
+export interface Renderer {
+  render(revision: string, settings: InjectorSettings, job: RenderJob): Promise<RenderedVerdict> | undefined;
+}
+
+export interface RenderPoolOptions {
+  threads: number;
+  logger: Logger;
+  /**
+   * The thread's code: a module (default: render-thread.js beside this module, which is there once compiled) or,
+   * for tests, script text run with `eval`.
+   */
+  entry?: { module: URL } | { evalScript: string };
+  /** Jobs one thread may hold; beyond that on every thread, the caller renders. */
+  maxQueuedPerThread?: number;
+  /** Delay before a thread that exited is started again, doubling while it keeps exiting without answering. */
+  restartDelayMs?: { initial: number; max: number };
+}
+
+export interface RenderPoolStats {
+  /** Threads configured. */
+  threads: number;
+  /** Threads running now (a thread is down between exiting and its restart). */
+  live: number;
+  /** Jobs posted and not yet answered. */
+  queued: number;
+  /** Jobs answered with a verdict. */
+  rendered: number;
+  /** Jobs a thread answered with a failure (the engine threw); the caller rendered them. */
+  failed: number;
+  /** Jobs lost with a thread that exited; the caller rendered them. */
+  lost: number;
+  /** Jobs not taken because every thread was down or full; the caller rendered them. */
+  declined: number;
+  restarts: number;
+}
+
+/** A job that left with its thread (exited or terminated); the caller renders it instead. */
+export class RenderThreadLost extends Error {
+  constructor(thread: number) {
+    super(`render thread ${thread} exited before it answered`);
+    this.name = 'RenderThreadLost';
+  }
+}
+
+interface PendingJob {
+  resolve: (verdict: RenderedVerdict) => void;
+  reject: (error: Error) => void;
+}
+
+interface ThreadSlot {
+  index: number;
+  worker: Worker | undefined;
+  pending: Map<number, PendingJob>;
+  /** Settings id last sent to this thread, by revision. */
+  shipped: Map<string, number>;
+  /** Exits since the thread last answered a job; sets the restart delay. */
+  exitsWithoutAnswer: number;
+  restartTimer: NodeJS.Timeout | undefined;
+}
+
+const DEFAULT_ENTRY = { module: new URL('./render-thread.js', import.meta.url) };
+
+export class RenderPool implements Renderer {
+  private readonly slots: ThreadSlot[];
+  private readonly settingsIds = new WeakMap<InjectorSettings, number>();
+  private nextSettingsId = 1;
+  private nextJobId = 1;
+  private closed = false;
+  private readonly counts = { rendered: 0, failed: 0, lost: 0, declined: 0, restarts: 0 };
+  private readonly maxQueued: number;
+  private readonly restartDelay: { initial: number; max: number };
+
+  constructor(private readonly options: RenderPoolOptions) {
+    this.maxQueued = options.maxQueuedPerThread ?? 64;
+    this.restartDelay = options.restartDelayMs ?? { initial: 250, max: 30_000 };
+    this.slots = Array.from({ length: Math.max(0, options.threads) }, (_, index) => ({
+      index,
+      worker: undefined,
+      pending: new Map(),
+      shipped: new Map(),
+      exitsWithoutAnswer: 0,
+      restartTimer: undefined,
+    }));
+    for (const slot of this.slots) this.start(slot);
+  }
+
+  render(revision: string, settings: InjectorSettings, job: RenderJob): Promise<RenderedVerdict> | undefined {
+    const slot = this.leastQueued();
+    if (slot?.worker === undefined || slot.pending.size >= this.maxQueued) {
+      this.counts.declined++;
+      return undefined;
+    }
+    const id = this.nextJobId++;
+    const request: RenderThreadRequest = { id, settingsId: this.settingsIdOf(settings), job };
+    const shippedId = slot.shipped.get(revision);
+    if (shippedId !== request.settingsId) {
+      request.settings = settings;
+      if (shippedId !== undefined) request.retire = [shippedId];
+      slot.shipped.set(revision, request.settingsId);
+    }
+    const worker = slot.worker;
+    return new Promise<RenderedVerdict>((resolve, reject) => {
+      slot.pending.set(id, { resolve, reject });
+      worker.postMessage(request);
+    });
+  }
+
+  stats(): RenderPoolStats {
+    let live = 0;
+    let queued = 0;
+    for (const slot of this.slots) {
+      if (slot.worker !== undefined) live++;
+      queued += slot.pending.size;
+    }
+    return { threads: this.slots.length, live, queued, ...this.counts };
+  }
+
+  /** Stops every thread; jobs still queued are lost (their callers render them). */
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(
+      this.slots.map(async (slot) => {
+        clearTimeout(slot.restartTimer);
+        await slot.worker?.terminate();
+      }),
+    );
+  }
+
+  private leastQueued(): ThreadSlot | undefined {
+    let best: ThreadSlot | undefined;
+    for (const slot of this.slots) {
+      if (slot.worker === undefined) continue;
+      if (best === undefined || slot.pending.size < best.pending.size) best = slot;
+    }
+    return best;
+  }
+
+  private settingsIdOf(settings: InjectorSettings): number {
+    let id = this.settingsIds.get(settings);
+    if (id === undefined) {
+      id = this.nextSettingsId++;
+      this.settingsIds.set(settings, id);
+    }
+    return id;
+  }
+
+  private start(slot: ThreadSlot): void {
+    slot.restartTimer = undefined;
+    if (this.closed) return;
+    const entry = this.options.entry ?? DEFAULT_ENTRY;
+    const name = `meshrev-render-${slot.index}`;
+    const worker =
+      'module' in entry
+        ? new Worker(entry.module, { name })
+        : new Worker(entry.evalScript, { name, eval: true });
+    // Queued jobs belong to admission requests, whose sockets keep the process alive; an idle thread must not.
+    worker.unref();
+    slot.worker = worker;
+    worker.on('message', (reply: RenderThreadReply) => this.settle(slot, reply));
+    worker.on('error', (err) =>
+      this.options.logger.error({ err, thread: slot.index }, 'render thread failed'),
+    );
+    worker.on('exit', (code) => this.onExit(slot, worker, code));
+  }
+
+  private settle(slot: ThreadSlot, reply: RenderThreadReply): void {
+    const job = slot.pending.get(reply.id);
+    if (job === undefined) return;
+    slot.pending.delete(reply.id);
+    slot.exitsWithoutAnswer = 0;
+    if ('verdict' in reply) {
+      this.counts.rendered++;
+      job.resolve(reply.verdict);
+    } else {
+      this.counts.failed++;
+      job.reject(new Error(reply.failed));
+    }
+  }
+
+  private onExit(slot: ThreadSlot, worker: Worker, code: number): void {
+    if (slot.worker !== worker) return;
+    slot.worker = undefined;
+    slot.shipped.clear();
+    const lost = [...slot.pending.values()];
+    slot.pending.clear();
+    this.counts.lost += lost.length;
+    for (const job of lost) job.reject(new RenderThreadLost(slot.index));
+    if (this.closed) return;
+
+    const delay = Math.min(this.restartDelay.max, this.restartDelay.initial * 2 ** slot.exitsWithoutAnswer);
+    slot.exitsWithoutAnswer++;
+    this.counts.restarts++;
+    this.options.logger.warn(
+      { thread: slot.index, exitCode: code, lostJobs: lost.length, restartInMs: delay },
+      'render thread exited; its jobs are rendered on the main thread until it is back',
+    );
+    slot.restartTimer = setTimeout(() => this.start(slot), delay);
+    slot.restartTimer.unref();
+  }
+}

@@ -1,0 +1,150 @@
+// The render thread pool's own behaviour, with scripted threads that speak its protocol: settings travel once per
+// thread, a thread that exits loses only its queued jobs (their callers render them) and is started again, full or
+// missing threads decline work, and close() stops everything. What a real thread computes is in render-job.test.ts.
+import pino from 'pino';
+
+import type { InjectorSettings } from '../../../src/injector/engine/settings.js';
+import type { RenderJob } from '../../../src/injector/render-job.js';
+import { RenderPool, RenderThreadLost } from '../../../src/injector/render-pool.js';
+import { waitFor } from '../runtime/fakes.js';
+
+// Answers by the job's namespace: `crash` ends the thread, `hold` never answers, `fail` reports a failure, and any
+// other is answered with what the thread knew: the settings' revision, whether they came with this job, what the
+// job retired.
+const SCRIPTED_THREAD = `
+const { parentPort } = require('node:worker_threads');
+const settings = new Map();
+parentPort.on('message', (m) => {
+  for (const id of m.retire ?? []) settings.delete(id);
+  if (m.settings) settings.set(m.settingsId, m.settings);
+  const ns = m.job.namespace;
+  if (ns === 'crash') process.exit(3);
+  if (ns === 'hold') return;
+  if (ns === 'fail') return parentPort.postMessage({ id: m.id, failed: 'engine broke' });
+  const known = settings.get(m.settingsId);
+  const retired = m.retire ? ' retired ' + m.retire.join(',') : '';
+  parentPort.postMessage({
+    id: m.id,
+    verdict: { kind: 'skipped', reason: (known ? known.revision : 'none') + (m.settings ? ' sent' : ' kept') + retired },
+  });
+});
+`;
+
+const settingsOf = (revision: string) => ({ revision }) as unknown as InjectorSettings;
+const job = (namespace: string): RenderJob => ({ input: { reviewText: '{}' }, namespace, pathParams: {} });
+const logger = pino({ level: 'silent' });
+
+const pools: RenderPool[] = [];
+function pool(options: Partial<ConstructorParameters<typeof RenderPool>[0]> = {}): RenderPool {
+  const created = new RenderPool({
+    threads: 1,
+    logger,
+    entry: { evalScript: SCRIPTED_THREAD },
+    restartDelayMs: { initial: 5, max: 20 },
+    ...options,
+  });
+  pools.push(created);
+  return created;
+}
+afterEach(async () => {
+  await Promise.all(pools.splice(0).map((p) => p.close()));
+});
+
+function rendered(promise: ReturnType<RenderPool['render']>): Promise<unknown> {
+  if (promise === undefined) throw new Error('the pool declined the job');
+  return promise;
+}
+
+describe('RenderPool', () => {
+  test("sends a revision's settings with its first job only, and again with a retire note when they change", async () => {
+    const p = pool();
+    const first = settingsOf('asm-1');
+    expect(await rendered(p.render('asm-1', first, job('a')))).toEqual({
+      kind: 'skipped',
+      reason: 'asm-1 sent',
+    });
+    expect(await rendered(p.render('asm-1', first, job('a')))).toEqual({
+      kind: 'skipped',
+      reason: 'asm-1 kept',
+    });
+    // Another revision's settings are its own; they do not retire the first revision's.
+    expect(await rendered(p.render('asm-2', settingsOf('asm-2'), job('a')))).toEqual({
+      kind: 'skipped',
+      reason: 'asm-2 sent',
+    });
+    // New settings for asm-1 (a new spec generation): sent, and the old ones retired on the thread.
+    expect(await rendered(p.render('asm-1', settingsOf('asm-1'), job('a')))).toEqual({
+      kind: 'skipped',
+      reason: 'asm-1 sent retired 1',
+    });
+    expect(p.stats()).toMatchObject({ threads: 1, live: 1, queued: 0, rendered: 4, declined: 0 });
+  });
+
+  test('a thread that exits loses only the jobs it held, is started again, and is sent settings anew', async () => {
+    const p = pool();
+    const settings = settingsOf('asm-1');
+    await rendered(p.render('asm-1', settings, job('a')));
+    const held = rendered(p.render('asm-1', settings, job('hold')));
+    const crash = rendered(p.render('asm-1', settings, job('crash')));
+    await expect(held).rejects.toBeInstanceOf(RenderThreadLost);
+    await expect(crash).rejects.toThrow('render thread 0 exited before it answered');
+    expect(p.stats()).toMatchObject({ lost: 2, restarts: 1 });
+
+    await waitFor(() => p.stats().live === 1, 'the thread to be started again');
+    expect(await rendered(p.render('asm-1', settings, job('a')))).toEqual({
+      kind: 'skipped',
+      reason: 'asm-1 sent',
+    });
+  });
+
+  test('while its only thread is down the pool declines jobs, so callers render them', async () => {
+    const p = pool({ restartDelayMs: { initial: 60_000, max: 60_000 } });
+    await expect(rendered(p.render('asm-1', settingsOf('asm-1'), job('crash')))).rejects.toBeInstanceOf(
+      RenderThreadLost,
+    );
+    expect(p.render('asm-1', settingsOf('asm-1'), job('a'))).toBeUndefined();
+    expect(p.stats()).toMatchObject({ live: 0, declined: 1 });
+  });
+
+  test("a thread's reported failure rejects that job only", async () => {
+    const p = pool();
+    await expect(rendered(p.render('asm-1', settingsOf('asm-1'), job('fail')))).rejects.toThrow(
+      'engine broke',
+    );
+    expect(await rendered(p.render('asm-1', settingsOf('asm-1'), job('a')))).toMatchObject({
+      kind: 'skipped',
+    });
+    expect(p.stats()).toMatchObject({ failed: 1, rendered: 1, lost: 0, restarts: 0 });
+  });
+
+  test('spreads jobs over the least busy thread and declines once every thread holds its limit', async () => {
+    const p = pool({ threads: 2, maxQueuedPerThread: 2 });
+    const settings = settingsOf('asm-1');
+    const held = [1, 2, 3, 4].map(() => p.render('asm-1', settings, job('hold')));
+    expect(held.every((promise) => promise !== undefined)).toBe(true);
+    expect(p.stats()).toMatchObject({ threads: 2, live: 2, queued: 4 });
+    expect(p.render('asm-1', settings, job('a'))).toBeUndefined();
+    expect(p.stats().declined).toBe(1);
+    // Closing loses the held jobs; their callers would render them.
+    const settled = Promise.allSettled(held.map((promise) => rendered(promise)));
+    await p.close();
+    const outcomes = await settled;
+    expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected', 'rejected', 'rejected']);
+    expect(p.stats()).toMatchObject({ live: 0, lost: 4, restarts: 0 });
+    expect(p.render('asm-1', settings, job('a'))).toBeUndefined();
+  });
+
+  test('with no threads configured every job is declined', () => {
+    const p = pool({ threads: 0 });
+    expect(p.render('asm-1', settingsOf('asm-1'), job('a'))).toBeUndefined();
+    expect(p.stats()).toMatchObject({ threads: 0, live: 0, declined: 1 });
+  });
+
+  test('a thread that cannot start is retried with a growing delay, and jobs are declined meanwhile', async () => {
+    const p = pool({ entry: { evalScript: 'throw new Error("no engine here")' } });
+    await waitFor(() => p.stats().restarts >= 3, 'three failed starts', 5_000);
+    expect(p.stats().live).toBeLessThanOrEqual(1);
+    await p.close();
+    expect(p.render('asm-1', settingsOf('asm-1'), job('a'))).toBeUndefined();
+  });
+});
