@@ -73,8 +73,8 @@ export interface InjectorSetupOptions extends SetupDeps {
   /** The leader's usage tracker while this replica leads; undefined on a follower. */
   leaderUsage: () => UsageTracker | undefined;
   /**
-   * The render threads' entry module; by default the compiled render-thread.js beside setup.js. Running from
-   * TypeScript sources (the in-process tests) there is no such file, so they point at the build.
+   * The render threads' entry module; by default the compiled render-thread.js beside render-pool.js. Running
+   * from TypeScript sources (the in-process tests) there is no such file, so they point at the build.
    */
   renderThreadModule?: URL;
 }
@@ -181,7 +181,13 @@ export async function startInjector(opts: InjectorSetupOptions): Promise<Running
       },
     },
   });
-  const listening = await server.listen();
+  let listening: { port: number };
+  try {
+    listening = await server.listen();
+  } catch (err) {
+    await renderPool?.close();
+    throw err;
+  }
 
   // Through a real Service the port is the Service's; with dev routing (ExternalName to localhost)
   // kube-apiserver dials the port in the webhook configuration directly, so it is ours.
