@@ -324,7 +324,11 @@ export async function runInjectionBench(options: InjectionOptions): Promise<Sect
   const renderThreads = Number(process.env.BENCH_RENDER_THREADS ?? '1');
   const renderPool =
     renderThreads > 0
-      ? new RenderPool({ threads: renderThreads, logger: pino({ level: 'warn' }) })
+      ? new RenderPool({
+          threads: renderThreads,
+          logger: pino({ level: 'warn' }),
+          offload: process.env.BENCH_RENDER_OFFLOAD === 'always' ? 'always' : 'when-busy',
+        })
       : undefined;
   const injection = new InjectionService({
     revisions: mapLookup([revision]),
@@ -642,7 +646,7 @@ export async function runInjectionBench(options: InjectionOptions): Promise<Sect
       `Replica pods: the pods of one ReplicaSet as they reach a webhook (generateName, no name yet), identical but for the random suffix of their service-account token volume (kube-api-access-xxxxx, a different one per request); the injector answers later replicas from its verdict cache, renaming the token volume (src/injector/cache.ts). Distinct pods: the first pods of ${DISTINCT_PODS} ReplicaSets (each its own generateName and owner, so its own workload name) cycled in order, more than the cache keeps (${DEFAULT_INJECTION_CACHE_LIMITS.maxEntries} entries) or remembers (as many keys seen once), so every request is keyed, misses and runs the whole engine, and none is kept (named pods, a StatefulSet's or bare ones, skip the cache and its key). Verdict cache after the throughput runs: ${JSON.stringify(data.verdictCache)}.`,
       renderPool === undefined
         ? "Render threads: none (BENCH_RENDER_THREADS=0); every cache miss is rendered on the server's main thread."
-        : `Render threads: ${renderThreads} (the operator's --injector-render-threads default is 1), rendering cache misses beside the main thread (src/injector/render-pool.ts); jobs at the end: ${JSON.stringify(renderPool.stats())}.`,
+        : `Render threads: ${renderThreads} (the operator's --injector-render-threads default is 1), offload ${process.env.BENCH_RENDER_OFFLOAD === 'always' ? 'always' : 'when-busy (the default: misses go to the thread only while the main thread is busy)'} (src/injector/render-pool.ts); jobs at the end: ${JSON.stringify(renderPool.stats())}.`,
       'Echo ceiling: the same TLS material and keep-alive settings; it reads and JSON-parses the review and answers allowed:true. On 2 CPUs the generator needs one core of its own; with the lean pool the echo server, not the generator, bounds the closed-loop ceiling (it runs at ~96% of a core).',
       `Payload sizes (request bytes / patch operations): ${PAYLOAD_NAMES.map((n) => {
         const s = sizes[n] as { requestBytes: number; patchOps: number };

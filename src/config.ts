@@ -34,6 +34,8 @@ export const OperatorConfigSchema = z.object({
   injectionCacheEntries: z.coerce.number().int().min(0).max(100_000),
   /** Threads that run the injection engine for cache misses beside the main thread; 0 renders on the main thread. */
   injectorRenderThreads: z.coerce.number().int().min(0).max(16),
+  /** `when-busy`: misses go to render threads only while the main thread is busy; `always`: every miss. */
+  injectorRenderOffload: z.enum(['when-busy', 'always']),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']),
   leaderElect: booleanish,
   leaseName: z.string().min(1),
@@ -83,6 +85,11 @@ const settings: Record<keyof OperatorConfig, { flag: string; env: string; defaul
     flag: 'injector-render-threads',
     env: 'MESHREV_INJECTOR_RENDER_THREADS',
     default: '1',
+  },
+  injectorRenderOffload: {
+    flag: 'injector-render-offload',
+    env: 'MESHREV_INJECTOR_RENDER_OFFLOAD',
+    default: 'when-busy',
   },
   logLevel: { flag: 'log-level', env: 'MESHREV_LOG_LEVEL', default: 'info' },
   leaderElect: { flag: 'leader-elect', env: 'MESHREV_LEADER_ELECT', default: 'true' },

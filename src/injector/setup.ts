@@ -119,6 +119,7 @@ export async function startInjector(opts: InjectorSetupOptions): Promise<Running
       ? undefined
       : new RenderPool({
           threads: config.injectorRenderThreads,
+          offload: config.injectorRenderOffload,
           logger: logger.child({ component: 'injector' }),
           ...(opts.renderThreadModule === undefined ? {} : { entry: { module: opts.renderThreadModule } }),
         });

@@ -277,13 +277,14 @@ export class Metrics {
       name: 'meshrev_injector_render_jobs_total',
       help:
         'Cache misses offered to render threads, by result: rendered by a thread, or rendered on the main thread ' +
-        'because every thread was busy or down (declined), a thread exited first (lost) or reported a failure (failed)',
+        'because it had time for them (kept), every thread was busy or down (declined), a thread exited first (lost) ' +
+        'or reported a failure (failed)',
       labelNames: ['result'],
       registers,
       collect() {
         const current = stats();
         this.reset();
-        for (const result of ['rendered', 'declined', 'lost', 'failed'] as const) {
+        for (const result of ['rendered', 'kept', 'declined', 'lost', 'failed'] as const) {
           this.inc({ result }, current[result]);
         }
       },

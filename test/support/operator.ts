@@ -50,6 +50,8 @@ export async function startTestOperator(
       '--leader-elect=false',
       `--pod-name=${name}`,
       '--resync-seconds=0',
+      // Every cache miss through the render thread, so the suites exercise it (by default only a busy replica does).
+      '--injector-render-offload=always',
       ...args,
     ],
     {},

@@ -1,6 +1,6 @@
 // The render thread pool's own behaviour, with scripted threads that speak its protocol: settings travel once per
 // thread, a thread that exits loses only its queued jobs (their callers render them) and is started again, full or
-// missing threads decline work, and close() stops everything. What a real thread computes is in render-job.test.ts.
+// missing threads decline work, jobs go to threads only while the main thread is busy, and close() stops everything. What a real thread computes is in render-job.test.ts.
 import pino from 'pino';
 
 import type { InjectorSettings } from '../../../src/injector/engine/settings.js';
@@ -41,6 +41,7 @@ function pool(options: Partial<ConstructorParameters<typeof RenderPool>[0]> = {}
     logger,
     entry: { evalScript: SCRIPTED_THREAD },
     restartDelayMs: { initial: 5, max: 20 },
+    offload: 'always',
     ...options,
   });
   pools.push(created);
@@ -132,6 +133,29 @@ describe('RenderPool', () => {
     expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected', 'rejected', 'rejected']);
     expect(p.stats()).toMatchObject({ live: 0, lost: 4, restarts: 0 });
     expect(p.render('asm-1', settings, job('a'))).toBeUndefined();
+  });
+
+  test('offloads only while the main thread is busy: from 80% event-loop use until it falls under 50%', async () => {
+    const loads = [0.3, 0.85, 0.6, 0.45, 0.79];
+    let clock = 0;
+    const p = pool({ offload: 'when-busy', now: () => clock, mainThreadLoad: () => loads.shift() ?? 0 });
+    const settings = settingsOf('asm-1');
+    const offered = (): 'thread' | 'main' => (p.render('asm-1', settings, job('a')) ? 'thread' : 'main');
+    expect(offered()).toBe('main'); // no sample yet: the main thread counts as idle
+    clock = 100;
+    expect([offered(), offered()]).toEqual(['main', 'main']); // 0.3, sampled once per window
+    clock = 200;
+    expect(offered()).toBe('thread'); // 0.85: busy
+    clock = 300;
+    expect(offered()).toBe('thread'); // 0.6: still busy (not yet under 50%)
+    clock = 350;
+    expect(offered()).toBe('thread'); // same window, no new sample
+    clock = 400;
+    expect(offered()).toBe('main'); // 0.45: idle again
+    clock = 500;
+    expect(offered()).toBe('main'); // 0.79: not yet busy
+    expect(p.stats()).toMatchObject({ kept: 5, declined: 0 });
+    await waitFor(() => p.stats().rendered === 3, 'the offloaded jobs to be answered');
   });
 
   test('with no threads configured every job is declined', () => {

@@ -80,6 +80,7 @@ describe('Metrics', () => {
       live: 1,
       queued: 3,
       rendered: 40,
+      kept: 7,
       failed: 1,
       lost: 2,
       declined: 5,
@@ -90,6 +91,8 @@ describe('Metrics', () => {
     expect(text).toContain('meshrev_injector_render_threads 1');
     expect(text).toContain('meshrev_injector_render_jobs_total{result="rendered"} 40');
     expect(text).toContain('meshrev_injector_render_jobs_total{result="declined"} 5');
+    expect(text).toContain('meshrev_injector_render_jobs_total{result="kept"} 7');
+    expect(text).toContain('meshrev_injector_render_jobs_total{result="kept"} 7');
     expect(text).toContain('meshrev_injector_render_jobs_total{result="lost"} 2');
     expect(text).toContain('meshrev_injector_render_jobs_total{result="failed"} 1');
     expect(text).toContain('meshrev_injector_render_thread_restarts_total 1');
