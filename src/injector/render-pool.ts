@@ -7,8 +7,8 @@
 // with everything else on the machine: measured on two cores with the load generator beside it, a small pod's p99
 // at 1,000 distinct pods/s went from 2.2–2.6 ms to 8–27 ms with every miss sent to a thread, while the closed-loop
 // throughput of distinct pods rose by half. So threads take jobs only while the main thread is busy (its event loop
-// over 80% utilised in the last sampling window, until it falls under 50%): at ordinary rates pods are rendered
-// where they arrive, at full load the thread adds its core.
+// over 80% utilised in the last sampling window, until it falls under 50%, and whenever a thread still holds jobs):
+// at ordinary rates pods are rendered where they arrive, at full load the thread adds its core.
 //
 // The pool is an optimisation only: whenever a thread cannot answer (all threads busy beyond their queue, a thread
 // down or restarting, a job lost with a thread that exited, a thread that reports a failure) the caller renders on
@@ -188,6 +188,9 @@ export class RenderPool implements Renderer {
 
   private mainThreadBusy(): boolean {
     if (this.options.offload === 'always') return true;
+    // While a thread still works on earlier jobs the main thread was busy enough to hand work over, and waiting for
+    // those answers makes its own event loop look idle: keep sharing rather than flap back to rendering everything.
+    if (this.slots.some((slot) => slot.pending.size > 0)) return true;
     const now = this.now();
     if (now - this.loadSampledAt >= LOAD_SAMPLE_MS) {
       const load = this.mainThreadLoad();

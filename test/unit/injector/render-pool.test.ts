@@ -140,22 +140,46 @@ describe('RenderPool', () => {
     let clock = 0;
     const p = pool({ offload: 'when-busy', now: () => clock, mainThreadLoad: () => loads.shift() ?? 0 });
     const settings = settingsOf('asm-1');
-    const offered = (): 'thread' | 'main' => (p.render('asm-1', settings, job('a')) ? 'thread' : 'main');
-    expect(offered()).toBe('main'); // no sample yet: the main thread counts as idle
+    // Each job is answered before the next is offered (a job still held would keep offloading on, see below).
+    const offered = async (): Promise<'thread' | 'main'> => {
+      const onThread = p.render('asm-1', settings, job('a'));
+      if (onThread === undefined) return 'main';
+      await onThread;
+      return 'thread';
+    };
+    expect(await offered()).toBe('main'); // no sample yet: the main thread counts as idle
     clock = 100;
-    expect([offered(), offered()]).toEqual(['main', 'main']); // 0.3, sampled once per window
+    expect([await offered(), await offered()]).toEqual(['main', 'main']); // 0.3, sampled once per window
     clock = 200;
-    expect(offered()).toBe('thread'); // 0.85: busy
+    expect(await offered()).toBe('thread'); // 0.85: busy
     clock = 300;
-    expect(offered()).toBe('thread'); // 0.6: still busy (not yet under 50%)
+    expect(await offered()).toBe('thread'); // 0.6: still busy (not yet under 50%)
     clock = 350;
-    expect(offered()).toBe('thread'); // same window, no new sample
+    expect(await offered()).toBe('thread'); // same window, no new sample
     clock = 400;
-    expect(offered()).toBe('main'); // 0.45: idle again
+    expect(await offered()).toBe('main'); // 0.45: idle again
     clock = 500;
-    expect(offered()).toBe('main'); // 0.79: not yet busy
-    expect(p.stats()).toMatchObject({ kept: 5, declined: 0 });
-    await waitFor(() => p.stats().rendered === 3, 'the offloaded jobs to be answered');
+    expect(await offered()).toBe('main'); // 0.79: not yet busy
+    expect(p.stats()).toMatchObject({ kept: 5, declined: 0, rendered: 3 });
+  });
+
+  test('while a thread still holds a job, further jobs go to the threads whatever the load', async () => {
+    const loads = [0.9, 0.1];
+    let clock = 0;
+    const p = pool({ offload: 'when-busy', now: () => clock, mainThreadLoad: () => loads.shift() ?? 0 });
+    const settings = settingsOf('asm-1');
+    clock = 100;
+    const held = p.render('asm-1', settings, job('hold')); // 0.9: busy, so it goes to the thread and stays there
+    expect(held).toBeDefined();
+    clock = 200;
+    // 0.1 would make the main thread idle, but the thread is still working: share the load.
+    const next = p.render('asm-1', settings, job('a'));
+    expect(next).toBeDefined();
+    expect(await next).toMatchObject({ kind: 'skipped' });
+    expect(p.stats()).toMatchObject({ kept: 0, queued: 1 });
+    const settled = held?.catch(() => undefined);
+    await p.close();
+    await settled;
   });
 
   test('with no threads configured every job is declined', () => {
