@@ -709,7 +709,13 @@ describe('verdictFor', () => {
 });
 
 describe('render threads (a Renderer renders cache misses off the main thread)', () => {
-  const revisions = () => objects(revision('asm-1', { version: '1.29.6' }));
+  const serviceWith = (renderer?: Renderer) =>
+    new InjectionService({
+      revisions: objects(revision('asm-1', { version: '1.29.6' })),
+      tags: objects(),
+      nodes: objects(),
+      ...(renderer === undefined ? {} : { renderer }),
+    });
   const request = (pod: Record<string, unknown>, withReview = true) => ({
     pod,
     namespace: 'shop',
@@ -735,20 +741,11 @@ describe('render threads (a Renderer renders cache misses off the main thread)',
     return result.patch;
   };
   const withoutThreads = () =>
-    patchOf(
-      new InjectionService({ revisions: revisions(), tags: objects(), nodes: objects() }).inject(
-        request(structuredClone(REPLICA)),
-      ) as InjectResult,
-    );
+    patchOf(serviceWith().inject(request(structuredClone(REPLICA))) as InjectResult);
 
   test('a miss is rendered by the renderer from the review text, with the verdict the main thread gives', async () => {
     const { renderer, jobs } = recordingRenderer();
-    const service = new InjectionService({
-      revisions: revisions(),
-      tags: objects(),
-      nodes: objects(),
-      renderer,
-    });
+    const service = serviceWith(renderer);
     const req = request(structuredClone(REPLICA));
     const answer = service.inject(req);
     expect(answer).toBeInstanceOf(Promise);
@@ -764,12 +761,7 @@ describe('render threads (a Renderer renders cache misses off the main thread)',
 
   test('verdicts rendered off the main thread fill the verdict cache; hits never reach the renderer', async () => {
     const { renderer, jobs } = recordingRenderer();
-    const service = new InjectionService({
-      revisions: revisions(),
-      tags: objects(),
-      nodes: objects(),
-      renderer,
-    });
+    const service = serviceWith(renderer);
     await service.inject(request(structuredClone(REPLICA)));
     const kept = await service.inject(request(structuredClone(REPLICA)));
     const hit = service.inject(request(structuredClone(REPLICA)));
@@ -782,12 +774,7 @@ describe('render threads (a Renderer renders cache misses off the main thread)',
     'when the renderer would %s the job, the main thread renders the same verdict',
     async (answer) => {
       const { renderer, jobs } = recordingRenderer(answer);
-      const service = new InjectionService({
-        revisions: revisions(),
-        tags: objects(),
-        nodes: objects(),
-        renderer,
-      });
+      const service = serviceWith(renderer);
       expect(patchOf(await service.inject(request(structuredClone(REPLICA))))).toEqual(withoutThreads());
       expect(jobs).toHaveLength(1);
     },
@@ -795,12 +782,7 @@ describe('render threads (a Renderer renders cache misses off the main thread)',
 
   test('a pod without its review text (no admission request) is rendered on the main thread', () => {
     const { renderer, jobs } = recordingRenderer();
-    const service = new InjectionService({
-      revisions: revisions(),
-      tags: objects(),
-      nodes: objects(),
-      renderer,
-    });
+    const service = serviceWith(renderer);
     const result = service.inject(request(structuredClone(REPLICA), false));
     expect(result).not.toBeInstanceOf(Promise);
     expect(patchOf(result as InjectResult)).toEqual(withoutThreads());
@@ -809,15 +791,10 @@ describe('render threads (a Renderer renders cache misses off the main thread)',
 
   test('a pod the engine cannot render gets the same answer after a lost job as without threads', async () => {
     const { renderer } = recordingRenderer('lose');
-    const service = new InjectionService({
-      revisions: revisions(),
-      tags: objects(),
-      nodes: objects(),
-      renderer,
-    });
+    const service = serviceWith(renderer);
     const broken = () =>
       ({ ...structuredClone(REPLICA), spec: { containers: 'not a list' } }) as Record<string, unknown>;
-    const alone = new InjectionService({ revisions: revisions(), tags: objects(), nodes: objects() });
+    const alone = serviceWith();
     const expected = alone.inject(request(broken()));
     expect(expected).toMatchObject({ kind: 'rejected', message: expect.stringContaining('not a function') });
     expect(await service.inject(request(broken()))).toEqual(expected);
