@@ -161,7 +161,14 @@ export class RenderPool implements Renderer {
     const worker = slot.worker;
     return new Promise<RenderedVerdict>((resolve, reject) => {
       slot.pending.set(id, { resolve, reject });
-      worker.postMessage(request);
+      try {
+        worker.postMessage(request);
+      } catch (error) {
+        // Not sent (a value the structured clone cannot copy): no answer will come, so nothing may wait for one.
+        slot.pending.delete(id);
+        slot.shipped.delete(revision);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      }
     });
   }
 

@@ -107,6 +107,18 @@ describe('RenderPool', () => {
     expect(p.stats()).toMatchObject({ live: 0, declined: 1 });
   });
 
+  test('a job that cannot be sent to a thread is rejected at once and leaves nothing waiting', async () => {
+    const p = pool();
+    const unclonable = { revision: 'asm-1', hook: () => undefined } as unknown as InjectorSettings;
+    await expect(rendered(p.render('asm-1', unclonable, job('a')))).rejects.toThrow();
+    expect(p.stats()).toMatchObject({ queued: 0 });
+    // The settings were not delivered, so the next job carries them again.
+    expect(await rendered(p.render('asm-1', settingsOf('asm-1'), job('a')))).toEqual({
+      kind: 'skipped',
+      reason: 'asm-1 sent',
+    });
+  });
+
   test("a thread's reported failure rejects that job only", async () => {
     const p = pool();
     await expect(rendered(p.render('asm-1', settingsOf('asm-1'), job('fail')))).rejects.toThrow(
