@@ -46,6 +46,9 @@ export interface RenderPoolOptions {
   now?: () => number;
 }
 
+/** Reviews longer than this are rendered where they arrive (see InjectionService); the verdict cache's bound too. */
+export const MAX_THREAD_REVIEW_CHARS = 64 * 1024;
+
 /** How often the main thread's load is sampled (at most; only when a job is offered). */
 const LOAD_SAMPLE_MS = 100;
 /** Utilisation from which the main thread counts as busy, and under which it no longer does. */

@@ -11,7 +11,11 @@ import {
   type CachedVerdict,
 } from '../../../src/injector/cache.js';
 import { renderJob, type RenderJob } from '../../../src/injector/render-job.js';
-import { RenderThreadLost, type Renderer } from '../../../src/injector/render-pool.js';
+import {
+  MAX_THREAD_REVIEW_CHARS,
+  RenderThreadLost,
+  type Renderer,
+} from '../../../src/injector/render-pool.js';
 import { InjectionService, kubeletMinor, type ObjectLookup } from '../../../src/injector/service.js';
 import type { KubeObject } from '../../../src/runtime/types.js';
 
@@ -779,6 +783,19 @@ describe('render threads (a Renderer renders cache misses off the main thread)',
       expect(jobs).toHaveLength(1);
     },
   );
+
+  test('a pod whose review is over 64 KiB is rendered on the main thread', () => {
+    const { renderer, jobs } = recordingRenderer();
+    const service = serviceWith(renderer);
+    const large = {
+      ...structuredClone(REPLICA),
+      metadata: { ...REPLICA.metadata, annotations: { note: 'x'.repeat(MAX_THREAD_REVIEW_CHARS) } },
+    };
+    const result = service.inject(request(large));
+    expect(result).not.toBeInstanceOf(Promise);
+    expect((result as InjectResult).kind).toBe('injected');
+    expect(jobs).toHaveLength(0);
+  });
 
   test('a pod without its review text (no admission request) is rendered on the main thread', () => {
     const { renderer, jobs } = recordingRenderer();
