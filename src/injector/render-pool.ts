@@ -14,6 +14,13 @@
 // down or restarting, a job lost with a thread that exited, a thread that reports a failure) the caller renders on
 // its own thread, so no admission fails or waits for a thread. A thread that exits is started again after a
 // backoff that grows while it keeps failing.
+//
+// One case is not handed back: a job a thread has held for longer than any render takes (a small pod renders in a
+// fraction of a millisecond, and reviews over 64 KiB never come here), which means the engine is stuck on that pod.
+// The watchdog rejects it with RenderJobTimedOut, which its caller answers with a denial rather than run the same
+// pod on the main thread, and terminates the thread; the jobs queued behind it are lost and rendered by their
+// callers, and the thread is started again. Without it the stuck admission and everything queued behind it would
+// wait for kube-apiserver's webhook timeout, and the thread would stay stuck.
 import { Worker } from 'node:worker_threads';
 
 import type { Logger } from 'pino';
@@ -44,10 +51,18 @@ export interface RenderPoolOptions {
   mainThreadLoad?: () => number;
   /** Milliseconds now; tests pass a scripted clock. */
   now?: () => number;
+  /**
+   * How long a thread may hold its oldest job before the watchdog gives up on it (default 3 s: far beyond any
+   * render, and short of kube-apiserver's default webhook timeout of 10 s), and how often it looks (a quarter of
+   * that by default).
+   */
+  watchdog?: { jobTimeoutMs: number; intervalMs?: number };
 }
 
 /** Reviews longer than this are rendered where they arrive (see InjectionService); the verdict cache's bound too. */
 export const MAX_THREAD_REVIEW_CHARS = 64 * 1024;
+
+const DEFAULT_JOB_TIMEOUT_MS = 3000;
 
 /** How often the main thread's load is sampled (at most; only when a job is offered). */
 const LOAD_SAMPLE_MS = 100;
@@ -79,6 +94,8 @@ export interface RenderPoolStats {
   failed: number;
   /** Jobs lost with a thread that exited; the caller rendered them. */
   lost: number;
+  /** Jobs a thread held past the watchdog's timeout; their callers denied the pod, and the thread was restarted. */
+  timedOut: number;
   /** Jobs not taken because every thread was down or full; the caller rendered them. */
   declined: number;
   /** Jobs left to the caller because the main thread had time for them (offload `when-busy`). */
@@ -94,9 +111,21 @@ export class RenderThreadLost extends Error {
   }
 }
 
+/** A job the thread held past the watchdog's timeout: the engine is stuck on it, so the caller must not retry it. */
+export class RenderJobTimedOut extends Error {
+  constructor(thread: number, heldMs: number) {
+    super(
+      `render thread ${thread} held this pod for ${Math.round(heldMs)} ms without an answer; ` +
+        'the thread was restarted and the pod is refused so that it cannot stall the injector',
+    );
+    this.name = 'RenderJobTimedOut';
+  }
+}
+
 interface PendingJob {
   resolve: (verdict: RenderedVerdict) => void;
   reject: (error: Error) => void;
+  postedAt: number;
 }
 
 interface ThreadSlot {
@@ -118,13 +147,23 @@ export class RenderPool implements Renderer {
   private nextSettingsId = 1;
   private nextJobId = 1;
   private closed = false;
-  private readonly counts = { rendered: 0, failed: 0, lost: 0, declined: 0, kept: 0, restarts: 0 };
+  private readonly counts = {
+    rendered: 0,
+    failed: 0,
+    lost: 0,
+    timedOut: 0,
+    declined: 0,
+    kept: 0,
+    restarts: 0,
+  };
   private readonly maxQueued: number;
   private readonly restartDelay: { initial: number; max: number };
   private readonly mainThreadLoad: () => number;
   private readonly now: () => number;
   private busy = false;
   private loadSampledAt: number;
+  private readonly jobTimeoutMs: number;
+  private readonly watchdogTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: RenderPoolOptions) {
     this.maxQueued = options.maxQueuedPerThread ?? 64;
@@ -141,6 +180,14 @@ export class RenderPool implements Renderer {
       restartTimer: undefined,
     }));
     for (const slot of this.slots) this.start(slot);
+    this.jobTimeoutMs = options.watchdog?.jobTimeoutMs ?? DEFAULT_JOB_TIMEOUT_MS;
+    if (this.slots.length > 0) {
+      this.watchdogTimer = setInterval(
+        () => this.checkStuckThreads(),
+        options.watchdog?.intervalMs ?? this.jobTimeoutMs / 4,
+      );
+      this.watchdogTimer.unref();
+    }
   }
 
   render(revision: string, settings: InjectorSettings, job: RenderJob): Promise<RenderedVerdict> | undefined {
@@ -163,7 +210,7 @@ export class RenderPool implements Renderer {
     }
     const worker = slot.worker;
     return new Promise<RenderedVerdict>((resolve, reject) => {
-      slot.pending.set(id, { resolve, reject });
+      slot.pending.set(id, { resolve, reject, postedAt: this.now() });
       try {
         worker.postMessage(request);
       } catch (error) {
@@ -188,6 +235,7 @@ export class RenderPool implements Renderer {
   /** Stops every thread; jobs still queued are lost (their callers render them). */
   async close(): Promise<void> {
     this.closed = true;
+    clearInterval(this.watchdogTimer);
     await Promise.all(
       this.slots.map(async (slot) => {
         clearTimeout(slot.restartTimer);
@@ -246,6 +294,31 @@ export class RenderPool implements Renderer {
       this.options.logger.error({ err, thread: slot.index }, 'render thread failed'),
     );
     worker.on('exit', (code) => this.onExit(slot, worker, code));
+  }
+
+  /**
+   * A thread answers its jobs in the order they were posted, so the oldest one it holds is the one it is working on;
+   * held past the timeout, the engine is stuck on that pod (see the top).
+   */
+  private checkStuckThreads(): void {
+    const now = this.now();
+    for (const slot of this.slots) {
+      const worker = slot.worker;
+      const oldest = slot.pending.entries().next();
+      if (worker === undefined || oldest.done === true) continue;
+      const [id, job] = oldest.value;
+      const heldMs = now - job.postedAt;
+      if (heldMs <= this.jobTimeoutMs) continue;
+      slot.pending.delete(id);
+      this.counts.timedOut++;
+      this.options.logger.error(
+        { thread: slot.index, heldMs: Math.round(heldMs), queuedBehind: slot.pending.size },
+        'render thread is stuck on a pod; refusing that pod and restarting the thread',
+      );
+      job.reject(new RenderJobTimedOut(slot.index, heldMs));
+      // The exit handler hands the jobs queued behind it back to their callers and starts the thread again.
+      void worker.terminate();
+    }
   }
 
   private settle(slot: ThreadSlot, reply: RenderThreadReply): void {

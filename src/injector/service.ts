@@ -14,7 +14,7 @@ import {
 } from './cache.js';
 import type { InjectorSettings } from './engine/settings.js';
 import { renderJob, type RenderedVerdict, type RenderJob } from './render-job.js';
-import { MAX_THREAD_REVIEW_CHARS, type Renderer } from './render-pool.js';
+import { MAX_THREAD_REVIEW_CHARS, RenderJobTimedOut, type Renderer } from './render-pool.js';
 
 export interface ObjectLookup {
   get(key: string): KubeObject | undefined;
@@ -179,10 +179,14 @@ export class InjectionService {
           });
     if (offThread === undefined) return this.settle(renderJob(job, settings), lookup);
     // Whatever keeps a thread from answering (a failure, a thread that exited), this thread renders the pod: an
-    // engine error then surfaces here as it would have without threads.
+    // engine error then surfaces here as it would have without threads. The exception is a pod the engine got stuck
+    // on (the pool's watchdog gave up on it): rendering it here would stall every admission, so it is refused.
     return offThread.then(
       (verdict) => this.settle(verdict, lookup),
-      () => this.settle(renderJob(job, settings), lookup),
+      (error: unknown) => {
+        if (error instanceof RenderJobTimedOut) throw error;
+        return this.settle(renderJob(job, settings), lookup);
+      },
     );
   };
 

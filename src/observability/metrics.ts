@@ -278,7 +278,7 @@ export class Metrics {
       help:
         'Cache misses offered to render threads, by result: rendered by a thread, or rendered on the main thread ' +
         'because it had time for them (kept), every thread was busy or down (declined), a thread exited first (lost) ' +
-        'or reported a failure (failed)',
+        'or reported a failure (failed); or held past the watchdog timeout, so the pod was refused (timed_out)',
       labelNames: ['result'],
       registers,
       collect() {
@@ -287,6 +287,7 @@ export class Metrics {
         for (const result of ['rendered', 'kept', 'declined', 'lost', 'failed'] as const) {
           this.inc({ result }, current[result]);
         }
+        this.inc({ result: 'timed_out' }, current.timedOut);
       },
     });
     new Counter({

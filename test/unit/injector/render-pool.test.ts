@@ -5,10 +5,11 @@ import pino from 'pino';
 
 import type { InjectorSettings } from '../../../src/injector/engine/settings.js';
 import type { RenderJob } from '../../../src/injector/render-job.js';
-import { RenderPool, RenderThreadLost } from '../../../src/injector/render-pool.js';
+import { RenderJobTimedOut, RenderPool, RenderThreadLost } from '../../../src/injector/render-pool.js';
 import { waitFor } from '../runtime/fakes.js';
 
-// Answers by the job's namespace: `crash` ends the thread, `hold` never answers, `fail` reports a failure, and any
+// Answers by the job's namespace: `crash` ends the thread, `hold` never answers, `spin` blocks the thread for good
+// (an engine stuck on a pod), `fail` reports a failure, and any
 // other is answered with what the thread knew: the settings' revision, whether they came with this job, what the
 // job retired.
 const SCRIPTED_THREAD = `
@@ -20,6 +21,7 @@ parentPort.on('message', (m) => {
   const ns = m.job.namespace;
   if (ns === 'crash') process.exit(3);
   if (ns === 'hold') return;
+  if (ns === 'spin') for (;;);
   if (ns === 'fail') return parentPort.postMessage({ id: m.id, failed: 'engine broke' });
   const known = settings.get(m.settingsId);
   const retired = m.retire ? ' retired ' + m.retire.join(',') : '';
@@ -96,6 +98,33 @@ describe('RenderPool', () => {
       kind: 'skipped',
       reason: 'asm-1 sent',
     });
+  });
+
+  test('the watchdog refuses a job the thread is stuck on, hands back the jobs behind it and restarts the thread', async () => {
+    const p = pool({ watchdog: { jobTimeoutMs: 100, intervalMs: 20 } });
+    const settings = settingsOf('asm-1');
+    await rendered(p.render('asm-1', settings, job('a')));
+    const stuck = rendered(p.render('asm-1', settings, job('spin')));
+    const behind = rendered(p.render('asm-1', settings, job('a')));
+    await expect(stuck).rejects.toBeInstanceOf(RenderJobTimedOut);
+    await expect(stuck).rejects.toThrow(/render thread 0 held this pod for \d+ ms without an answer/);
+    // The job queued behind the stuck one is not refused: its caller renders it.
+    await expect(behind).rejects.toBeInstanceOf(RenderThreadLost);
+    expect(p.stats()).toMatchObject({ timedOut: 1, lost: 1, restarts: 1 });
+
+    await waitFor(() => p.stats().live === 1, 'the thread to be started again');
+    expect(await rendered(p.render('asm-1', settings, job('a')))).toEqual({
+      kind: 'skipped',
+      reason: 'asm-1 sent',
+    });
+    expect(p.stats()).toMatchObject({ timedOut: 1, queued: 0 });
+  });
+
+  test('the watchdog leaves a thread alone while its jobs are answered in time', async () => {
+    const p = pool({ watchdog: { jobTimeoutMs: 100, intervalMs: 20 } });
+    const settings = settingsOf('asm-1');
+    for (let i = 0; i < 20; i++) await rendered(p.render('asm-1', settings, job('a')));
+    expect(p.stats()).toMatchObject({ rendered: 20, timedOut: 0, restarts: 0, live: 1 });
   });
 
   test('while its only thread is down the pool declines jobs, so callers render them', async () => {

@@ -13,6 +13,7 @@ import {
 import { renderJob, type RenderJob } from '../../../src/injector/render-job.js';
 import {
   MAX_THREAD_REVIEW_CHARS,
+  RenderJobTimedOut,
   RenderThreadLost,
   type Renderer,
 } from '../../../src/injector/render-pool.js';
@@ -728,13 +729,14 @@ describe('render threads (a Renderer renders cache misses off the main thread)',
     ...(withReview ? { review: reviewOf(pod) } : {}),
   });
   /** A renderer that renders on this thread as a render thread would, from the review text, and records its jobs. */
-  const recordingRenderer = (answer: 'render' | 'decline' | 'lose' = 'render') => {
+  const recordingRenderer = (answer: 'render' | 'decline' | 'lose' | 'time out' = 'render') => {
     const jobs: RenderJob[] = [];
     const renderer: Renderer = {
       render: (_revision, settings, job) => {
         jobs.push(job);
         if (answer === 'decline') return undefined;
         if (answer === 'lose') return Promise.reject(new RenderThreadLost(0));
+        if (answer === 'time out') return Promise.reject(new RenderJobTimedOut(0, 3001));
         return Promise.resolve(renderJob(job, settings));
       },
     };
@@ -783,6 +785,17 @@ describe('render threads (a Renderer renders cache misses off the main thread)',
       expect(jobs).toHaveLength(1);
     },
   );
+
+  test('a pod a thread got stuck on is refused, not rendered on the main thread, and nothing is cached', async () => {
+    const { renderer, jobs } = recordingRenderer('time out');
+    const service = serviceWith(renderer);
+    await expect(service.inject(request(structuredClone(REPLICA)))).rejects.toThrow(
+      /render thread 0 held this pod for 3001 ms without an answer/,
+    );
+    await expect(service.inject(request(structuredClone(REPLICA)))).rejects.toBeInstanceOf(RenderJobTimedOut);
+    expect(jobs).toHaveLength(2);
+    expect(service.cacheStats()).toMatchObject({ entries: 0 });
+  });
 
   test('a pod whose review is over 64 KiB is rendered on the main thread', () => {
     const { renderer, jobs } = recordingRenderer();

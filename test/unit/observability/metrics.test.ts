@@ -83,6 +83,7 @@ describe('Metrics', () => {
       kept: 7,
       failed: 1,
       lost: 2,
+      timedOut: 4,
       declined: 5,
       restarts: 1,
     };
@@ -92,9 +93,9 @@ describe('Metrics', () => {
     expect(text).toContain('meshrev_injector_render_jobs_total{result="rendered"} 40');
     expect(text).toContain('meshrev_injector_render_jobs_total{result="declined"} 5');
     expect(text).toContain('meshrev_injector_render_jobs_total{result="kept"} 7');
-    expect(text).toContain('meshrev_injector_render_jobs_total{result="kept"} 7');
     expect(text).toContain('meshrev_injector_render_jobs_total{result="lost"} 2');
     expect(text).toContain('meshrev_injector_render_jobs_total{result="failed"} 1');
+    expect(text).toContain('meshrev_injector_render_jobs_total{result="timed_out"} 4');
     expect(text).toContain('meshrev_injector_render_thread_restarts_total 1');
   });
 
