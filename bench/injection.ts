@@ -11,7 +11,7 @@ import pino from 'pino';
 
 import { createInjectorServer, type InjectorServer } from '../src/injector/server.js';
 import { DEFAULT_INJECTION_CACHE_LIMITS } from '../src/injector/cache.js';
-import { RenderPool } from '../src/injector/render-pool.js';
+import { RenderPool, type RenderPoolStats } from '../src/injector/render-pool.js';
 import { InjectionService, type ObjectLookup } from '../src/injector/service.js';
 import { generateCertificateAuthority, issueServingCertificate } from '../src/injector/tls/certificates.js';
 import { Metrics } from '../src/observability/metrics.js';
@@ -99,6 +99,8 @@ type LatencyRound = {
   echoStealPct?: number | undefined;
   /** The injector's own handling time of the round's measured requests. */
   handling?: LatencySummary;
+  /** Cache misses of the injector run (warm-up included) rendered by a thread, and kept on the main thread. */
+  misses?: { onThread: number; onMain: number };
 };
 
 type Percentiles = Pick<LatencySummary, 'p50' | 'p90' | 'p99'>;
@@ -440,6 +442,7 @@ export async function runInjectionBench(options: InjectionOptions): Promise<Sect
           const before = cpuTicks();
           const handled: number[] = [];
           if (which === 'injector') handlingMs = handled;
+          const poolBefore = renderPool?.stats();
           result[which] = await load.run(
             spec(port, path, name, {
               rate,
@@ -452,10 +455,18 @@ export async function runInjectionBench(options: InjectionOptions): Promise<Sect
           handlingMs = undefined;
           // The warm-up's requests come first; the measured ones are the last `completed`.
           if (which === 'injector') result.handling = summarize(handled.slice(-result.injector.completed));
+          const poolAfter = renderPool?.stats();
+          if (which === 'injector' && poolBefore !== undefined && poolAfter !== undefined) {
+            const onMain = (s: RenderPoolStats) => s.kept + s.declined + s.lost + s.failed;
+            result.misses = {
+              onThread: poolAfter.rendered - poolBefore.rendered,
+              onMain: onMain(poolAfter) - onMain(poolBefore),
+            };
+          }
         }
         rounds.push(result);
         log(
-          `injection: ${runKey(name, variant)} @${rate}/s round ${round + 1}: injector ${latencyCell(result.injector.latency)} (steal ${pct(result.injectorStealPct)}), echo ${latencyCell(result.echo.latency)} (steal ${pct(result.echoStealPct)}) errors=${result.injector.errors + result.injector.badResponses}`,
+          `injection: ${runKey(name, variant)} @${rate}/s round ${round + 1}: injector ${latencyCell(result.injector.latency)} (steal ${pct(result.injectorStealPct)}), echo ${latencyCell(result.echo.latency)} (steal ${pct(result.echoStealPct)}) errors=${result.injector.errors + result.injector.badResponses}${result.misses ? ` misses on thread/main ${result.misses.onThread}/${result.misses.onMain}` : ''}`,
         );
       }
       const summary = summarizeRounds(rounds);
@@ -496,6 +507,13 @@ export async function runInjectionBench(options: InjectionOptions): Promise<Sect
         baseline: '—',
         ratio: '—',
       });
+      if (small.rounds.every((r) => r.misses !== undefined))
+        rows.push({
+          metric: `small pod @1000/s, ${VARIANT_TITLES[variant]}: cache misses rendered by the render thread / on the main thread (warm-up included), by round`,
+          value: small.rounds.map((r) => `${r.misses!.onThread} / ${r.misses!.onMain}`).join('; '),
+          baseline: '—',
+          ratio: '—',
+        });
       targets.push({
         name: `small pod p99 at 1,000 req/s, ${VARIANT_TITLES[variant]}`,
         threshold: '< 2 ms (median of rounds)',
