@@ -185,7 +185,7 @@ describe('the Helm chart with values set', () => {
     expect(deploymentOf(rendered).metadata!.namespace).toBe(NAMESPACE);
   });
 
-  test('passes the log level, switched-off features and ports to the operator as flags', () => {
+  test('passes the log level, switched-off features, ports and injector tuning to the operator as flags', () => {
     const rendered = helmTemplate({
       values: {
         leaderElection: false,
@@ -193,6 +193,9 @@ describe('the Helm chart with values set', () => {
         logLevel: 'debug',
         injectorPort: 10250,
         metricsPort: 9090,
+        injectionCacheEntries: 0,
+        injectorRenderThreads: 2,
+        injectorRenderOffload: 'always',
       },
     });
     expect(operatorContainer(rendered).args).toEqual([
@@ -203,6 +206,9 @@ describe('the Helm chart with values set', () => {
       '--channel-configmap=meshrev-channels',
       '--injector-port=10250',
       '--metrics-port=9090',
+      '--injection-cache-entries=0',
+      '--injector-render-threads=2',
+      '--injector-render-offload=always',
     ]);
     const metrics = findObject(rendered, 'Service', 'meshrev-metrics', NAMESPACE) as unknown as V1Service;
     expect(metrics.spec!.ports![0]).toMatchObject({ port: 9090, targetPort: 'metrics' });

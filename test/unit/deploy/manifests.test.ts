@@ -114,6 +114,9 @@ describe('the meshrev Deployment', () => {
       channelConfigMap: flag('channel-configmap'),
       injectorPort: flag('injector-port'),
       metricsPort: flag('metrics-port'),
+      injectionCacheEntries: flag('injection-cache-entries'),
+      injectorRenderThreads: flag('injector-render-threads'),
+      injectorRenderOffload: flag('injector-render-offload'),
     }).toEqual({
       logLevel: 'info',
       leaderElect: 'true',
@@ -121,6 +124,9 @@ describe('the meshrev Deployment', () => {
       channelConfigMap: 'meshrev-channels',
       injectorPort: '9443',
       metricsPort: '8080',
+      injectionCacheEntries: '256',
+      injectorRenderThreads: '1',
+      injectorRenderOffload: 'when-busy',
     });
     expect(container.args!.slice(1).every((arg) => /^--[a-z-]+=.+$/.test(arg))).toBe(true);
   });
