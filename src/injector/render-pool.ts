@@ -293,7 +293,7 @@ export class RenderPool implements Renderer {
     worker.on('error', (err) =>
       this.options.logger.error({ err, thread: slot.index }, 'render thread failed'),
     );
-    worker.on('exit', (code) => this.onExit(slot, worker, code));
+    worker.on('exit', (code) => this.onExit(slot, worker, { exitCode: code }));
   }
 
   /**
@@ -316,8 +316,10 @@ export class RenderPool implements Renderer {
         'render thread is stuck on a pod; refusing that pod and restarting the thread',
       );
       job.reject(new RenderJobTimedOut(slot.index, heldMs));
-      // The exit handler hands the jobs queued behind it back to their callers and starts the thread again.
+      // The jobs queued behind it go back to their callers now, not when the exit event comes: until then a later
+      // check would find the next of them held as long and refuse a pod that did nothing wrong.
       void worker.terminate();
+      this.onExit(slot, worker, { terminatedBy: 'watchdog' });
     }
   }
 
@@ -335,7 +337,12 @@ export class RenderPool implements Renderer {
     }
   }
 
-  private onExit(slot: ThreadSlot, worker: Worker, code: number): void {
+  /** A thread gone (it exited, or the watchdog terminated it): its jobs go back to their callers, and it restarts. */
+  private onExit(
+    slot: ThreadSlot,
+    worker: Worker,
+    how: { exitCode: number } | { terminatedBy: 'watchdog' },
+  ): void {
     if (slot.worker !== worker) return;
     slot.worker = undefined;
     slot.shipped.clear();
@@ -349,7 +356,7 @@ export class RenderPool implements Renderer {
     slot.exitsWithoutAnswer++;
     this.counts.restarts++;
     this.options.logger.warn(
-      { thread: slot.index, exitCode: code, lostJobs: lost.length, restartInMs: delay },
+      { thread: slot.index, ...how, lostJobs: lost.length, restartInMs: delay },
       'render thread exited; its jobs are rendered on the main thread until it is back',
     );
     slot.restartTimer = setTimeout(() => this.start(slot), delay);
