@@ -76,10 +76,11 @@ export interface RenderThreadRequest {
   job: RenderJob;
 }
 
+/** `renderMs`: the thread's time on the job, which the pool counts as load taken off the main thread. */
 export type RenderThreadReply =
-  | { id: number; verdict: RenderedVerdict }
+  | { id: number; verdict: RenderedVerdict; renderMs?: number }
   /** The engine threw, or the thread lacked the settings; the pool's caller renders on its own thread instead. */
-  | { id: number; failed: string };
+  | { id: number; failed: string; renderMs?: number };
 
 /** The thread side of the protocol, apart from the port it listens on (a unit test drives it directly). */
 export function renderThreadHandler(): (request: RenderThreadRequest) => RenderThreadReply {
@@ -89,10 +90,15 @@ export function renderThreadHandler(): (request: RenderThreadRequest) => RenderT
     if (settings !== undefined) settingsById.set(settingsId, settings);
     const known = settingsById.get(settingsId);
     if (known === undefined) return { id, failed: `render thread has no settings ${settingsId}` };
+    const started = performance.now();
     try {
-      return { id, verdict: renderJob(job, known) };
+      return { id, verdict: renderJob(job, known), renderMs: performance.now() - started };
     } catch (error) {
-      return { id, failed: error instanceof Error ? error.message : String(error) };
+      return {
+        id,
+        failed: error instanceof Error ? error.message : String(error),
+        renderMs: performance.now() - started,
+      };
     }
   };
 }

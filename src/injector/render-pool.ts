@@ -6,9 +6,15 @@
 // A job handed to a thread costs two wake-ups between threads and, where cores are few, a thread competing for a core
 // with everything else on the machine: measured on two cores with the load generator beside it, a small pod's p99
 // at 1,000 distinct pods/s went from 2.2–2.6 ms to 8–27 ms with every miss sent to a thread, while the closed-loop
-// throughput of distinct pods rose by half. So threads take jobs only while the main thread is busy (its event loop
-// over 80% utilised in the last sampling window, until it falls under 50%, and whenever a thread still holds jobs):
-// at ordinary rates pods are rendered where they arrive, at full load the thread adds its core.
+// throughput of distinct pods rose by half. So threads take jobs only while the main thread is busy: from 90% of
+// its time in the last 250 ms until that falls under 75%. (At 1,000 small distinct pods/s there, rendering every
+// pod itself, it was at 48–78% in 100 ms windows; a window that short also crossed 90% after any stall of the
+// machine, and the thread then took over at a rate the main thread carries alone.) While jobs go to threads, the main thread's own
+// load understates what rendering them there would cost, so the time the threads spent rendering in the window is
+// added to it: the policy judges the load the main thread would carry alone. (An earlier rule, keep offloading while
+// a thread holds jobs, was self-sustaining: at 1,000 pods/s a job is nearly always in flight, and a busy moment
+// at the start of a run sent 98% of the next 10,000 misses to the thread.) At ordinary rates pods are rendered
+// where they arrive; at full load the thread adds its core.
 //
 // The pool is an optimisation only: whenever a thread cannot answer (all threads busy beyond their queue, a thread
 // down or restarting, a job lost with a thread that exited, a thread that reports a failure) the caller renders on
@@ -65,10 +71,10 @@ export const MAX_THREAD_REVIEW_CHARS = 64 * 1024;
 const DEFAULT_JOB_TIMEOUT_MS = 3000;
 
 /** How often the main thread's load is sampled (at most; only when a job is offered). */
-const LOAD_SAMPLE_MS = 100;
-/** Utilisation from which the main thread counts as busy, and under which it no longer does. */
-const BUSY_FROM = 0.8;
-const IDLE_UNDER = 0.5;
+const LOAD_SAMPLE_MS = 250;
+/** Load (see above) from which the main thread counts as busy, and under which it no longer does. */
+const BUSY_FROM = 0.9;
+const IDLE_UNDER = 0.75;
 
 /** The event loop's utilisation between calls (performance.eventLoopUtilization, which Node keeps for free). */
 function eventLoopLoad(): () => number {
@@ -162,6 +168,8 @@ export class RenderPool implements Renderer {
   private readonly now: () => number;
   private busy = false;
   private loadSampledAt: number;
+  /** Milliseconds threads spent on the jobs they answered since the load was last sampled. */
+  private offloadedMs = 0;
   private readonly jobTimeoutMs: number;
   private readonly watchdogTimer: NodeJS.Timeout | undefined;
 
@@ -247,13 +255,12 @@ export class RenderPool implements Renderer {
   /** Whether a job offered now goes to a thread: always, or while the main thread is busy (see the top). */
   private offloadNow(): boolean {
     if (this.options.offload === 'always') return true;
-    // While a thread still works on earlier jobs the main thread was busy enough to hand work over, and waiting for
-    // those answers makes its own event loop look idle: keep sharing rather than flap back to rendering everything.
-    if (this.slots.some((slot) => slot.pending.size > 0)) return true;
     const now = this.now();
-    if (now - this.loadSampledAt >= LOAD_SAMPLE_MS) {
-      const load = this.mainThreadLoad();
+    const window = now - this.loadSampledAt;
+    if (window >= LOAD_SAMPLE_MS) {
+      const load = this.mainThreadLoad() + this.offloadedMs / window;
       this.loadSampledAt = now;
+      this.offloadedMs = 0;
       this.busy = this.busy ? load >= IDLE_UNDER : load >= BUSY_FROM;
     }
     return this.busy;
@@ -328,6 +335,7 @@ export class RenderPool implements Renderer {
     if (job === undefined) return;
     slot.pending.delete(reply.id);
     slot.exitsWithoutAnswer = 0;
+    this.offloadedMs += reply.renderMs ?? 0;
     if ('verdict' in reply) {
       this.counts.rendered++;
       job.resolve(reply.verdict);

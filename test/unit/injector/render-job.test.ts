@@ -109,6 +109,14 @@ describe('renderThreadHandler (the thread side of the render protocol)', () => {
     expect(handle(request(4, 7))).toEqual({ id: 4, failed: 'render thread has no settings 7' });
   });
 
+  test('reports the time it spent on each job it rendered', () => {
+    const handle = renderThreadHandler();
+    const reply = handle(request(1, 7, { settings: SETTINGS }));
+    expect(reply).toMatchObject({ id: 1, verdict: { kind: 'injected' } });
+    expect(reply.renderMs).toBeGreaterThan(0);
+    expect(reply.renderMs).toBeLessThan(10_000);
+  });
+
   test('reports an engine error as a failure of that job and goes on with the next', () => {
     const handle = renderThreadHandler();
     // Settings no revision spec produces: the engine throws reading them.
@@ -116,6 +124,7 @@ describe('renderThreadHandler (the thread side of the render protocol)', () => {
     expect(handle(request(1, 1, { settings: broken }))).toEqual({
       id: 1,
       failed: expect.stringContaining('Cannot read properties of null'),
+      renderMs: expect.any(Number),
     });
     expect(image(handle(request(2, 2, { settings: SETTINGS })))).toContain('proxyv2');
   });

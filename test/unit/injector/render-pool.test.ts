@@ -9,7 +9,7 @@ import { RenderJobTimedOut, RenderPool, RenderThreadLost } from '../../../src/in
 import { waitFor } from '../runtime/fakes.js';
 
 // Answers by the job's namespace: `crash` ends the thread, `hold` never answers, `spin` blocks the thread for good
-// (an engine stuck on a pod), `fail` reports a failure, and any
+// (an engine stuck on a pod), `fail` reports a failure, `slow` reports 150 ms spent on it, and any
 // other is answered with what the thread knew: the settings' revision, whether they came with this job, what the
 // job retired.
 const SCRIPTED_THREAD = `
@@ -28,6 +28,7 @@ parentPort.on('message', (m) => {
   parentPort.postMessage({
     id: m.id,
     verdict: { kind: 'skipped', reason: (known ? known.revision : 'none') + (m.settings ? ' sent' : ' kept') + retired },
+    ...(ns === 'slow' ? { renderMs: 150 } : {}),
   });
 });
 `;
@@ -176,12 +177,11 @@ describe('RenderPool', () => {
     expect(p.render('asm-1', settings, job('a'))).toBeUndefined();
   });
 
-  test('offloads only while the main thread is busy: from 80% event-loop use until it falls under 50%', async () => {
-    const loads = [0.3, 0.85, 0.6, 0.45, 0.79];
+  test('offloads only while the main thread is busy: from 90% event-loop use until it falls under 75%', async () => {
+    const loads = [0.3, 0.95, 0.75, 0.65, 0.89];
     let clock = 0;
     const p = pool({ offload: 'when-busy', now: () => clock, mainThreadLoad: () => loads.shift() ?? 0 });
     const settings = settingsOf('asm-1');
-    // Each job is answered before the next is offered (a job still held would keep offloading on, see below).
     const offered = async (): Promise<'thread' | 'main'> => {
       const onThread = p.render('asm-1', settings, job('a'));
       if (onThread === undefined) return 'main';
@@ -189,35 +189,41 @@ describe('RenderPool', () => {
       return 'thread';
     };
     expect(await offered()).toBe('main'); // no sample yet: the main thread counts as idle
-    clock = 100;
+    clock = 250;
     expect([await offered(), await offered()]).toEqual(['main', 'main']); // 0.3, sampled once per window
-    clock = 200;
-    expect(await offered()).toBe('thread'); // 0.85: busy
-    clock = 300;
-    expect(await offered()).toBe('thread'); // 0.6: still busy (not yet under 50%)
-    clock = 350;
-    expect(await offered()).toBe('thread'); // same window, no new sample
-    clock = 400;
-    expect(await offered()).toBe('main'); // 0.45: idle again
     clock = 500;
-    expect(await offered()).toBe('main'); // 0.79: not yet busy
+    expect(await offered()).toBe('thread'); // 0.95: busy
+    clock = 750;
+    expect(await offered()).toBe('thread'); // 0.75: still busy (not yet under 75%)
+    clock = 875;
+    expect(await offered()).toBe('thread'); // same window, no new sample
+    clock = 1000;
+    expect(await offered()).toBe('main'); // 0.65: idle again
+    clock = 1250;
+    expect(await offered()).toBe('main'); // 0.89: not yet busy
     expect(p.stats()).toMatchObject({ kept: 5, declined: 0, rendered: 3 });
   });
 
-  test('while a thread still holds a job, further jobs go to the threads whatever the load', async () => {
-    const loads = [0.9, 0.1];
+  test("the time threads spent rendering counts as the main thread's load, since it would have carried it", async () => {
+    const loads = [0.95, 0.3, 0.3, 0.95];
     let clock = 0;
     const p = pool({ offload: 'when-busy', now: () => clock, mainThreadLoad: () => loads.shift() ?? 0 });
     const settings = settingsOf('asm-1');
-    clock = 100;
-    const held = p.render('asm-1', settings, job('hold')); // 0.9: busy, so it goes to the thread and stays there
+    clock = 250;
+    expect(await rendered(p.render('asm-1', settings, job('slow')))).toBeDefined(); // 0.95: busy; 150 ms on the thread
+    clock = 500;
+    // 0.3 alone would be idle, but with the thread's 150 ms in a 250 ms window the main thread would be at 0.9.
+    expect(await rendered(p.render('asm-1', settings, job('a')))).toBeDefined();
+    clock = 750;
+    // Nothing rendered off the main thread in this window: 0.3 is the whole load, so the main thread renders again.
+    expect(p.render('asm-1', settings, job('a'))).toBeUndefined();
+    clock = 1000;
+    // A job still held by a thread does not keep offloading on by itself: only the load decides.
+    const held = p.render('asm-1', settings, job('hold')); // 0.95: busy again
     expect(held).toBeDefined();
-    clock = 200;
-    // 0.1 would make the main thread idle, but the thread is still working: share the load.
-    const next = p.render('asm-1', settings, job('a'));
-    expect(next).toBeDefined();
-    expect(await next).toMatchObject({ kind: 'skipped' });
-    expect(p.stats()).toMatchObject({ kept: 0, queued: 1 });
+    clock = 1250;
+    expect(p.render('asm-1', settings, job('a'))).toBeUndefined(); // 0 and nothing answered: idle
+    expect(p.stats()).toMatchObject({ rendered: 2, kept: 2, queued: 1 });
     const settled = held?.catch(() => undefined);
     await p.close();
     await settled;
