@@ -7,14 +7,13 @@
 // with everything else on the machine: measured on two cores with the load generator beside it, a small pod's p99
 // at 1,000 distinct pods/s went from 2.2–2.6 ms to 8–27 ms with every miss sent to a thread, while the closed-loop
 // throughput of distinct pods rose by half. So threads take jobs only while the main thread is busy: from 90% of
-// its time in the last 250 ms until that falls under 75%. (At 1,000 small distinct pods/s there, rendering every
-// pod itself, it was at 48–78% in 100 ms windows; a window that short also crossed 90% after any stall of the
-// machine, and the thread then took over at a rate the main thread carries alone.) While jobs go to threads, the main thread's own
-// load understates what rendering them there would cost, so the time the threads spent rendering in the window is
-// added to it: the policy judges the load the main thread would carry alone. (An earlier rule, keep offloading while
-// a thread holds jobs, was self-sustaining: at 1,000 pods/s a job is nearly always in flight, and a busy moment
-// at the start of a run sent 98% of the next 10,000 misses to the thread.) At ordinary rates pods are rendered
-// where they arrive; at full load the thread adds its core.
+// its time in the last 250 ms until that falls under 75%. While jobs go to threads the main thread's own load
+// understates what it would carry alone, so the time threads spent rendering in the window is added to it. (At
+// 1,000 small distinct pods/s there, rendering every pod itself, the main thread was 48–78% busy in 100 ms windows;
+// windows that short crossed 90% after any stall of the machine. An earlier rule, keep offloading while a thread
+// holds jobs, sustained itself: at 1,000 pods/s a job is nearly always in flight, and one busy moment sent 98% of
+// the next 10,000 misses to the thread.) At ordinary rates pods are rendered where they arrive; at full load the
+// thread adds its core.
 //
 // The pool is an optimisation only: whenever a thread cannot answer (all threads busy beyond their queue, a thread
 // down or restarting, a job lost with a thread that exited, a thread that reports a failure) the caller renders on
