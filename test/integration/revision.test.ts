@@ -416,8 +416,11 @@ describe('a ControlPlaneRevision', () => {
         async () => (await client.getOptional<Vwc>(vwcRef))?.webhooks?.[0]?.failurePolicy === 'Ignore',
         { timeoutMs: 30_000 },
       );
-      const writes = requests.filter((r) => writeVerbs.has(r.verb as Verb) && toWebhook(r));
-      expect(writes.map((r) => r.verb)).toEqual(['apply']);
+      // The client records a request once its response is back, which can be after this test already reads the
+      // repaired object: wait for the record too.
+      const webhookWrites = () => requests.filter((r) => writeVerbs.has(r.verb as Verb) && toWebhook(r));
+      await waitFor('the repair to be recorded', () => webhookWrites().length > 0);
+      expect(webhookWrites().map((r) => r.verb)).toEqual(['apply']);
     }),
   );
 });
