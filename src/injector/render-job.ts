@@ -82,6 +82,9 @@ export type RenderThreadReply =
   /** The engine threw, or the thread lacked the settings; the pool's caller renders on its own thread instead. */
   | { id: number; failed: string; renderMs?: number };
 
+/** What a thread posts: replies to jobs, and once, when it has loaded the engine, that it is ready for them. */
+export type RenderThreadMessage = RenderThreadReply | { ready: true };
+
 /** The thread side of the protocol, apart from the port it listens on (a unit test drives it directly). */
 export function renderThreadHandler(): (request: RenderThreadRequest) => RenderThreadReply {
   const settingsById = new Map<number, InjectorSettings>();

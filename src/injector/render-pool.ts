@@ -15,6 +15,11 @@
 // the next 10,000 misses to the thread.) At ordinary rates pods are rendered where they arrive; at full load the
 // thread adds its core.
 //
+// Under `when-busy` threads start the first time a job is offered to them, not with the injector: a replica that is
+// never busy (most replicas, most of the time) does not carry a thread's 18 MiB or more. (Under `always` every miss
+// is offered, so they start with the pool.) A thread takes jobs once it has said it is ready; until then, as while
+// one restarts, the caller renders them (a job posted to a thread still loading its modules would wait for that).
+//
 // The pool is an optimisation only: whenever a thread cannot answer (all threads busy beyond their queue, a thread
 // down or restarting, a job lost with a thread that exited, a thread that reports a failure) the caller renders on
 // its own thread, so no admission fails or waits for a thread. A thread that exits is started again after a
@@ -31,7 +36,13 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 
 import type { InjectorSettings } from './engine/settings.js';
-import type { RenderedVerdict, RenderJob, RenderThreadReply, RenderThreadRequest } from './render-job.js';
+import type {
+  RenderedVerdict,
+  RenderJob,
+  RenderThreadMessage,
+  RenderThreadReply,
+  RenderThreadRequest,
+} from './render-job.js';
 
 /** Renders a job off the calling thread, or returns undefined when the caller should render it itself. */
 export interface Renderer {
@@ -89,8 +100,10 @@ function eventLoopLoad(): () => number {
 export interface RenderPoolStats {
   /** Threads configured. */
   threads: number;
-  /** Threads running now (a thread is down between exiting and its restart). */
+  /** Threads ready for jobs now (none before the first job is offered; a thread is down while it restarts). */
   live: number;
+  /** Threads started and not ready yet (loading the engine). */
+  starting: number;
   /** Jobs posted and not yet answered. */
   queued: number;
   /** Jobs answered with a verdict. */
@@ -137,6 +150,8 @@ interface ThreadSlot {
   index: number;
   worker: Worker | undefined;
   pending: Map<number, PendingJob>;
+  /** Whether the running thread has said it is ready for jobs. */
+  ready: boolean;
   /** Settings id last sent to this thread, by revision. */
   shipped: Map<string, number>;
   /** Exits since the thread last answered a job; sets the restart delay. */
@@ -170,7 +185,8 @@ export class RenderPool implements Renderer {
   /** Milliseconds threads spent on the jobs they answered since the load was last sampled. */
   private offloadedMs = 0;
   private readonly jobTimeoutMs: number;
-  private readonly watchdogTimer: NodeJS.Timeout | undefined;
+  private started = false;
+  private watchdogTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: RenderPoolOptions) {
     this.maxQueued = options.maxQueuedPerThread ?? 64;
@@ -181,20 +197,26 @@ export class RenderPool implements Renderer {
     this.slots = Array.from({ length: Math.max(0, options.threads) }, (_, index) => ({
       index,
       worker: undefined,
+      ready: false,
       pending: new Map(),
       shipped: new Map(),
       exitsWithoutAnswer: 0,
       restartTimer: undefined,
     }));
-    for (const slot of this.slots) this.start(slot);
     this.jobTimeoutMs = options.watchdog?.jobTimeoutMs ?? DEFAULT_JOB_TIMEOUT_MS;
-    if (this.slots.length > 0) {
-      this.watchdogTimer = setInterval(
-        () => this.checkStuckThreads(),
-        options.watchdog?.intervalMs ?? this.jobTimeoutMs / 4,
-      );
-      this.watchdogTimer.unref();
-    }
+    if (options.offload === 'always') this.prestart();
+  }
+
+  /** Starts the threads now rather than when the first job is offered to them (see the top). */
+  prestart(): void {
+    if (this.started || this.closed || this.slots.length === 0) return;
+    this.started = true;
+    for (const slot of this.slots) this.start(slot);
+    this.watchdogTimer = setInterval(
+      () => this.checkStuckThreads(),
+      this.options.watchdog?.intervalMs ?? this.jobTimeoutMs / 4,
+    );
+    this.watchdogTimer.unref();
   }
 
   render(revision: string, settings: InjectorSettings, job: RenderJob): Promise<RenderedVerdict> | undefined {
@@ -202,6 +224,7 @@ export class RenderPool implements Renderer {
       this.counts.kept++;
       return undefined;
     }
+    this.prestart();
     const slot = this.leastQueued();
     if (slot?.worker === undefined || slot.pending.size >= this.maxQueued) {
       this.counts.declined++;
@@ -231,12 +254,14 @@ export class RenderPool implements Renderer {
 
   stats(): RenderPoolStats {
     let live = 0;
+    let starting = 0;
     let queued = 0;
     for (const slot of this.slots) {
-      if (slot.worker !== undefined) live++;
+      if (slot.worker !== undefined && slot.ready) live++;
+      else if (slot.worker !== undefined) starting++;
       queued += slot.pending.size;
     }
-    return { threads: this.slots.length, live, queued, ...this.counts };
+    return { threads: this.slots.length, live, starting, queued, ...this.counts };
   }
 
   /** Stops every thread; jobs still queued are lost (their callers render them). */
@@ -268,7 +293,7 @@ export class RenderPool implements Renderer {
   private leastQueued(): ThreadSlot | undefined {
     let best: ThreadSlot | undefined;
     for (const slot of this.slots) {
-      if (slot.worker === undefined) continue;
+      if (slot.worker === undefined || !slot.ready) continue;
       if (best === undefined || slot.pending.size < best.pending.size) best = slot;
     }
     return best;
@@ -295,7 +320,11 @@ export class RenderPool implements Renderer {
     // Queued jobs belong to admission requests, whose sockets keep the process alive; an idle thread must not.
     worker.unref();
     slot.worker = worker;
-    worker.on('message', (reply: RenderThreadReply) => this.settle(slot, reply));
+    slot.ready = false;
+    worker.on('message', (message: RenderThreadMessage) => {
+      if ('ready' in message) slot.ready = slot.worker === worker;
+      else this.settle(slot, message);
+    });
     worker.on('error', (err) =>
       this.options.logger.error({ err, thread: slot.index }, 'render thread failed'),
     );
@@ -352,6 +381,7 @@ export class RenderPool implements Renderer {
   ): void {
     if (slot.worker !== worker) return;
     slot.worker = undefined;
+    slot.ready = false;
     slot.shipped.clear();
     const lost = [...slot.pending.values()];
     slot.pending.clear();

@@ -267,7 +267,9 @@ export class Metrics {
     const registers = [this.registry];
     new Gauge({
       name: 'meshrev_injector_render_threads',
-      help: 'Render threads running the injection engine beside the main thread (configured minus those restarting)',
+      help:
+        'Render threads ready to run the injection engine beside the main thread (configured minus those restarting; ' +
+        'under --injector-render-offload=when-busy none until the main thread is first busy)',
       registers,
       collect() {
         this.set(stats().live);

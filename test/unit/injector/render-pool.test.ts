@@ -15,6 +15,7 @@ import { waitFor } from '../runtime/fakes.js';
 const SCRIPTED_THREAD = `
 const { parentPort } = require('node:worker_threads');
 const settings = new Map();
+parentPort.postMessage({ ready: true });
 parentPort.on('message', (m) => {
   for (const id of m.retire ?? []) settings.delete(id);
   if (m.settings) settings.set(m.settingsId, m.settings);
@@ -38,7 +39,11 @@ const job = (namespace: string): RenderJob => ({ input: { reviewText: '{}' }, na
 const logger = pino({ level: 'silent' });
 
 const pools: RenderPool[] = [];
-function pool(options: Partial<ConstructorParameters<typeof RenderPool>[0]> = {}): RenderPool {
+/** A pool of scripted threads, started and (unless `ready` is false) ready for jobs. */
+async function pool(
+  options: Partial<ConstructorParameters<typeof RenderPool>[0]> = {},
+  { started = true, ready = true } = {},
+): Promise<RenderPool> {
   const created = new RenderPool({
     threads: 1,
     logger,
@@ -48,6 +53,9 @@ function pool(options: Partial<ConstructorParameters<typeof RenderPool>[0]> = {}
     ...options,
   });
   pools.push(created);
+  if (!started) return created;
+  created.prestart();
+  if (ready) await waitFor(() => created.stats().live === created.stats().threads, 'the threads to be ready');
   return created;
 }
 afterEach(async () => {
@@ -61,7 +69,7 @@ function rendered(promise: ReturnType<RenderPool['render']>): Promise<unknown> {
 
 describe('RenderPool', () => {
   test("sends a revision's settings with its first job only, and again with a retire note when they change", async () => {
-    const p = pool();
+    const p = await pool();
     const first = settingsOf('asm-1');
     expect(await rendered(p.render('asm-1', first, job('a')))).toEqual({
       kind: 'skipped',
@@ -85,7 +93,7 @@ describe('RenderPool', () => {
   });
 
   test('a thread that exits loses only the jobs it held, is started again, and is sent settings anew', async () => {
-    const p = pool();
+    const p = await pool();
     const settings = settingsOf('asm-1');
     await rendered(p.render('asm-1', settings, job('a')));
     const held = rendered(p.render('asm-1', settings, job('hold')));
@@ -102,7 +110,7 @@ describe('RenderPool', () => {
   });
 
   test('the watchdog refuses a job the thread is stuck on, hands back the jobs behind it and restarts the thread', async () => {
-    const p = pool({ watchdog: { jobTimeoutMs: 100, intervalMs: 20 } });
+    const p = await pool({ watchdog: { jobTimeoutMs: 100, intervalMs: 20 } });
     const settings = settingsOf('asm-1');
     await rendered(p.render('asm-1', settings, job('a')));
     const stuck = rendered(p.render('asm-1', settings, job('spin')));
@@ -122,14 +130,14 @@ describe('RenderPool', () => {
   });
 
   test('the watchdog leaves a thread alone while its jobs are answered in time', async () => {
-    const p = pool({ watchdog: { jobTimeoutMs: 100, intervalMs: 20 } });
+    const p = await pool({ watchdog: { jobTimeoutMs: 100, intervalMs: 20 } });
     const settings = settingsOf('asm-1');
     for (let i = 0; i < 20; i++) await rendered(p.render('asm-1', settings, job('a')));
     expect(p.stats()).toMatchObject({ rendered: 20, timedOut: 0, restarts: 0, live: 1 });
   });
 
   test('while its only thread is down the pool declines jobs, so callers render them', async () => {
-    const p = pool({ restartDelayMs: { initial: 60_000, max: 60_000 } });
+    const p = await pool({ restartDelayMs: { initial: 60_000, max: 60_000 } });
     await expect(rendered(p.render('asm-1', settingsOf('asm-1'), job('crash')))).rejects.toBeInstanceOf(
       RenderThreadLost,
     );
@@ -138,7 +146,7 @@ describe('RenderPool', () => {
   });
 
   test('a job that cannot be sent to a thread is rejected at once and leaves nothing waiting', async () => {
-    const p = pool();
+    const p = await pool();
     const unclonable = { revision: 'asm-1', hook: () => undefined } as unknown as InjectorSettings;
     await expect(rendered(p.render('asm-1', unclonable, job('a')))).rejects.toThrow();
     expect(p.stats()).toMatchObject({ queued: 0 });
@@ -150,7 +158,7 @@ describe('RenderPool', () => {
   });
 
   test("a thread's reported failure rejects that job only", async () => {
-    const p = pool();
+    const p = await pool();
     await expect(rendered(p.render('asm-1', settingsOf('asm-1'), job('fail')))).rejects.toThrow(
       'engine broke',
     );
@@ -161,7 +169,7 @@ describe('RenderPool', () => {
   });
 
   test('spreads jobs over the least busy thread and declines once every thread holds its limit', async () => {
-    const p = pool({ threads: 2, maxQueuedPerThread: 2 });
+    const p = await pool({ threads: 2, maxQueuedPerThread: 2 });
     const settings = settingsOf('asm-1');
     const held = [1, 2, 3, 4].map(() => p.render('asm-1', settings, job('hold')));
     expect(held.every((promise) => promise !== undefined)).toBe(true);
@@ -180,7 +188,11 @@ describe('RenderPool', () => {
   test('offloads only while the main thread is busy: from 90% event-loop use until it falls under 75%', async () => {
     const loads = [0.3, 0.95, 0.75, 0.65, 0.89];
     let clock = 0;
-    const p = pool({ offload: 'when-busy', now: () => clock, mainThreadLoad: () => loads.shift() ?? 0 });
+    const p = await pool({
+      offload: 'when-busy',
+      now: () => clock,
+      mainThreadLoad: () => loads.shift() ?? 0,
+    });
     const settings = settingsOf('asm-1');
     const offered = async (): Promise<'thread' | 'main'> => {
       const onThread = p.render('asm-1', settings, job('a'));
@@ -207,7 +219,11 @@ describe('RenderPool', () => {
   test("the time threads spent rendering counts as the main thread's load, since it would have carried it", async () => {
     const loads = [0.95, 0.3, 0.3, 0.95];
     let clock = 0;
-    const p = pool({ offload: 'when-busy', now: () => clock, mainThreadLoad: () => loads.shift() ?? 0 });
+    const p = await pool({
+      offload: 'when-busy',
+      now: () => clock,
+      mainThreadLoad: () => loads.shift() ?? 0,
+    });
     const settings = settingsOf('asm-1');
     clock = 250;
     expect(await rendered(p.render('asm-1', settings, job('slow')))).toBeDefined(); // 0.95: busy; 150 ms on the thread
@@ -229,17 +245,67 @@ describe('RenderPool', () => {
     await settled;
   });
 
-  test('with no threads configured every job is declined', () => {
-    const p = pool({ threads: 0 });
+  test('with no threads configured every job is declined', async () => {
+    const p = await pool({ threads: 0 });
     expect(p.render('asm-1', settingsOf('asm-1'), job('a'))).toBeUndefined();
     expect(p.stats()).toMatchObject({ threads: 0, live: 0, declined: 1 });
   });
 
   test('a thread that cannot start is retried with a growing delay, and jobs are declined meanwhile', async () => {
-    const p = pool({ entry: { evalScript: 'throw new Error("no engine here")' } });
+    const p = await pool({ entry: { evalScript: 'throw new Error("no engine here")' } }, { ready: false });
     await waitFor(() => p.stats().restarts >= 3, 'three failed starts', 5_000);
-    expect(p.stats().live).toBeLessThanOrEqual(1);
+    expect(p.stats().live).toBe(0);
     await p.close();
     expect(p.render('asm-1', settingsOf('asm-1'), job('a'))).toBeUndefined();
+  });
+  test('starts no thread until a job is offered to one; the caller renders until the thread is ready', async () => {
+    const loads = [0.3, 0.95];
+    let clock = 0;
+    const p = await pool(
+      { offload: 'when-busy', now: () => clock, mainThreadLoad: () => loads.shift() ?? 0.95 },
+      { started: false },
+    );
+    const settings = settingsOf('asm-1');
+    clock = 250;
+    // The main thread has time for it (0.3): kept, and no thread is started for it.
+    expect(p.render('asm-1', settings, job('a'))).toBeUndefined();
+    expect(p.stats()).toMatchObject({ threads: 1, live: 0, starting: 0, kept: 1 });
+    clock = 500;
+    // Busy (0.95): the thread starts, but this job does not wait for it to load.
+    expect(p.render('asm-1', settings, job('a'))).toBeUndefined();
+    expect(p.stats()).toMatchObject({ live: 0, starting: 1, declined: 1 });
+    await waitFor(() => p.stats().live === 1, 'the thread to be ready');
+    expect(await rendered(p.render('asm-1', settings, job('a')))).toEqual({
+      kind: 'skipped',
+      reason: 'asm-1 sent',
+    });
+    expect(p.stats()).toMatchObject({ live: 1, starting: 0, rendered: 1, kept: 1, declined: 1 });
+  });
+
+  test('offloading every miss (always), the pool starts its threads at once', async () => {
+    const p = await pool({ offload: 'always', threads: 2 }, { started: false });
+    expect(p.stats()).toMatchObject({ threads: 2, live: 0, starting: 2 });
+    await waitFor(() => p.stats().live === 2, 'both threads to be ready');
+  });
+
+  test('a restarted thread takes jobs again only once it says it is ready', async () => {
+    // A thread that takes 300 ms to load, so that the pool is seen waiting for it.
+    const slowToLoad = SCRIPTED_THREAD.replace(
+      'parentPort.postMessage({ ready: true });',
+      'setTimeout(() => parentPort.postMessage({ ready: true }), 300);',
+    );
+    expect(slowToLoad).not.toBe(SCRIPTED_THREAD);
+    const p = await pool({ entry: { evalScript: slowToLoad } });
+    const settings = settingsOf('asm-1');
+    await expect(rendered(p.render('asm-1', settings, job('crash')))).rejects.toBeInstanceOf(
+      RenderThreadLost,
+    );
+    await waitFor(() => p.stats().starting === 1, 'the thread to be started again');
+    expect(p.render('asm-1', settings, job('a'))).toBeUndefined();
+    await waitFor(() => p.stats().live === 1, 'the restarted thread to be ready');
+    expect(await rendered(p.render('asm-1', settings, job('a')))).toEqual({
+      kind: 'skipped',
+      reason: 'asm-1 sent',
+    });
   });
 });

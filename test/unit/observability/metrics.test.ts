@@ -78,6 +78,7 @@ describe('Metrics', () => {
     const stats = {
       threads: 2,
       live: 1,
+      starting: 0,
       queued: 3,
       rendered: 40,
       kept: 7,
