@@ -609,8 +609,9 @@ export async function runInjectionBench(options: InjectionOptions): Promise<Sect
     let worstWindowSteal: number | undefined;
     const sampler = setInterval(() => {
       ticks += 1;
-      sample(ticks % 10 === 0);
-      if (ticks % 10 === 0) {
+      const tenSecondMark = ticks % 10 === 0;
+      sample(tenSecondMark);
+      if (tenSecondMark) {
         const now = cpuTicks();
         const steal = stealPercent(windowTicks, now);
         if (steal !== undefined) worstWindowSteal = Math.max(worstWindowSteal ?? 0, steal);

@@ -279,8 +279,9 @@ export class Metrics {
       name: 'meshrev_injector_render_jobs_total',
       help:
         'Cache misses offered to render threads, by result: rendered by a thread, or rendered on the main thread ' +
-        'because it had time for them (kept), every thread was busy or down (declined), a thread exited first (lost) ' +
-        'or reported a failure (failed); or held past the watchdog timeout, so the pod was refused (timed_out)',
+        'because it had time for them (kept), every thread was busy, down or starting (declined), a thread exited ' +
+        'first (lost) or reported a failure (failed); or held past the watchdog timeout, so the pod was refused ' +
+        '(timed_out)',
       labelNames: ['result'],
       registers,
       collect() {
