@@ -16,12 +16,9 @@
 // thread adds its core.
 //
 // Under `when-busy` threads start the first time a job is offered to them, not with the injector: a replica that is
-// never busy (most replicas, most of the time) does not carry a thread's 18 MiB or more. For the same reason they
-// stop again once no job has been posted to them for a while (10 minutes by default), so a replica that had one
-// busy hour goes back to its idle footprint; the next busy moment starts them as the first did. (Under `always`
-// every miss is offered, so they start with the pool and stay.) A thread takes jobs once it has said it is ready;
-// until then, as while one restarts, the caller renders them (a job posted to a thread still loading its modules
-// would wait for that).
+// never busy (most replicas, most of the time) does not carry a thread's 18 MiB or more. (Under `always` every miss
+// is offered, so they start with the pool.) A thread takes jobs once it has said it is ready; until then, as while
+// one restarts, the caller renders them (a job posted to a thread still loading its modules would wait for that).
 //
 // The pool is an optimisation only: whenever a thread cannot answer (all threads busy beyond their queue, a thread
 // down or restarting, a job lost with a thread that exited, a thread that reports a failure) the caller renders on
@@ -76,18 +73,12 @@ export interface RenderPoolOptions {
    * that by default).
    */
   watchdog?: { jobTimeoutMs: number; intervalMs?: number };
-  /**
-   * Under `when-busy`, threads are stopped once no job has been posted to them for this long (default 10 minutes;
-   * 0 keeps them). Checked as often as the watchdog looks.
-   */
-  idleStopMs?: number;
 }
 
 /** Reviews longer than this are rendered where they arrive (see InjectionService); the verdict cache's bound too. */
 export const MAX_THREAD_REVIEW_CHARS = 64 * 1024;
 
 const DEFAULT_JOB_TIMEOUT_MS = 3000;
-const DEFAULT_IDLE_STOP_MS = 10 * 60_000;
 
 /** How often the main thread's load is sampled (at most; only when a job is offered). */
 const LOAD_SAMPLE_MS = 250;
@@ -128,8 +119,6 @@ export interface RenderPoolStats {
   /** Jobs left to the caller because the main thread had time for them (offload `when-busy`). */
   kept: number;
   restarts: number;
-  /** Times the threads were stopped because no job had been offered to them for `idleStopMs`. */
-  idleStops: number;
 }
 
 /** A job that left with its thread (exited or terminated); the caller renders it instead. */
@@ -186,7 +175,6 @@ export class RenderPool implements Renderer {
     declined: 0,
     kept: 0,
     restarts: 0,
-    idleStops: 0,
   };
   private readonly maxQueued: number;
   private readonly restartDelay: { initial: number; max: number };
@@ -199,9 +187,6 @@ export class RenderPool implements Renderer {
   private readonly jobTimeoutMs: number;
   private started = false;
   private watchdogTimer: NodeJS.Timeout | undefined;
-  private readonly idleStopMs: number;
-  /** When a job was last posted to a thread (or the threads were started). */
-  private lastPostedAt = 0;
 
   constructor(private readonly options: RenderPoolOptions) {
     this.maxQueued = options.maxQueuedPerThread ?? 64;
@@ -219,7 +204,6 @@ export class RenderPool implements Renderer {
       restartTimer: undefined,
     }));
     this.jobTimeoutMs = options.watchdog?.jobTimeoutMs ?? DEFAULT_JOB_TIMEOUT_MS;
-    this.idleStopMs = options.offload === 'always' ? 0 : (options.idleStopMs ?? DEFAULT_IDLE_STOP_MS);
     if (options.offload === 'always') this.prestart();
   }
 
@@ -227,13 +211,9 @@ export class RenderPool implements Renderer {
   prestart(): void {
     if (this.started || this.closed || this.slots.length === 0) return;
     this.started = true;
-    this.lastPostedAt = this.now();
     for (const slot of this.slots) this.start(slot);
     this.watchdogTimer = setInterval(
-      () => {
-        this.checkStuckThreads();
-        this.stopIfIdle();
-      },
+      () => this.checkStuckThreads(),
       this.options.watchdog?.intervalMs ?? this.jobTimeoutMs / 4,
     );
     this.watchdogTimer.unref();
@@ -259,10 +239,8 @@ export class RenderPool implements Renderer {
       slot.shipped.set(revision, request.settingsId);
     }
     const worker = slot.worker;
-    const postedAt = this.now();
-    this.lastPostedAt = postedAt;
     return new Promise<RenderedVerdict>((resolve, reject) => {
-      slot.pending.set(id, { resolve, reject, postedAt });
+      slot.pending.set(id, { resolve, reject, postedAt: this.now() });
       try {
         worker.postMessage(request);
       } catch (error) {
@@ -378,34 +356,6 @@ export class RenderPool implements Renderer {
       void worker.terminate();
       this.onExit(slot, worker, { terminatedBy: 'watchdog' });
     }
-  }
-
-  /**
-   * Stops the threads once none holds a job and none has been posted one for `idleStopMs` (see the top). A thread
-   * waiting to be restarted is not started. The next job offered while the main thread is busy starts them again.
-   */
-  private stopIfIdle(): void {
-    if (this.idleStopMs <= 0 || this.now() - this.lastPostedAt < this.idleStopMs) return;
-    if (this.slots.some((slot) => slot.pending.size > 0)) return;
-    this.started = false;
-    clearInterval(this.watchdogTimer);
-    this.watchdogTimer = undefined;
-    this.counts.idleStops++;
-    for (const slot of this.slots) {
-      clearTimeout(slot.restartTimer);
-      slot.restartTimer = undefined;
-      const worker = slot.worker;
-      // Forgotten before it exits, so that its exit is not taken for a crash (onExit ignores a worker not in its slot).
-      slot.worker = undefined;
-      slot.ready = false;
-      slot.shipped.clear();
-      slot.exitsWithoutAnswer = 0;
-      void worker?.terminate();
-    }
-    this.options.logger.info(
-      { threads: this.slots.length, idleMs: Math.round(this.now() - this.lastPostedAt) },
-      'render threads stopped after no jobs for a while; the next busy moment starts them again',
-    );
   }
 
   private settle(slot: ThreadSlot, reply: RenderThreadReply): void {

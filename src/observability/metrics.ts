@@ -261,6 +261,7 @@ export class Metrics {
     this.certificateNotAfterMs = notAfter.getTime();
   }
 
+  /** Exposes the injection verdict cache's counters, read from `stats` at scrape time. */
   /** Render threads (src/injector/render-pool.ts): how many run, and where each cache miss was rendered. */
   watchRenderPool(stats: () => RenderPoolStats): void {
     const registers = [this.registry];
@@ -268,8 +269,7 @@ export class Metrics {
       name: 'meshrev_injector_render_threads',
       help:
         'Render threads ready to run the injection engine beside the main thread (configured minus those restarting; ' +
-        'under --injector-render-offload=when-busy none until the main thread is first busy, and none again after ' +
-        '10 minutes without a job for them)',
+        'under --injector-render-offload=when-busy none until the main thread is first busy)',
       registers,
       collect() {
         this.set(stats().live);
@@ -302,20 +302,8 @@ export class Metrics {
         this.inc(stats().restarts);
       },
     });
-    new Counter({
-      name: 'meshrev_injector_render_thread_idle_stops_total',
-      help:
-        'Times the render threads were stopped after 10 minutes without a job for them ' +
-        '(--injector-render-offload=when-busy); the next busy moment starts them again',
-      registers,
-      collect() {
-        this.reset();
-        this.inc(stats().idleStops);
-      },
-    });
   }
 
-  /** Exposes the injection verdict cache's counters, read from `stats` at scrape time. */
   watchInjectionCache(stats: () => InjectionCacheStats | undefined): void {
     const registers = [this.registry];
     new Counter({

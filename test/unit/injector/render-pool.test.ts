@@ -1,7 +1,6 @@
 // The render thread pool's own behaviour, with scripted threads that speak its protocol: settings travel once per
 // thread, a thread that exits loses only its queued jobs (their callers render them) and is started again, full or
-// missing threads decline work, jobs go to threads only while the main thread is busy, idle threads are stopped, and
-// close() stops everything. What a real thread computes is in render-job.test.ts.
+// missing threads decline work, jobs go to threads only while the main thread is busy, and close() stops everything. What a real thread computes is in render-job.test.ts.
 import pino from 'pino';
 
 import type { InjectorSettings } from '../../../src/injector/engine/settings.js';
@@ -287,72 +286,6 @@ describe('RenderPool', () => {
     const p = await pool({ offload: 'always', threads: 2 }, { started: false });
     expect(p.stats()).toMatchObject({ threads: 2, live: 0, starting: 2 });
     await waitFor(() => p.stats().live === 2, 'both threads to be ready');
-  });
-
-  test('stops its threads once no job was posted for idleStopMs, and the next busy moment starts them again', async () => {
-    let clock = 0;
-    const p = await pool(
-      {
-        offload: 'when-busy',
-        idleStopMs: 1_000,
-        now: () => clock,
-        mainThreadLoad: () => 0.95,
-        watchdog: { jobTimeoutMs: 60_000, intervalMs: 5 },
-      },
-      { started: false },
-    );
-    const settings = settingsOf('asm-1');
-    clock = 250;
-    expect(p.render('asm-1', settings, job('a'))).toBeUndefined();
-    await waitFor(() => p.stats().live === 1, 'the thread to be ready');
-    await rendered(p.render('asm-1', settings, job('a')));
-
-    clock = 1_249;
-    // Under the idle time the thread stays (checked on the watchdog's next rounds).
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(p.stats()).toMatchObject({ live: 1, idleStops: 0 });
-
-    clock = 1_250;
-    await waitFor(() => p.stats().idleStops === 1, 'the idle thread to be stopped');
-    // Stopped on purpose: not counted or logged as an exit, and not started again by itself.
-    expect(p.stats()).toMatchObject({ live: 0, starting: 0, restarts: 0, lost: 0 });
-
-    clock = 1_500;
-    expect(p.render('asm-1', settings, job('a'))).toBeUndefined();
-    expect(p.stats()).toMatchObject({ starting: 1 });
-    await waitFor(() => p.stats().live === 1, 'the thread to be started again');
-    // A new thread: the revision's settings travel again.
-    expect(await rendered(p.render('asm-1', settings, job('a')))).toEqual({
-      kind: 'skipped',
-      reason: 'asm-1 sent',
-    });
-  });
-
-  test('keeps a thread that still holds a job, and never stops threads that take every job (always)', async () => {
-    let clock = 0;
-    const options = {
-      idleStopMs: 1_000,
-      now: () => clock,
-      watchdog: { jobTimeoutMs: 60_000, intervalMs: 5 },
-    };
-    const busy = await pool(
-      { ...options, offload: 'when-busy', mainThreadLoad: () => 0.95 },
-      { started: false },
-    );
-    const always = await pool({ ...options, offload: 'always' });
-    const settings = settingsOf('asm-1');
-    clock = 250;
-    expect(busy.render('asm-1', settings, job('a'))).toBeUndefined();
-    await waitFor(() => busy.stats().live === 1, 'the thread to be ready');
-    // Never answered; lost when the pool closes after the test.
-    rendered(busy.render('asm-1', settings, job('hold'))).catch(() => undefined);
-    await rendered(always.render('asm-1', settings, job('a')));
-
-    clock = 10_000;
-    // A negative: the watchdog looks every 5 ms, so 100 ms is twenty chances to stop a thread.
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(busy.stats()).toMatchObject({ live: 1, queued: 1, idleStops: 0 });
-    expect(always.stats()).toMatchObject({ live: 1, idleStops: 0 });
   });
 
   test('a restarted thread takes jobs again only once it says it is ready', async () => {

@@ -87,7 +87,6 @@ describe('Metrics', () => {
       timedOut: 4,
       declined: 5,
       restarts: 1,
-      idleStops: 6,
     };
     metrics.watchRenderPool(() => stats);
     const text = await metrics.expose();
@@ -99,7 +98,6 @@ describe('Metrics', () => {
     expect(text).toContain('meshrev_injector_render_jobs_total{result="failed"} 1');
     expect(text).toContain('meshrev_injector_render_jobs_total{result="timed_out"} 4');
     expect(text).toContain('meshrev_injector_render_thread_restarts_total 1');
-    expect(text).toContain('meshrev_injector_render_thread_idle_stops_total 6');
   });
 
   it('gives every instance its own registry so counters do not leak between instances', async () => {
