@@ -261,7 +261,6 @@ export class Metrics {
     this.certificateNotAfterMs = notAfter.getTime();
   }
 
-  /** Exposes the injection verdict cache's counters, read from `stats` at scrape time. */
   /** Render threads (src/injector/render-pool.ts): how many run, and where each cache miss was rendered. */
   watchRenderPool(stats: () => RenderPoolStats): void {
     const registers = [this.registry];
@@ -304,6 +303,7 @@ export class Metrics {
     });
   }
 
+  /** Exposes the injection verdict cache's counters, read from `stats` at scrape time. */
   watchInjectionCache(stats: () => InjectionCacheStats | undefined): void {
     const registers = [this.registry];
     new Counter({

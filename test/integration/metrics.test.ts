@@ -108,7 +108,7 @@ afterAll(async () => {
 
 describe('the metrics endpoint', () => {
   test(
-    'exposes the controller-runtime, workqueue, webhook, injection, informer, certificate and leader series',
+    'exposes the controller-runtime, workqueue, webhook, injection, informer, certificate, render thread and leader series',
     withLogs(async () => {
       const text = await scrape();
       for (const [name, type] of [
@@ -130,6 +130,9 @@ describe('the metrics endpoint', () => {
         ['sidecar_injection_time_seconds', 'histogram'],
         ['meshrev_informer_restarts_total', 'counter'],
         ['meshrev_injector_certificate_expiry_seconds', 'gauge'],
+        ['meshrev_injector_render_threads', 'gauge'],
+        ['meshrev_injector_render_jobs_total', 'counter'],
+        ['meshrev_injector_render_thread_restarts_total', 'counter'],
         ['meshrev_leader', 'gauge'],
       ]) {
         expect(text).toContain(`# TYPE ${name} ${type}\n`);
