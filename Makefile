@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 NODE := $(CURDIR)/node_modules/.bin/node
 JEST := $(NODE) --experimental-vm-modules node_modules/jest/bin/jest.js
 # The V8 flags the operator process runs with everywhere (src/cli/node-flags.ts; a unit test keeps them equal).
-OPERATOR_NODE_FLAGS := --max-semi-space-size=4
+OPERATOR_NODE_FLAGS := --max-semi-space-size=4 --v8-pool-size=1
 CLUSTER_DIR ?= $(CURDIR)/.cluster
 KUBECONFIG ?= $(CLUSTER_DIR)/kubeconfig
 # The kubectl built with the local control plane (same version as the server; evaluated only when used).
