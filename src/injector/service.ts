@@ -198,7 +198,7 @@ export class InjectionService {
     let result: InjectResult;
     if (verdict.kind === 'injected') {
       // One object for the reply and the cache: the patch is kept as its serialised text only, encoded once.
-      const injected = injectedFromJson(verdict.patchJson) as Extract<InjectResult, { kind: 'injected' }>;
+      const injected = injectedFromJson(verdict.patchJson);
       injected.patchBase64 = Buffer.from(verdict.patchBase64, 'latin1');
       result = injected;
     } else {

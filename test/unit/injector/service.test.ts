@@ -5,6 +5,7 @@ import { applyJsonPatch } from '../../../src/injector/engine/index.js';
 import type { InjectResult } from '../../../src/injector/admission.js';
 import {
   InjectionCache,
+  injectedFromJson,
   reviewCacheKey,
   tokenVolumeName,
   verdictFor,
@@ -478,6 +479,18 @@ describe('InjectionCache bounds', () => {
     expect(cache.acceptsReview(101)).toBe(false);
     expect(cache.acceptsReview(100)).toBe(true);
     expect(new InjectionCache({ maxEntries: 0, maxReviewChars: 100 }).acceptsReview(1)).toBe(false);
+  });
+});
+
+describe('injectedFromJson (a verdict held as its patch text)', () => {
+  test('parses the patch once, on first use, and carries no getter of its own', () => {
+    const verdict = injectedFromJson('[{"op":"add","path":"/metadata/labels/a","value":"b"}]');
+    expect(verdict.kind).toBe('injected');
+    expect(verdict.patch).toEqual([{ op: 'add', path: '/metadata/labels/a', value: 'b' }]);
+    expect(verdict.patch).toBe(verdict.patch);
+    // A getter defined on each verdict (an object literal's) is a closure per verdict that V8 keeps in the old
+    // generation, which made every verdict's patch text survive young-generation collections (see cache.ts).
+    expect(Object.getOwnPropertyDescriptor(verdict, 'patch')).toBeUndefined();
   });
 });
 
