@@ -488,8 +488,8 @@ describe('injectedFromJson (a verdict held as its patch text)', () => {
     expect(verdict.kind).toBe('injected');
     expect(verdict.patch).toEqual([{ op: 'add', path: '/metadata/labels/a', value: 'b' }]);
     expect(verdict.patch).toBe(verdict.patch);
-    // A getter defined on each verdict (an object literal's) is a closure per verdict that V8 keeps in the old
-    // generation, which made every verdict's patch text survive young-generation collections (see cache.ts).
+    // A getter defined on each verdict (an object literal's) is a closure per verdict, and the patch text it held
+    // outlived young-generation collections and was promoted (see cache.ts).
     expect(Object.getOwnPropertyDescriptor(verdict, 'patch')).toBeUndefined();
   });
 });
