@@ -17,7 +17,7 @@ import { startInjector, startServingCertificates } from './injector/setup.js';
 import { HealthChecks, informersSynced, startObservabilityServer } from './observability/http.js';
 import { createLogger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
-import { kubeInformer, type Informer } from './runtime/informer.js';
+import { Informer, kubeInformer, kubeListWatcher, optionalResource } from './runtime/informer.js';
 import {
   KubeClient,
   type Impersonation,
@@ -196,6 +196,8 @@ export async function startOperator(
   };
 }
 
+const PROXY_CONFIG_TYPE = { apiVersion: 'networking.istio.io/v1beta1', kind: 'ProxyConfig' };
+
 interface OperatorDeps {
   client: KubeClient;
   config: OperatorConfig;
@@ -207,6 +209,8 @@ interface SharedInformers {
   revisions: Informer;
   tags: Informer;
   nodes: Informer;
+  /** Istio's ProxyConfig resources; empty while Istio's CRDs are not installed. */
+  proxyConfigs: Informer;
   /** In start (and stop) order. */
   all: Informer[];
 }
@@ -216,9 +220,15 @@ function startSharedInformers(deps: OperatorDeps): SharedInformers {
   const revisions = kubeInformer(deps, 'controlplanerevisions', REVISION_TYPE);
   const tags = kubeInformer(deps, 'revisiontags', TAG_TYPE);
   const nodes = kubeInformer(deps, 'nodes', { apiVersion: 'v1', kind: 'Node' });
-  const all = [revisions, tags, nodes];
+  const proxyConfigs = new Informer({
+    resource: 'proxyconfigs',
+    listWatcher: optionalResource(kubeListWatcher(deps.client, PROXY_CONFIG_TYPE)),
+    logger: deps.logger,
+    onRestart: deps.metrics.informerRestartHook('proxyconfigs'),
+  });
+  const all = [revisions, tags, nodes, proxyConfigs];
   for (const informer of all) informer.start();
-  return { revisions, tags, nodes, all };
+  return { revisions, tags, nodes, proxyConfigs, all };
 }
 
 interface Leadership {

@@ -355,6 +355,7 @@ export function settingsFromRevision(revisionName: string, spec: RevisionSetting
         ? { proxyInboundListenPort: mesh['proxyInboundListenPort'] }
         : {}),
       ...(extensionProviders ? { extensionProviders } : {}),
+      rootNamespace: stringOf(mesh['rootNamespace']) || namespace,
     },
   });
 }

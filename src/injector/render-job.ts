@@ -4,6 +4,7 @@
 // exchanges with its pool (render-pool.ts) are defined here too, beside the job they carry.
 import { podFromReviewText } from './admission.js';
 import { injectPod } from './engine/index.js';
+import type { ProxyConfigLayers } from './engine/proxy-config-resources.js';
 import type { InjectorSettings } from './engine/settings.js';
 import type { Pod } from './engine/types.js';
 
@@ -20,6 +21,8 @@ export interface RenderJob {
   pathParams: Record<string, string>;
   nodeKubeletMinorVersions?: number[];
   podNodeKubeletMinor?: number;
+  /** The ProxyConfig resources that apply to the pod, chosen on the main thread (which holds the informer). */
+  proxyConfigLayers?: ProxyConfigLayers;
 }
 
 export type RenderedVerdict =
@@ -39,6 +42,7 @@ export function renderJob(job: RenderJob, settings: InjectorSettings): RenderedV
       ? {}
       : { nodeKubeletMinorVersions: job.nodeKubeletMinorVersions }),
     ...(job.podNodeKubeletMinor === undefined ? {} : { podNodeKubeletMinor: job.podNodeKubeletMinor }),
+    ...(job.proxyConfigLayers === undefined ? {} : { proxyConfigLayers: job.proxyConfigLayers }),
   });
   switch (outcome.kind) {
     case 'skipped':

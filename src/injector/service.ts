@@ -1,6 +1,7 @@
 // Glue between the admission server and the pure injection engine: resolves `/inject/<name>` (a
 // revision, or a tag pointing at one) to that revision's settings, derived from its spec and cached
-// per spec generation and resolved version, and feeds the engine the node kubelet versions for native-sidecar `auto`.
+// per spec generation and resolved version, and feeds the engine the node kubelet versions for native-sidecar `auto`
+// and the ProxyConfig resources that apply to each pod.
 import { parseControlPlaneRevision } from '../crds/controlplanerevision.js';
 import { settingsFromRevision } from '../crds/proxy.js';
 import type { KubeObject } from '../runtime/types.js';
@@ -12,6 +13,12 @@ import {
   verdictFor,
   type InjectionCacheStats,
 } from './cache.js';
+import {
+  ProxyConfigIndex,
+  proxyConfigResourceFrom,
+  type ChosenLayers,
+  type ProxyConfigResource,
+} from './engine/proxy-config-resources.js';
 import type { InjectorSettings } from './engine/settings.js';
 import { renderJob, type RenderedVerdict, type RenderJob } from './render-job.js';
 import { MAX_THREAD_REVIEW_CHARS, RenderJobTimedOut, type Renderer } from './render-pool.js';
@@ -31,6 +38,10 @@ export interface InjectionServiceDeps {
   cache?: InjectionCache | false;
   /** Renders cache misses off the main thread (RenderPool); without it, or when it declines, they render here. */
   renderer?: Renderer;
+  /** ProxyConfig resources (networking.istio.io), every namespace; without it none apply. */
+  proxyConfigs?: ObjectLookup;
+  /** Told once about each ProxyConfig (by uid and resourceVersion) the injector cannot use, and why. */
+  onInvalidProxyConfig?: (key: string, message: string) => void;
 }
 
 /** `v1.34.2` → 34; undefined for anything unparsable. */
@@ -71,6 +82,10 @@ export class InjectionService {
   private nodeCacheEnabled = false;
   private nodeMinors: { value: number[] | undefined } | undefined;
   private readonly cache: InjectionCache | undefined;
+  private proxyConfigCacheEnabled = false;
+  /** By revision and root namespace; dropped whenever a ProxyConfig changes (see cacheProxyConfigs). */
+  private readonly proxyConfigIndexes = new Map<string, ProxyConfigIndex>();
+  private readonly reportedInvalid = new Set<string>();
 
   constructor(private readonly deps: InjectionServiceDeps) {
     this.cache = deps.cache === false ? undefined : (deps.cache ?? new InjectionCache());
@@ -124,6 +139,54 @@ export class InjectionService {
     };
   }
 
+  /**
+   * From now on a revision's ProxyConfig index is built once and kept until the returned function is called (the
+   * operator calls it from the ProxyConfig informer), instead of once per admission.
+   */
+  cacheProxyConfigs(): () => void {
+    this.proxyConfigCacheEnabled = true;
+    return () => this.proxyConfigIndexes.clear();
+  }
+
+  /**
+   * The ProxyConfig resources that apply to a pod of `revision`: those without an `istio.io/rev` label and those
+   * labelled with the revision (istiod's LabelsInRevision), chosen as istiod does (ProxyConfigIndex).
+   */
+  proxyConfigLayers(
+    revision: string,
+    settings: InjectorSettings,
+    namespace: string,
+    labels: Readonly<Record<string, string>>,
+  ): ChosenLayers | undefined {
+    const source = this.deps.proxyConfigs;
+    if (source === undefined) return undefined;
+    const rootNamespace = settings.mesh.rootNamespace ?? settings.istioNamespace;
+    const indexKey = `${revision}\n${rootNamespace}`;
+    let index = this.proxyConfigIndexes.get(indexKey);
+    if (index === undefined) {
+      const resources: ProxyConfigResource[] = [];
+      for (const obj of source.list()) {
+        const rev = obj.metadata?.labels?.['istio.io/rev'];
+        if (rev !== undefined && rev !== revision) continue;
+        const parsed = proxyConfigResourceFrom(obj);
+        if (parsed.ok) resources.push(parsed.resource);
+        else this.reportInvalid(obj, parsed.message);
+      }
+      index = new ProxyConfigIndex(resources, rootNamespace);
+      if (this.proxyConfigCacheEnabled) this.proxyConfigIndexes.set(indexKey, index);
+    }
+    return index.layersFor(namespace, labels);
+  }
+
+  private reportInvalid(obj: KubeObject, message: string): void {
+    const key = `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
+    const seen = `${obj.metadata?.uid ?? key}@${obj.metadata?.resourceVersion ?? ''}`;
+    if (this.reportedInvalid.has(seen)) return;
+    if (this.reportedInvalid.size >= 10_000) this.reportedInvalid.clear();
+    this.reportedInvalid.add(seen);
+    this.deps.onInvalidProxyConfig?.(key, message);
+  }
+
   nodeKubeletMinors(): number[] | undefined {
     if (this.nodeCacheEnabled && this.nodeMinors) return this.nodeMinors.value;
     const value = this.computeNodeKubeletMinors();
@@ -155,7 +218,14 @@ export class InjectionService {
         ?.kubeletVersion,
     );
     const nodeMinors = this.nodeKubeletMinors();
-    const lookup = this.cacheKey(req, settings, nodeMinors, podNodeMinor);
+    const podMeta = (pod as { metadata?: { namespace?: string; labels?: Record<string, string> } }).metadata;
+    const proxyConfigs = this.proxyConfigLayers(
+      req.revision,
+      settings,
+      podMeta?.namespace || req.namespace,
+      podMeta?.labels ?? {},
+    );
+    const lookup = this.cacheKey(req, settings, nodeMinors, podNodeMinor, proxyConfigs);
     const cached = lookup === undefined ? undefined : this.cache?.get(lookup.key);
     if (cached !== undefined) return verdictFor(cached, lookup?.token);
 
@@ -165,6 +235,7 @@ export class InjectionService {
       pathParams: req.pathParams,
       ...(nodeMinors === undefined ? {} : { nodeKubeletMinorVersions: nodeMinors }),
       ...(podNodeMinor === undefined ? {} : { podNodeKubeletMinor: podNodeMinor }),
+      ...(proxyConfigs === undefined ? {} : { proxyConfigLayers: proxyConfigs.layers }),
     };
     // A render thread is handed the review's text (cheaper to send than the pod) and decodes the pod from it. A
     // large review stays here: parsing it twice costs more than the thread saves (in the bench, 2,000-env and 1 MiB
@@ -210,14 +281,16 @@ export class InjectionService {
 
   /**
    * Everything the engine's answer depends on, or undefined when the pod is not cached: the revision's settings
-   * version, node kubelet versions, path parameters, and the review the pod came in (namespace and pod included)
-   * up to its request uid, managedFields and token volume name (see reviewCacheKey).
+   * version, node kubelet versions, path parameters, what the ProxyConfig resources that apply set, and the review
+   * the pod came in (namespace and pod included) up to its request uid, managedFields and token volume name (see
+   * reviewCacheKey).
    */
   private cacheKey(
     req: InjectRequest,
     settings: InjectorSettings,
     nodeMinors: number[] | undefined,
     podNodeMinor: number | undefined,
+    proxyConfigs: ChosenLayers | undefined,
   ): { key: string; token: string | undefined } | undefined {
     if (this.cache === undefined || req.review === undefined || hasOwnName(req.pod)) return undefined;
     if (!this.cache.acceptsReview(req.review.text.length)) return undefined;
@@ -229,7 +302,8 @@ export class InjectionService {
     const nodes = nodeMinors === undefined ? '-' : nodeMinors.join(',');
     const key =
       `${req.revision}\n${derived.stamp}\n${nodes}\n${podNodeMinor ?? '-'}\n${req.namespace}\n` +
-      `${JSON.stringify(req.pathParams)}\n${review.digest}`;
+      `${JSON.stringify(req.pathParams)}\n${proxyConfigs === undefined ? '-' : JSON.stringify(proxyConfigs.layers)}\n` +
+      review.digest;
     return { key, token: review.token };
   }
 }

@@ -68,8 +68,8 @@ export async function startServingCertificates({
 
 export interface InjectorSetupOptions extends SetupDeps {
   certificates: ServingCertificates;
-  /** The shared informers the injection service resolves revisions, tags and node versions from. */
-  informers: { revisions: Informer; tags: Informer; nodes: Informer };
+  /** The shared informers the injection service resolves revisions, tags, node versions and ProxyConfigs from. */
+  informers: { revisions: Informer; tags: Informer; nodes: Informer; proxyConfigs: Informer };
   /** The leader's usage tracker while this replica leads; undefined on a follower. */
   leaderUsage: () => UsageTracker | undefined;
   /**
@@ -110,7 +110,7 @@ export interface RunningInjector {
 /** Builds the injection service (with its verdict cache) and starts the HTTPS admission server. */
 export async function startInjector(opts: InjectorSetupOptions): Promise<RunningInjector> {
   const { client, config, logger, metrics, certificates } = opts;
-  const { revisions, tags, nodes } = opts.informers;
+  const { revisions, tags, nodes, proxyConfigs } = opts.informers;
   let material: TlsMaterial = certificates.initial;
   let caBundle = caBundleBase64(material);
 
@@ -128,6 +128,12 @@ export async function startInjector(opts: InjectorSetupOptions): Promise<Running
     revisions,
     tags,
     nodes,
+    proxyConfigs,
+    onInvalidProxyConfig: (resource, message) =>
+      logger.warn(
+        { component: 'injector', proxyConfig: resource },
+        `ProxyConfig ${resource} is ignored: ${message}`,
+      ),
     ...(renderPool === undefined ? {} : { renderer: renderPool }),
     cache:
       config.injectionCacheEntries === 0
@@ -137,6 +143,12 @@ export async function startInjector(opts: InjectorSetupOptions): Promise<Running
   metrics.watchInjectionCache(() => injection.cacheStats());
   const nodesChanged = injection.cacheNodeVersions();
   nodes.addHandlers({ onAdd: nodesChanged, onUpdate: nodesChanged, onDelete: nodesChanged });
+  const proxyConfigsChanged = injection.cacheProxyConfigs();
+  proxyConfigs.addHandlers({
+    onAdd: proxyConfigsChanged,
+    onUpdate: proxyConfigsChanged,
+    onDelete: proxyConfigsChanged,
+  });
 
   // --- deletion protection (src/controllers/revision/deletion.ts): every replica answers the webhook ---
   // The leader answers from its usage caches; a follower (or a leader whose caches are still syncing)

@@ -55,6 +55,44 @@ export function kubeListWatcher<T = KubeObject>(
   };
 }
 
+/**
+ * The list and watch of a resource whose CRD may not be installed: Istio's own kinds, which meshrev reads but does
+ * not install. While the API server answers 404, the list is empty (so the informer is synced and nothing waits for
+ * it) and the watch asks again every `retryMs`, quietly, ending after about a minute like a watch that timed out.
+ * Once the CRD exists, the watch starts without a resourceVersion, which delivers the existing objects as adds.
+ */
+export function optionalResource<T>(
+  inner: ListWatcher<T>,
+  options: { retryMs?: number; clock?: Clock } = {},
+): ListWatcher<T> {
+  const retryMs = options.retryMs ?? 5_000;
+  const clock = options.clock ?? systemClock;
+  const absent = (err: unknown): boolean => err instanceof ApiError && err.code === 404;
+  return {
+    list: async (page) => {
+      try {
+        return await inner.list(page);
+      } catch (err) {
+        if (absent(err)) return { items: [], metadata: { resourceVersion: '' } };
+        throw err;
+      }
+    },
+    watch: async (watchOptions, onEvent, signal) => {
+      const started = clock.now();
+      for (;;) {
+        try {
+          await inner.watch(watchOptions, onEvent, signal);
+          return;
+        } catch (err) {
+          if (!absent(err)) throw err;
+        }
+        if (signal.aborted || clock.now() - started >= 60_000) return;
+        await sleep(clock, retryMs, signal);
+      }
+    },
+  };
+}
+
 export interface InformerHandlers<T> {
   onAdd?(obj: T): void;
   onUpdate?(oldObj: T, newObj: T): void;

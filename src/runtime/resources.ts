@@ -93,6 +93,13 @@ const builtIn: ResourceInfo[] = [
     namespaced: false,
   },
   { apiVersion: 'meshrev.dev/v1alpha1', kind: 'RevisionTag', plural: 'revisiontags', namespaced: false },
+  // Istio's own kind, read by the injector where Istio's CRDs are installed (see optionalResource).
+  {
+    apiVersion: 'networking.istio.io/v1beta1',
+    kind: 'ProxyConfig',
+    plural: 'proxyconfigs',
+    namespaced: true,
+  },
 ];
 for (const info of builtIn) registerResource(info);
 

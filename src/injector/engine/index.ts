@@ -19,6 +19,8 @@ export type {
   NativeSidecarMode,
   InterceptionMode,
 } from './settings.js';
+export { ProxyConfigIndex, effectiveProxyConfig, proxyConfigResourceFrom } from './proxy-config-resources.js';
+export type { ChosenLayers, ProxyConfigLayers, ProxyConfigResource } from './proxy-config-resources.js';
 export { kubeInjectDocuments } from './kube-inject.js';
 export type { KubeInjectOptions } from './kube-inject.js';
 export { applyJsonPatch, escapePointerToken, unescapePointerToken, pointer } from './json-patch.js';

@@ -15,7 +15,8 @@ import {
   prometheusKeyOf,
   withoutPrometheusAnnotations,
 } from './prometheus.js';
-import { mergeProxyConfig, parseProxyConfigAnnotation } from './proxy-config.js';
+import { parseProxyConfigAnnotation } from './proxy-config.js';
+import { effectiveProxyConfig, type ProxyConfigLayers } from './proxy-config-resources.js';
 import type { InjectorSettings, ProxyConfig } from './settings.js';
 import { BUILT_IN_TEMPLATES, type InjectionTemplate, type TemplateContext } from './templates.js';
 import {
@@ -54,6 +55,11 @@ export interface InjectionRequest {
   templates?: Readonly<Record<string, InjectionTemplate>>;
   /** Annotations of the pod's Namespace; read on OpenShift for the SCC UID and supplemental-group ranges. */
   namespaceAnnotations?: Record<string, string>;
+  /**
+   * The ProxyConfig resources that apply to this pod (ProxyConfigIndex.layersFor), layered under and over its
+   * `proxy.istio.io/config` annotation as istiod does. Undefined: none (kube-inject, or none exist).
+   */
+  proxyConfigLayers?: ProxyConfigLayers;
   /** The owning workload when known (kube-inject); otherwise guessed from the pod's controller reference. */
   owner?: ReturnType<typeof deploymentMetaFromPod>;
 }
@@ -520,10 +526,11 @@ function runInjection(req: InjectionRequest, namespace: string): InjectionOutcom
     return { kind: 'rejected', message: `failed to run injection template: ${invalid.join('; ')}` };
   }
   const annotationConfig = annotations[PROXY_CONFIG_ANNOTATION];
-  const proxyConfig =
-    annotationConfig !== undefined
-      ? mergeProxyConfig(settings.mesh.defaultConfig, parseProxyConfigAnnotation(annotationConfig))
-      : settings.mesh.defaultConfig;
+  const proxyConfig = effectiveProxyConfig(
+    settings.mesh.defaultConfig,
+    req.proxyConfigLayers,
+    annotationConfig === undefined ? undefined : parseProxyConfigAnnotation(annotationConfig),
+  );
   const meshStatusPort = settings.mesh.defaultConfig.statusPort ?? 15020;
 
   const proxyEnvs: Record<string, string> = { ...req.pathParams };

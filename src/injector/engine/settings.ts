@@ -27,6 +27,11 @@ export interface MeshSettings {
   inboundTrafficPolicyMode?: 'PASSTHROUGH' | 'LOCALHOST';
   proxyListenPort?: number;
   proxyInboundListenPort?: number;
+  /**
+   * Mesh `rootNamespace`: a ProxyConfig resource without a selector there applies to the whole mesh. Istio's
+   * default is the control plane's namespace, which is what unset means here.
+   */
+  rootNamespace?: string;
   /** Mesh `extensionProviders`, read only for OpenTelemetry semantic-convention enrichment. */
   extensionProviders?: Array<Record<string, unknown>>;
 }

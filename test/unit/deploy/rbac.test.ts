@@ -190,6 +190,8 @@ describe('meshrev ClusterRole (its own permissions)', () => {
     ['', 'namespaces', READ],
     ['', 'pods', READ],
     ['', 'nodes', READ],
+    // The injector layers Istio's ProxyConfig resources into each pod's proxy config, as istiod does.
+    ['networking.istio.io', 'proxyconfigs', READ],
     ['', 'events', ['create', 'patch']],
     ['events.k8s.io', 'events', ['create', 'patch']],
     ['', 'services', MANAGE],

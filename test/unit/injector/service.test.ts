@@ -843,3 +843,145 @@ describe('render threads (a Renderer renders cache misses off the main thread)',
     expect(await service.inject(request(broken()))).toEqual(expected);
   });
 });
+
+describe('ProxyConfig resources (networking.istio.io) layered into the pods of a revision', () => {
+  const proxyConfigResource = (
+    namespace: string,
+    name: string,
+    spec: Record<string, unknown>,
+    labels?: Record<string, string>,
+    resourceVersion = '1',
+  ): KubeObject =>
+    ({
+      apiVersion: 'networking.istio.io/v1beta1',
+      kind: 'ProxyConfig',
+      metadata: {
+        namespace,
+        name,
+        uid: `uid-${namespace}-${name}`,
+        resourceVersion,
+        creationTimestamp: '2026-01-01T00:00:00Z',
+        ...(labels ? { labels } : {}),
+      },
+      spec,
+    }) as KubeObject;
+  const request = (pod: Record<string, unknown>, revisionName = 'asm-1') => ({
+    pod,
+    namespace: 'shop',
+    revision: revisionName,
+    pathParams: {},
+    review: reviewOf(pod),
+  });
+  const sidecarEnv = (outcome: InjectResult | Promise<InjectResult>): Record<string, string | undefined> => {
+    const container = proxy(injected(outcome, REPLICA))?.container as
+      (Container & { env?: { name: string; value?: string }[] }) | undefined;
+    return Object.fromEntries((container?.env ?? []).map((e) => [e.name, e.value]));
+  };
+  const revisions = () =>
+    objects(
+      revision('asm-1', { version: '1.29.6' }),
+      revision('asm-2', { version: '1.29.6', meshConfig: { rootNamespace: 'mesh-root' } }),
+    );
+
+  test('a revision sees the resources without an istio.io/rev label and those labelled with its name', () => {
+    const service = new InjectionService({
+      revisions: revisions(),
+      tags: objects(),
+      nodes: objects(),
+      proxyConfigs: objects(
+        proxyConfigResource('istio-system', 'mesh-wide', { environmentVariables: { MESH: 'all' } }),
+        proxyConfigResource(
+          'shop',
+          'for-asm-1',
+          { environmentVariables: { OWN: 'asm-1' } },
+          { 'istio.io/rev': 'asm-1' },
+        ),
+        proxyConfigResource(
+          'shop',
+          'for-asm-2',
+          { environmentVariables: { OWN: 'asm-2' } },
+          { 'istio.io/rev': 'asm-2' },
+        ),
+      ),
+    });
+    const first = sidecarEnv(service.inject(request(structuredClone(REPLICA), 'asm-1')));
+    expect(first).toMatchObject({ MESH: 'all', OWN: 'asm-1' });
+    // asm-2's mesh root namespace is mesh-root, so the istio-system resource is an ordinary namespace's there.
+    const second = sidecarEnv(service.inject(request(structuredClone(REPLICA), 'asm-2')));
+    expect(second['OWN']).toBe('asm-2');
+    expect(second['MESH']).toBeUndefined();
+  });
+
+  test('a changed resource changes the next verdict, and the verdict cache never serves the old one', () => {
+    const resources = objects(proxyConfigResource('shop', 'pc', { environmentVariables: { LEVEL: 'one' } }));
+    const service = new InjectionService({
+      revisions: revisions(),
+      tags: objects(),
+      nodes: objects(),
+      proxyConfigs: resources,
+    });
+    const changed = service.cacheProxyConfigs();
+    for (let i = 0; i < 3; i++) {
+      expect(sidecarEnv(service.inject(request(structuredClone(REPLICA))))['LEVEL']).toBe('one');
+    }
+    expect(service.cacheStats()).toMatchObject({ hits: 1, entries: 1 });
+
+    // The index is kept until the informer says the resources changed (until then the cached verdict is right
+    // for what the injector knows).
+    resources.items.set(
+      'pc',
+      proxyConfigResource('shop', 'pc', { environmentVariables: { LEVEL: 'two' } }, undefined, '2'),
+    );
+    expect(sidecarEnv(service.inject(request(structuredClone(REPLICA))))['LEVEL']).toBe('one');
+    expect(service.cacheStats()).toMatchObject({ hits: 2 });
+    changed();
+    expect(sidecarEnv(service.inject(request(structuredClone(REPLICA))))['LEVEL']).toBe('two');
+
+    resources.items.delete('pc');
+    changed();
+    expect(sidecarEnv(service.inject(request(structuredClone(REPLICA))))['LEVEL']).toBeUndefined();
+    // Both answers after a change came from the engine, not from the verdict the cache holds.
+    expect(service.cacheStats()).toMatchObject({ hits: 2 });
+  });
+
+  test('a resource the injector cannot use is reported once per version and the others still apply', () => {
+    const reported: string[] = [];
+    const resources = objects(
+      proxyConfigResource('shop', 'bad', { concurrency: 'many' }),
+      proxyConfigResource('shop', 'good', { environmentVariables: { GOOD: 'yes' } }, undefined),
+    );
+    const service = new InjectionService({
+      revisions: revisions(),
+      tags: objects(),
+      nodes: objects(),
+      proxyConfigs: resources,
+      onInvalidProxyConfig: (key, message) => reported.push(`${key}: ${message}`),
+    });
+    for (let i = 0; i < 2; i++) {
+      expect(sidecarEnv(service.inject(request(structuredClone(REPLICA))))['GOOD']).toBe('yes');
+    }
+    expect(reported).toEqual(['shop/bad: spec.concurrency must be a non-negative 32-bit integer']);
+    resources.items.set('bad', proxyConfigResource('shop', 'bad', { concurrency: -2 }, undefined, '2'));
+    service.inject(request(structuredClone(REPLICA)));
+    expect(reported).toHaveLength(2);
+  });
+
+  test('a render thread is handed the layers the main thread chose', async () => {
+    const jobs: RenderJob[] = [];
+    const service = new InjectionService({
+      revisions: revisions(),
+      tags: objects(),
+      nodes: objects(),
+      proxyConfigs: objects(proxyConfigResource('shop', 'pc', { concurrency: 2 })),
+      renderer: {
+        render: (_revision, settings, job) => {
+          jobs.push(job);
+          return Promise.resolve(renderJob(job, settings));
+        },
+      },
+    });
+    const env = sidecarEnv(await service.inject(request(structuredClone(REPLICA))));
+    expect(jobs.map((job) => job.proxyConfigLayers)).toEqual([{ namespace: { concurrency: 2 } }]);
+    expect(JSON.parse(env['PROXY_CONFIG'] ?? '')).toMatchObject({ concurrency: 2 });
+  });
+});

@@ -1,5 +1,5 @@
 import { ApiError } from '../../../src/runtime/kube.js';
-import { Informer, type RestartReason } from '../../../src/runtime/informer.js';
+import { Informer, optionalResource, type RestartReason } from '../../../src/runtime/informer.js';
 import type { KubeObject } from '../../../src/runtime/types.js';
 import { FakeClock, flush, waitFor } from './fakes.js';
 import { FakeListWatcher, gone, obj } from './fake-source.js';
@@ -281,5 +281,75 @@ describe('Informer', () => {
     expect(ctx.informer.get('a')).toBeDefined();
     expect(ctx.events).toEqual([['add', 'a', '3']]);
     expect(ctx.restarts).toEqual([]);
+  });
+});
+
+describe('optionalResource (a kind whose CRD may not be installed)', () => {
+  const absent = () => new ApiError(404, 'NotFound', 'the server could not find the requested resource');
+
+  function optionalSetup() {
+    const clock = new FakeClock();
+    const source = new FakeListWatcher();
+    const restarts: RestartReason[] = [];
+    const informer = new Informer({
+      resource: 'proxyconfigs',
+      listWatcher: optionalResource(source, { retryMs: 5_000, clock }),
+      clock,
+      random: () => 0,
+      idleTimeoutMs: 120_000,
+      onRestart: (reason) => restarts.push(reason),
+    });
+    const added: string[] = [];
+    informer.addHandlers({ onAdd: (o) => added.push(o.metadata?.name ?? '') });
+    return { clock, source, informer, restarts, added };
+  }
+
+  let ctx: ReturnType<typeof optionalSetup>;
+  afterEach(async () => {
+    await ctx.informer.stop();
+  });
+
+  it('is synced and empty while the CRD is missing, asks again quietly, and sees the objects once it exists', async () => {
+    ctx = optionalSetup();
+    ctx.source.failNextList(absent());
+    for (let i = 0; i < 3; i++) ctx.source.failNextWatch(absent());
+    ctx.source.set(obj('mesh-wide', '7'));
+    ctx.informer.start();
+    expect(await ctx.informer.waitForSync()).toBe(true);
+    expect(ctx.informer.list()).toEqual([]);
+    await flush();
+    expect(ctx.source.watchCalls).toHaveLength(1);
+    await ctx.clock.advance(5_000);
+    expect(ctx.source.watchCalls).toHaveLength(2);
+    await ctx.clock.advance(10_000);
+    // The CRD appeared: the watch starts without a resourceVersion and the API server sends what exists as adds.
+    expect(ctx.source.watchCalls).toHaveLength(4);
+    const watch = ctx.source.activeWatch!;
+    expect(watch.resourceVersion).toBe('');
+    watch.emit({ type: 'ADDED', object: obj('mesh-wide', '7') });
+    expect(ctx.added).toEqual(['mesh-wide']);
+    expect(ctx.informer.keys()).toEqual(['mesh-wide']);
+    expect(ctx.restarts).toEqual([]);
+  });
+
+  it('ends a watch that found nothing for a minute, like a watch that timed out, and the informer resumes it', async () => {
+    ctx = optionalSetup();
+    ctx.source.failNextList(absent());
+    for (let i = 0; i < 20; i++) ctx.source.failNextWatch(absent());
+    ctx.informer.start();
+    await ctx.informer.waitForSync();
+    await ctx.clock.advance(60_000);
+    // 13 attempts in the first call (0 s, 5 s, … 60 s), then the informer opened the next watch at once.
+    expect(ctx.source.watchCalls).toHaveLength(14);
+    expect(ctx.restarts).toEqual([]);
+  });
+
+  it('passes any other error on, so the informer backs off and reports it', async () => {
+    ctx = optionalSetup();
+    ctx.source.failNextList(new ApiError(403, 'Forbidden', 'proxyconfigs is forbidden'));
+    ctx.informer.start();
+    await waitFor(() => ctx.restarts.length === 1, 'restart reported');
+    expect(ctx.restarts).toEqual(['error']);
+    expect(ctx.informer.hasSynced()).toBe(false);
   });
 });
