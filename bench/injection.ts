@@ -336,8 +336,12 @@ export async function runInjectionBench(options: InjectionOptions): Promise<Sect
     revisions: mapLookup([revision]),
     tags: mapLookup([]),
     nodes: mapLookup([node]),
+    // As in the operator: the ProxyConfig informer is there (empty, as where no ProxyConfig exists) and its index
+    // is kept until a resource changes.
+    proxyConfigs: mapLookup([]),
     ...(renderPool === undefined ? {} : { renderer: renderPool }),
   });
+  injection.cacheProxyConfigs();
   const metrics = new Metrics();
   // The server's own handling time per request (request headers parsed → reply handed to the socket), from the
   // same hook the operator's metrics use: what the injector adds, apart from the machine's scheduling. Collected
