@@ -261,6 +261,7 @@ describe('the metrics endpoint', () => {
       await grant('ClusterRole', base, [
         { apiGroups: ['meshrev.dev'], resources: ['controlplanerevisions'], verbs: ['get', 'list', 'watch'] },
         { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] },
+        { apiGroups: ['networking.istio.io'], resources: ['proxyconfigs'], verbs: ['get', 'list', 'watch'] },
         { apiGroups: [''], resources: ['namespaces'], verbs: ['get'] },
       ]);
       await grant(
