@@ -1,0 +1,1139 @@
+// The functions a template can call: Go's text/template builtins and a deterministic subset of sprig
+// (plus Helm's toYaml/fromYaml/required/fail), each following its documented behaviour. Arguments arrive
+// already evaluated; `and`/`or` short-circuit in exec.ts, which calls these only for their non-lazy use.
+import { isScalar, parse as parseYaml, stringify as stringifyYaml, type Pair } from 'yaml';
+import {
+  type GoMap,
+  checkDepth,
+  checkResultSize,
+  compareStrings,
+  formatValue,
+  getOwn,
+  goTypeName,
+  isMap,
+  isPrintable,
+  isTrue,
+  mapSize,
+  quoteGo,
+  sortedKeys,
+  sprint,
+  sprintf,
+  sprintln,
+} from './fmt.js';
+import { FORBIDDEN_KEYS, parseNumberLiteral } from './parse.js';
+
+export type TemplateFunction = (...args: unknown[]) => unknown;
+export type FuncMap = Readonly<Record<string, TemplateFunction>>;
+
+/** A wrong argument count for a builtin; Go reports it without the "error calling" prefix. */
+export class ArityError extends Error {}
+
+function want(name: string, args: readonly unknown[], count: number): void {
+  if (args.length !== count)
+    throw new ArityError(`wrong number of args for ${name}: want ${count} got ${args.length}`);
+}
+
+function wantAtLeast(name: string, args: readonly unknown[], count: number): void {
+  if (args.length < count) {
+    throw new ArityError(`wrong number of args for ${name}: want at least ${count} got ${args.length}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Builtins
+
+/** An integer index within [0, cap] (Go's indexArg). */
+function indexArg(index: unknown, cap: number, what: string): number {
+  if (index === undefined || index === null) throw new Error(`cannot index ${what} with nil`);
+  if (typeof index !== 'number' || !Number.isInteger(index)) {
+    throw new Error(`cannot index ${what} with type ${goTypeName(index)}`);
+  }
+  if (index < 0 || index > cap) throw new Error(`index out of range: ${index}`);
+  return index;
+}
+
+function index(...args: unknown[]): unknown {
+  wantAtLeast('index', args, 1);
+  let item = args[0];
+  for (const key of args.slice(1)) {
+    // A missing value is a typed zero map or slice: indexing it yields another zero value.
+    if (item === undefined || item === null) return undefined;
+    if (Array.isArray(item)) {
+      const i = indexArg(key, item.length, 'slice/array');
+      if (i === item.length) throw new Error(`index out of range: ${i}`);
+      item = item[i];
+    } else if (typeof item === 'string') {
+      const i = indexArg(key, item.length, 'string');
+      if (i === item.length) throw new Error(`index out of range: ${i}`);
+      item = item.charCodeAt(i);
+    } else if (isMap(item)) {
+      // A missing key is the zero string.
+      if (key !== undefined && typeof key !== 'string') {
+        throw new Error(`value has type ${goTypeName(key)}; should be string`);
+      }
+      item = getOwn(item, key ?? '');
+    } else {
+      throw new Error(`can't index item of type ${goTypeName(item)}`);
+    }
+  }
+  return item;
+}
+
+function slice(...args: unknown[]): unknown {
+  wantAtLeast('slice', args, 1);
+  const [item, ...indexes] = args;
+  if (indexes.length > 3) throw new Error(`too many slice indexes: ${indexes.length}`);
+  if (item === undefined || item === null) return undefined;
+  if (typeof item === 'string') {
+    if (indexes.length === 3) throw new Error('cannot 3-index slice a string');
+  } else if (!Array.isArray(item)) {
+    throw new Error(`can't slice item of type ${goTypeName(item)}`);
+  }
+  const bounds = [0, item.length, item.length];
+  indexes.forEach((value, i) => (bounds[i] = indexArg(value, item.length, 'slice/array')));
+  const [low = 0, high = 0, max = 0] = bounds;
+  if (low > high) throw new Error(`invalid slice index: ${low} > ${high}`);
+  if (indexes.length === 3 && high > max) throw new Error(`invalid slice index: ${high} > ${max}`);
+  return item.slice(low, high);
+}
+
+function length(...args: unknown[]): number {
+  want('len', args, 1);
+  const [item] = args;
+  if (item === undefined || item === null) return 0;
+  if (typeof item === 'string' || Array.isArray(item)) return item.length;
+  if (isMap(item)) return mapSize(item);
+  throw new Error(`len of type ${goTypeName(item)}`);
+}
+
+type Kind = 'bool' | 'number' | 'string' | 'nil' | 'other';
+
+function basicKind(value: unknown): Kind {
+  switch (typeof value) {
+    case 'boolean':
+      return 'bool';
+    case 'number':
+      return 'number';
+    case 'string':
+      return 'string';
+    case 'undefined':
+      return 'nil';
+    default:
+      return value === null ? 'nil' : 'other';
+  }
+}
+
+/** A missing value compared with a basic value is that type's zero value (a typed zero field). */
+function zeroLike(missing: unknown, other: unknown): unknown {
+  if (missing !== undefined) return missing;
+  switch (typeof other) {
+    case 'boolean':
+      return false;
+    case 'number':
+      return 0;
+    case 'string':
+      return '';
+    default:
+      return undefined;
+  }
+}
+
+function eq(...args: unknown[]): boolean {
+  wantAtLeast('eq', args, 1);
+  const [first, ...rest] = args;
+  if (rest.length === 0) throw new Error('missing argument for comparison');
+  for (const other of rest) {
+    const a = zeroLike(first, other);
+    const b = zeroLike(other, a);
+    const [ka, kb] = [basicKind(a), basicKind(b)];
+    if (ka !== kb) {
+      if (ka === 'nil' || kb === 'nil') continue;
+      throw new Error('incompatible types for comparison');
+    }
+    if (ka === 'other') throw new Error(`non-comparable type ${goTypeName(a)}`);
+    if (ka === 'nil' || a === b) return true;
+  }
+  return false;
+}
+
+function ne(...args: unknown[]): boolean {
+  want('ne', args, 2);
+  return !eq(args[0], args[1]);
+}
+
+function lessThan(name: string, args: readonly unknown[]): boolean {
+  want(name, args, 2);
+  const a = zeroLike(args[0], args[1]);
+  const b = zeroLike(args[1], a);
+  const [ka, kb] = [basicKind(a), basicKind(b)];
+  if (ka !== 'number' && ka !== 'string') throw new Error('invalid type for comparison');
+  if (ka !== kb) throw new Error('incompatible types for comparison');
+  return (a as number | string) < (b as number | string);
+}
+
+const lt = (...args: unknown[]): boolean => lessThan('lt', args);
+const le = (...args: unknown[]): boolean => lessThan('le', args) || eq(args[0], args[1]);
+const gt = (...args: unknown[]): boolean => !(lessThan('gt', args) || eq(args[0], args[1]));
+const ge = (...args: unknown[]): boolean => !lessThan('ge', args);
+
+/** The text of html/js/urlquery arguments: a lone string as is, otherwise fmt.Sprint. */
+function argsText(args: readonly unknown[]): string {
+  return args.length === 1 && typeof args[0] === 'string' ? args[0] : sprint(args);
+}
+
+const HTML_ESCAPES: Readonly<Record<string, string>> = {
+  '"': '&#34;',
+  "'": '&#39;',
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '\0': '\ufffd',
+};
+
+function html(...args: unknown[]): string {
+  return argsText(args).replace(/["'&<>\0]/g, (c) => HTML_ESCAPES[c] ?? c);
+}
+
+function js(...args: unknown[]): string {
+  let out = '';
+  for (const ch of argsText(args)) {
+    const code = ch.codePointAt(0) ?? 0;
+    if (ch === '\\' || ch === "'" || ch === '"') out += `\\${ch}`;
+    else if (
+      ch === '<' ||
+      ch === '>' ||
+      ch === '&' ||
+      ch === '=' ||
+      code < 0x20 ||
+      (code >= 0x80 && !isPrintable(ch, code))
+    ) {
+      out += `\\u${code.toString(16).toUpperCase().padStart(4, '0')}`;
+    } else out += ch;
+  }
+  return out;
+}
+
+/** url.QueryEscape: unreserved bytes kept, space as '+', everything else %XX. */
+function urlquery(...args: unknown[]): string {
+  let out = '';
+  for (const byte of Buffer.from(argsText(args), 'utf8')) {
+    const c = String.fromCharCode(byte);
+    if (/[A-Za-z0-9\-_.~]/.test(c)) out += c;
+    else if (c === ' ') out += '+';
+    else out += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+function printf(...args: unknown[]): string {
+  wantAtLeast('printf', args, 1);
+  const [format, ...rest] = args;
+  return sprintf(stringArg(format), rest);
+}
+
+function call(...args: unknown[]): unknown {
+  wantAtLeast('call', args, 1);
+  const [fn, ...rest] = args;
+  if (typeof fn !== 'function') throw new Error(`non-function of type ${goTypeName(fn)}`);
+  return (fn as TemplateFunction)(...rest);
+}
+
+/** Go's builtins. `and` and `or` are listed for name checks; exec.ts evaluates them lazily. */
+export const BUILTIN_FUNCS: FuncMap = Object.freeze({
+  and: (...args: unknown[]) => {
+    wantAtLeast('and', args, 1);
+    return args.find((arg) => !isTrue(arg)) ?? args[args.length - 1];
+  },
+  or: (...args: unknown[]) => {
+    wantAtLeast('or', args, 1);
+    return args.find((arg) => isTrue(arg)) ?? args[args.length - 1];
+  },
+  not: (...args: unknown[]) => {
+    want('not', args, 1);
+    return !isTrue(args[0]);
+  },
+  len: length,
+  index,
+  slice,
+  print: (...args: unknown[]) => sprint(args),
+  printf,
+  println: (...args: unknown[]) => sprintln(args),
+  html,
+  js,
+  urlquery,
+  eq,
+  ne,
+  lt,
+  le,
+  gt,
+  ge,
+  call,
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Argument conversion (what Go does when a value meets a typed parameter)
+
+function stringArg(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (value === undefined) return '';
+  throw new Error(`wrong type for value; expected string; got ${goTypeName(value)}`);
+}
+
+function intArg(value: unknown): number {
+  if (typeof value === 'number' && Number.isInteger(value)) return value;
+  if (value === undefined) return 0;
+  throw new Error(`wrong type for value; expected int; got ${goTypeName(value)}`);
+}
+
+function mapArg(value: unknown): GoMap {
+  if (isMap(value)) return value;
+  throw new Error(`wrong type for value; expected map[string]interface {}; got ${goTypeName(value)}`);
+}
+
+/** A list argument; a missing value is an empty (typed nil) slice. */
+function listArg(value: unknown, operation: string): readonly unknown[] {
+  if (Array.isArray(value)) return value;
+  if (value === undefined || value === null) return [];
+  throw new Error(`Cannot ${operation} on type ${goTypeName(value)}`);
+}
+
+/** sprig's strval: strings as is, everything else as %v. */
+function strval(value: unknown): string {
+  return typeof value === 'string' ? value : formatValue(value);
+}
+
+/** sprig's strslice: the non-nil elements of a list as strings; a scalar becomes a one-element list. */
+function strslice(value: unknown): string[] {
+  if (Array.isArray(value)) {
+    return value.filter((element) => element !== null && element !== undefined).map(strval);
+  }
+  return value === null || value === undefined ? [] : [strval(value)];
+}
+
+function setKey(map: GoMap, key: string, value: unknown): void {
+  if (FORBIDDEN_KEYS.has(key)) throw new Error(`key ${quoteGo(key)} is not allowed`);
+  map[key] = value;
+}
+
+const INT_SHAPE =
+  /^[+-]?(?:0[xX](?:_?[0-9a-fA-F])+|0[oO](?:_?[0-7])+|0[bB](?:_?[01])+|0(?:_?[0-7])*|[1-9](?:_?[0-9])*)$/;
+
+/** spf13/cast's ToInt64 as sprig uses it: errors become 0. */
+function toInt64(value: unknown): number {
+  switch (typeof value) {
+    case 'number':
+      return Number.isFinite(value) ? Math.trunc(value) : 0;
+    case 'boolean':
+      return value ? 1 : 0;
+    case 'string': {
+      // cast drops a zero fraction ("3.0") and parses the rest as Go's base-prefixed integer syntax.
+      const text = /^[^.]*\.0*$/.test(value) ? value.replace(/\.0*$/, '') : value;
+      return INT_SHAPE.test(text) ? (parseNumberLiteral(text) ?? 0) : 0;
+    }
+    default:
+      return 0;
+  }
+}
+
+function toFloat64(value: unknown): number {
+  switch (typeof value) {
+    case 'number':
+      return value;
+    case 'boolean':
+      return value ? 1 : 0;
+    case 'string': {
+      const special = /^([+-]?)(inf|infinity|nan)$/i.exec(value);
+      if (special)
+        return special[2]?.toLowerCase() === 'nan' ? NaN : special[1] === '-' ? -Infinity : Infinity;
+      return parseNumberLiteral(value) ?? 0;
+    }
+    default:
+      return 0;
+  }
+}
+
+function deepEqual(a: unknown, b: unknown, depth = 0): boolean {
+  if (a === b) return true;
+  if ((a === null || a === undefined) && (b === null || b === undefined)) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  checkDepth(depth);
+  if (Array.isArray(a) || Array.isArray(b)) {
+    return (
+      Array.isArray(a) &&
+      Array.isArray(b) &&
+      a.length === b.length &&
+      a.every((element, i) => deepEqual(element, b[i], depth + 1))
+    );
+  }
+  const [ka, kb] = [sortedKeys(a as GoMap), sortedKeys(b as GoMap)];
+  return (
+    ka.length === kb.length &&
+    ka.every((key, i) => key === kb[i] && deepEqual((a as GoMap)[key], (b as GoMap)[key], depth + 1))
+  );
+}
+
+function deepCopy(value: unknown, depth = 0): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  checkDepth(depth);
+  if (Array.isArray(value)) return value.map((element) => deepCopy(element, depth + 1));
+  const copy: GoMap = {};
+  for (const key of sortedKeys(value as GoMap)) copy[key] = deepCopy((value as GoMap)[key], depth + 1);
+  return copy;
+}
+
+/** mergo's map merge as sprig uses it: nested maps merge; otherwise dst keeps non-empty values unless `overwrite`. */
+function deepMerge(dst: GoMap, src: GoMap, overwrite: boolean, depth: number): void {
+  checkDepth(depth);
+  for (const key of sortedKeys(src)) {
+    const value = src[key];
+    if (value === null) continue;
+    const existing = getOwn(dst, key);
+    if (isMap(value) && isMap(existing)) {
+      deepMerge(existing, value, overwrite, depth + 1);
+    } else if (overwrite || existing === undefined || !isTrue(existing)) {
+      setKey(dst, key, value);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Strings
+
+const GO_SPACE = '\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
+const TRIM_SPACE = new RegExp(`^[${GO_SPACE}]+|[${GO_SPACE}]+$`, 'g');
+
+function trimCutset(s: string, cutset: string, left: boolean, right: boolean): string {
+  const chars = new Set(cutset);
+  const runes = [...s];
+  let start = 0;
+  let end = runes.length;
+  while (left && start < end && chars.has(runes[start] ?? '')) start++;
+  while (right && end > start && chars.has(runes[end - 1] ?? '')) end--;
+  return runes.slice(start, end).join('');
+}
+
+/** strings.Title: upper-cases the first letter of each word (words split at non-letters). */
+function title(s: string): string {
+  let out = '';
+  let previousIsSeparator = true;
+  for (const ch of s) {
+    out += previousIsSeparator ? ch.toUpperCase() : ch;
+    previousIsSeparator = !/[\p{L}\p{N}_]/u.test(ch) && (ch.charCodeAt(0) < 0x80 || /\s/u.test(ch));
+  }
+  return out;
+}
+
+function repeatString(count: number, s: string): string {
+  if (count < 0) throw new Error('strings: negative Repeat count');
+  checkResultSize(count * s.length);
+  return s.repeat(count);
+}
+
+function indent(spaces: number, s: string): string {
+  const pad = repeatString(spaces, ' ');
+  const lines = s.split('\n').length;
+  checkResultSize(s.length + lines * spaces);
+  return pad + s.replaceAll('\n', `\n${pad}`);
+}
+
+function substr(start: number, end: number, s: string): string {
+  if (start < 0) return s.slice(0, Math.max(end, 0));
+  if (end < 0 || end > s.length) return s.slice(start);
+  if (start > end) throw new Error(`slice bounds out of range [${start}:${end}]`);
+  return s.slice(start, end);
+}
+
+function trunc(count: number, s: string): string {
+  if (count < 0 && s.length + count > 0) return s.slice(s.length + count);
+  if (count >= 0 && s.length > count) return s.slice(0, count);
+  return s;
+}
+
+function splitString(sep: string, s: string): string[] {
+  return sep === '' ? [...s] : s.split(sep);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// JSON and YAML
+
+/** Go's encoding/json: sorted map keys, HTML-safe escaping unless `raw`, errors on NaN, Inf and functions. */
+export function toGoJson(value: unknown, raw: boolean, indentUnit = '', depth = 0, prefix = ''): string {
+  switch (typeof value) {
+    case 'undefined':
+      return 'null';
+    case 'boolean':
+      return String(value);
+    case 'number':
+      if (!Number.isFinite(value)) throw new Error(`json: unsupported value: ${formatValue(value)}`);
+      return String(value);
+    case 'bigint':
+      return String(value);
+    case 'string': {
+      let text = JSON.stringify(value).replace(/[\u2028\u2029]/g, (c) =>
+        c === '\u2028' ? '\\u2028' : '\\u2029',
+      );
+      if (!raw) text = text.replace(/[<>&]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`);
+      return text;
+    }
+    case 'function':
+      throw new Error(`json: unsupported type: ${goTypeName(value)}`);
+  }
+  if (value === null) return 'null';
+  checkDepth(depth);
+  const inner = prefix + indentUnit;
+  const [open, sep, close] = indentUnit ? [`\n${inner}`, `,\n${inner}`, `\n${prefix}`] : ['', ',', ''];
+  if (Array.isArray(value)) {
+    if (value.length === 0) return '[]';
+    const items = value.map((element) => toGoJson(element, raw, indentUnit, depth + 1, inner));
+    return `[${open}${items.join(sep)}${close}]`;
+  }
+  const map = value as GoMap;
+  const keys = sortedKeys(map);
+  if (keys.length === 0) return '{}';
+  const colon = indentUnit ? ': ' : ':';
+  const items = keys.map(
+    (key) => `${toGoJson(key, raw)}${colon}${toGoJson(map[key], raw, indentUnit, depth + 1, inner)}`,
+  );
+  return `{${open}${items.join(sep)}${close}}`;
+}
+
+/** A plain copy for the YAML writer: no undefined values, no forbidden keys, no shared references. */
+function yamlReady(value: unknown, depth: number): unknown {
+  if (typeof value === 'function') throw new Error(`yaml: cannot marshal type ${goTypeName(value)}`);
+  if (typeof value !== 'object' || value === null) return value ?? null;
+  checkDepth(depth);
+  if (Array.isArray(value)) return value.map((element) => yamlReady(element, depth + 1));
+  const copy: GoMap = {};
+  for (const key of sortedKeys(value as GoMap)) copy[key] = yamlReady((value as GoMap)[key], depth + 1);
+  return copy;
+}
+
+const pairKey = (pair: Pair): string => String(isScalar(pair.key) ? pair.key.value : pair.key);
+
+/** Helm's toYaml: YAML with sorted keys and unindented sequences, as go-yaml writes it, without the final newline. */
+function toYaml(value: unknown): string {
+  try {
+    const text = stringifyYaml(yamlReady(value, 0), {
+      version: '1.1',
+      indentSeq: false,
+      lineWidth: 0,
+      aliasDuplicateObjects: false,
+      sortMapEntries: (a, b) => compareStrings(pairKey(a), pairKey(b)),
+    });
+    return text.endsWith('\n') ? text.slice(0, -1) : text;
+  } catch {
+    return '';
+  }
+}
+
+/** Helm's fromYaml: a map, or a map holding the parse error under "Error". */
+function fromYaml(text: unknown): GoMap {
+  try {
+    const value: unknown = parseYaml(stringArg(text), { version: '1.1' });
+    if (value === null || value === undefined) return {};
+    if (!isMap(value)) throw new Error(`cannot unmarshal ${goTypeName(value)} into map[string]interface {}`);
+    return value;
+  } catch (error) {
+    return { Error: error instanceof Error ? error.message : String(error) };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Regular expressions (RE2 syntax translated to JS; see translateRegexp)
+
+const MAX_PATTERN_LENGTH = 4096;
+const MAX_REGEX_INPUT = 64 * 1024;
+
+const POSIX_CLASSES: Readonly<Record<string, string>> = {
+  alnum: '0-9A-Za-z',
+  alpha: 'A-Za-z',
+  ascii: '\\x00-\\x7F',
+  blank: '\\t ',
+  cntrl: '\\x00-\\x1F\\x7F',
+  digit: '0-9',
+  graph: '!-~',
+  lower: 'a-z',
+  print: ' -~',
+  punct: '!-\\/:-@\\[-`{-~',
+  space: '\\t\\n\\v\\f\\r ',
+  upper: 'A-Z',
+  word: '0-9A-Za-z_',
+  xdigit: '0-9A-Fa-f',
+};
+
+const JS_SYNTAX_CHARS = '^$\\.*+?()[]{}|/';
+
+interface Frame {
+  hasRepeat: boolean;
+  hasAlternation: boolean;
+}
+
+/**
+ * Translates Go RE2 syntax to a JS pattern with the 'u' flag. Constructs RE2 lacks (backreferences,
+ * lookaround) are rejected as Go rejects them; a repeated group that itself repeats or alternates is
+ * rejected because JS backtracking can take exponential time on it where RE2 is linear.
+ */
+function translateRegexp(pattern: string): { source: string; flags: string } {
+  if (pattern.length > MAX_PATTERN_LENGTH) {
+    throw new Error(`regexp not supported: longer than ${MAX_PATTERN_LENGTH} characters`);
+  }
+  const fail = (message: string): never => {
+    throw new Error(`error parsing regexp: ${message}: \`${pattern}\``);
+  };
+  let flags = 'u';
+  let i = 0;
+  for (let m = /^\(\?([a-zA-Z]+)\)/.exec(pattern); m; m = /^\(\?([a-zA-Z]+)\)/.exec(pattern.slice(i))) {
+    for (const flag of m[1] ?? '') {
+      if (flag !== 'i' && flag !== 'm' && flag !== 's') fail('invalid or unsupported Perl syntax');
+      if (!flags.includes(flag)) flags += flag;
+    }
+    i += m[0].length;
+  }
+  let out = '';
+  const frames: Frame[] = [{ hasRepeat: false, hasAlternation: false }];
+  // What a quantifier would apply to: nothing, a single atom, or a group (with what it contains).
+  let last: 'none' | 'atom' | Frame = 'none';
+
+  const escape = (inClass: boolean): string => {
+    const c = pattern[i + 1];
+    i += 2;
+    if (c === undefined) return fail('trailing backslash at end of expression');
+    if (c >= '1' && c <= '9' && !/[0-7]/.test(pattern[i] ?? ''))
+      return fail(`invalid escape sequence: \`\\${c}\``);
+    if (c >= '0' && c <= '7') {
+      let digits = c;
+      while (digits.length < 3 && /[0-7]/.test(pattern[i] ?? '')) digits += pattern[i++];
+      return `\\u{${Number.parseInt(digits, 8).toString(16)}}`;
+    }
+    switch (c) {
+      case 'd':
+      case 'D':
+      case 'w':
+      case 'W':
+      case 'f':
+      case 'n':
+      case 'r':
+      case 't':
+      case 'v':
+        return `\\${c}`;
+      case 'b':
+      case 'B':
+        return inClass ? fail(`invalid escape sequence: \`\\${c}\``) : `\\${c}`;
+      case 's':
+        return inClass ? '\\t\\n\\f\\r ' : '[\\t\\n\\f\\r ]';
+      case 'S':
+        return inClass ? '\\S' : '[^\\t\\n\\f\\r ]';
+      case 'a':
+        return '\\x07';
+      case 'A':
+        return inClass ? fail('invalid escape sequence: `\\A`') : '(?<![\\s\\S])';
+      case 'z':
+        return inClass ? fail('invalid escape sequence: `\\z`') : '(?![\\s\\S])';
+      case 'x': {
+        const braced = /^\{([0-9a-fA-F]{1,6})\}/.exec(pattern.slice(i));
+        const plain = /^[0-9a-fA-F]{2}/.exec(pattern.slice(i));
+        const hex = braced?.[1] ?? plain?.[0];
+        if (hex === undefined) return fail('invalid escape sequence: `\\x`');
+        i += (braced ?? plain)?.[0].length ?? 0;
+        return `\\u{${hex}}`;
+      }
+      case 'p':
+      case 'P': {
+        const braced = /^\{(\^?)([A-Za-z_]+)\}/.exec(pattern.slice(i));
+        const name = braced ? braced[2] : pattern[i];
+        if (!name || !/^[A-Za-z_]+$/.test(name)) return fail(`invalid character class range: \`\\${c}\``);
+        i += braced ? braced[0].length : 1;
+        const negated = (c === 'P') !== (braced?.[1] === '^');
+        const property = name === 'Any' ? 'Any' : name.length <= 2 ? name : `Script=${name}`;
+        return `\\${negated ? 'P' : 'p'}{${property}}`;
+      }
+      case 'Q': {
+        const end = pattern.indexOf('\\E', i);
+        const literal = pattern.slice(i, end === -1 ? pattern.length : end);
+        i = end === -1 ? pattern.length : end + 2;
+        return [...literal]
+          .map((ch) => (JS_SYNTAX_CHARS.includes(ch) || ch === '-' ? `\\${ch}` : ch))
+          .join('');
+      }
+    }
+    if (/[A-Za-z0-9_]/.test(c)) return fail(`invalid escape sequence: \`\\${c}\``);
+    if (JS_SYNTAX_CHARS.includes(c) || (inClass && c === '-')) return `\\${c}`;
+    return c;
+  };
+
+  const charClass = (): string => {
+    let cls = '[';
+    i++;
+    if (pattern[i] === '^') {
+      cls += '^';
+      i++;
+    }
+    let first = true;
+    for (;;) {
+      const c = pattern[i];
+      if (c === undefined) return fail('missing closing ]');
+      if (c === ']' && !first) {
+        i++;
+        return `${cls}]`;
+      }
+      first = false;
+      const posix = /^\[:(\^?)([a-z]+):\]/.exec(pattern.slice(i));
+      if (posix) {
+        const ranges = POSIX_CLASSES[posix[2] ?? ''];
+        if (ranges === undefined || posix[1]) return fail('invalid character class range');
+        cls += ranges;
+        i += posix[0].length;
+      } else if (c === '\\') {
+        cls += escape(true);
+      } else {
+        cls += c === '[' || c === ']' ? `\\${c}` : c;
+        i++;
+      }
+    }
+  };
+
+  const repeat = (unbounded: boolean): void => {
+    const target = last;
+    if (target === 'none') return fail('missing argument to repetition operator');
+    if (unbounded && target !== 'atom' && (target.hasRepeat || target.hasAlternation)) {
+      throw new Error(`regexp not supported: nested repetition can backtrack exponentially: \`${pattern}\``);
+    }
+    const frame = frames[frames.length - 1];
+    if (frame && unbounded) frame.hasRepeat = true;
+    if (pattern[i] === '?') out += pattern[i++];
+    if (pattern[i] === '*' || pattern[i] === '+' || (pattern[i] === '?' && out.endsWith('?'))) {
+      fail('invalid nested repetition operator');
+    }
+    last = 'none';
+  };
+
+  while (i < pattern.length) {
+    const c = pattern[i] ?? '';
+    switch (c) {
+      case '\\': {
+        const translated = escape(false);
+        out += translated;
+        last = translated.startsWith('(?') ? 'none' : 'atom';
+        continue;
+      }
+      case '[':
+        out += charClass();
+        last = 'atom';
+        continue;
+      case '(': {
+        const rest = pattern.slice(i);
+        let m: RegExpExecArray | null;
+        if ((m = /^\(\?P?<([A-Za-z_][A-Za-z0-9_]*)>/.exec(rest))) {
+          out += `(?<${m[1]}>`;
+        } else if ((m = /^\(\?([ims]*)(?:-([ims]*))?:/.exec(rest))) {
+          out += m[0];
+        } else if (rest.startsWith('(?')) {
+          return fail('invalid or unsupported Perl syntax');
+        } else {
+          m = /^\(/.exec(rest);
+          out += '(';
+        }
+        i += m?.[0].length ?? 1;
+        frames.push({ hasRepeat: false, hasAlternation: false });
+        last = 'none';
+        continue;
+      }
+      case ')': {
+        const frame = frames.pop();
+        const parent = frames[frames.length - 1];
+        if (!frame || !parent) return fail('unexpected )');
+        if (frame.hasRepeat) parent.hasRepeat = true;
+        out += ')';
+        i++;
+        last = frame;
+        continue;
+      }
+      case '|': {
+        const frame = frames[frames.length - 1];
+        if (frame) frame.hasAlternation = true;
+        out += '|';
+        i++;
+        last = 'none';
+        continue;
+      }
+      case '*':
+      case '+':
+      case '?':
+        out += c;
+        i++;
+        repeat(c !== '?');
+        continue;
+      case '{': {
+        const m = /^\{(\d+)(,(\d*))?\}/.exec(pattern.slice(i));
+        if (!m) {
+          out += '\\{';
+          i++;
+          last = 'atom';
+          continue;
+        }
+        const min = Number(m[1]);
+        const max = m[2] === undefined ? min : m[3] === '' ? Infinity : Number(m[3]);
+        if (min > 1000 || (max !== Infinity && max > 1000) || max < min)
+          fail(`invalid repeat count: \`${m[0]}\``);
+        out += m[0];
+        i += m[0].length;
+        repeat(max > 1);
+        continue;
+      }
+      case '}':
+      case ']':
+        out += `\\${c}`;
+        i++;
+        last = 'atom';
+        continue;
+      case '^':
+      case '$':
+        out += c;
+        i++;
+        last = 'none';
+        continue;
+      default: {
+        const ch = String.fromCodePoint(pattern.codePointAt(i) ?? 0);
+        out += ch === '/' ? '\\/' : ch;
+        i += ch.length;
+        last = 'atom';
+      }
+    }
+  }
+  if (frames.length !== 1) fail('missing closing )');
+  return { source: out, flags };
+}
+
+const regexpCache = new Map<string, RegExp>();
+
+function compileRegexp(pattern: string): RegExp {
+  let re = regexpCache.get(pattern);
+  if (!re) {
+    const { source, flags } = translateRegexp(pattern);
+    try {
+      re = new RegExp(source, `${flags}g`);
+    } catch (error) {
+      throw new Error(`error parsing regexp: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    if (regexpCache.size >= 256) regexpCache.clear();
+    regexpCache.set(pattern, re);
+  }
+  re.lastIndex = 0;
+  return re;
+}
+
+function regexInput(s: unknown): string {
+  const text = stringArg(s);
+  if (text.length > MAX_REGEX_INPUT)
+    throw new Error(`regexp input longer than ${MAX_REGEX_INPUT} characters`);
+  return text;
+}
+
+/** Go's Regexp.Expand template syntax: $1, ${1}, $name, ${name}, $$. */
+function expandReplacement(template: string, match: RegExpExecArray): string {
+  let out = '';
+  for (let i = 0; i < template.length; i++) {
+    const c = template[i];
+    if (c !== '$') {
+      out += c;
+      continue;
+    }
+    if (template[i + 1] === '$') {
+      out += '$';
+      i++;
+      continue;
+    }
+    const m = /^\{([A-Za-z0-9_]+)\}|^([A-Za-z0-9_]+)/.exec(template.slice(i + 1));
+    if (!m) {
+      out += '$';
+      continue;
+    }
+    const name = m[1] ?? m[2] ?? '';
+    out += (/^\d+$/.test(name) ? match[Number(name)] : match.groups?.[name]) ?? '';
+    i += m[0].length;
+  }
+  return out;
+}
+
+function regexReplaceAll(pattern: unknown, s: unknown, replacement: unknown): string {
+  const re = compileRegexp(stringArg(pattern));
+  const text = regexInput(s);
+  const template = stringArg(replacement);
+  let out = '';
+  let copied = 0;
+  let previousEnd = -1;
+  for (let m = re.exec(text); m; m = re.exec(text)) {
+    const start = m.index;
+    const end = start + m[0].length;
+    if (m[0] === '') re.lastIndex = start + (String.fromCodePoint(text.codePointAt(start) ?? 0).length || 1);
+    // Go ignores an empty match right after the previous match.
+    if (m[0] === '' && start === previousEnd) continue;
+    out += text.slice(copied, start) + expandReplacement(template, m);
+    checkResultSize(out.length);
+    copied = end;
+    previousEnd = end;
+  }
+  return out + text.slice(copied);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// base64
+
+function b64dec(s: unknown): string {
+  const text = stringArg(s).replace(/[\r\n]/g, '');
+  const bad = /[^A-Za-z0-9+/=]/.exec(text);
+  const wellFormed = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(text);
+  if (bad || !wellFormed) {
+    // Like sprig, a decoding error is returned as the result text.
+    const at = bad ? bad.index : Math.max(text.indexOf('='), 0) || text.length - (text.length % 4);
+    return `illegal base64 data at input byte ${at}`;
+  }
+  return Buffer.from(text, 'base64').toString('utf8');
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// sprig
+
+function kindOf(value: unknown): string {
+  if (value === undefined || value === null) return 'invalid';
+  if (Array.isArray(value)) return 'slice';
+  if (isMap(value)) return 'map';
+  if (typeof value === 'function') return 'func';
+  return goTypeName(value);
+}
+
+function failure(message: string): Error {
+  return new Error(message);
+}
+
+/**
+ * The sprig functions meshrev provides, with sprig's argument order (`contains substr str`, `join sep list`)
+ * and its documented results. Functions reading the clock, randomness or the environment are left out so
+ * that rendering stays deterministic.
+ */
+export const SPRIG_FUNCS: FuncMap = Object.freeze({
+  // defaults and flow
+  default: (fallback: unknown, ...given: unknown[]) =>
+    given.length > 0 && isTrue(given[0]) ? given[0] : fallback,
+  empty: (value: unknown) => !isTrue(value),
+  coalesce: (...values: unknown[]) => values.find((value) => isTrue(value)),
+  ternary: (whenTrue: unknown, whenFalse: unknown, condition: unknown) => {
+    if (condition !== undefined && typeof condition !== 'boolean') {
+      throw failure(`wrong type for value; expected bool; got ${goTypeName(condition)}`);
+    }
+    return condition ? whenTrue : whenFalse;
+  },
+  required: (message: unknown, value: unknown) => {
+    if (value === undefined || value === null || value === '') throw failure(stringArg(message));
+    return value;
+  },
+  fail: (message: unknown) => {
+    throw failure(stringArg(message));
+  },
+
+  // strings
+  quote: (...values: unknown[]) =>
+    values
+      .filter((value) => value !== null && value !== undefined)
+      .map((value) => quoteGo(strval(value)))
+      .join(' '),
+  squote: (...values: unknown[]) =>
+    values
+      .filter((value) => value !== null && value !== undefined)
+      .map((value) => `'${strval(value)}'`)
+      .join(' '),
+  cat: (...values: unknown[]) =>
+    values
+      .filter((value) => value !== null && value !== undefined)
+      .map(strval)
+      .join(' '),
+  upper: (s: unknown) => stringArg(s).toUpperCase(),
+  lower: (s: unknown) => stringArg(s).toLowerCase(),
+  title: (s: unknown) => title(stringArg(s)),
+  trim: (s: unknown) => stringArg(s).replace(TRIM_SPACE, ''),
+  trimAll: (cutset: unknown, s: unknown) => trimCutset(stringArg(s), stringArg(cutset), true, true),
+  trimPrefix: (prefix: unknown, s: unknown) => {
+    const [p, text] = [stringArg(prefix), stringArg(s)];
+    return p !== '' && text.startsWith(p) ? text.slice(p.length) : text;
+  },
+  trimSuffix: (suffix: unknown, s: unknown) => {
+    const [p, text] = [stringArg(suffix), stringArg(s)];
+    return p !== '' && text.endsWith(p) ? text.slice(0, text.length - p.length) : text;
+  },
+  contains: (substr: unknown, s: unknown) => stringArg(s).includes(stringArg(substr)),
+  hasPrefix: (prefix: unknown, s: unknown) => stringArg(s).startsWith(stringArg(prefix)),
+  hasSuffix: (suffix: unknown, s: unknown) => stringArg(s).endsWith(stringArg(suffix)),
+  replace: (old: unknown, replacement: unknown, s: unknown) => {
+    const [from, to, text] = [stringArg(old), stringArg(replacement), stringArg(s)];
+    // Like strings.Replace, an empty `old` matches before every rune and at the end.
+    const result = from === '' ? to + [...text].map((rune) => rune + to).join('') : text.split(from).join(to);
+    checkResultSize(result.length);
+    return result;
+  },
+  repeat: (count: unknown, s: unknown) => repeatString(intArg(count), stringArg(s)),
+  substr: (start: unknown, end: unknown, s: unknown) => substr(intArg(start), intArg(end), stringArg(s)),
+  trunc: (count: unknown, s: unknown) => trunc(intArg(count), stringArg(s)),
+  indent: (spaces: unknown, s: unknown) => indent(intArg(spaces), stringArg(s)),
+  nindent: (spaces: unknown, s: unknown) => `\n${indent(intArg(spaces), stringArg(s))}`,
+  split: (sep: unknown, s: unknown) => {
+    const parts: GoMap = {};
+    splitString(stringArg(sep), stringArg(s)).forEach((part, i) => (parts[`_${i}`] = part));
+    return parts;
+  },
+  splitList: (sep: unknown, s: unknown) => splitString(stringArg(sep), stringArg(s)),
+  join: (sep: unknown, list: unknown) => strslice(list).join(stringArg(sep)),
+  toString: (value: unknown) => strval(value),
+  toStrings: (value: unknown) => strslice(value),
+
+  // regular expressions
+  regexMatch: (pattern: unknown, s: unknown) => {
+    try {
+      return compileRegexp(stringArg(pattern)).test(regexInput(s));
+    } catch (error) {
+      // sprig's regexMatch reports a bad pattern as no match; the safety limits still fail loudly.
+      if (error instanceof Error && error.message.startsWith('error parsing regexp')) return false;
+      throw error;
+    }
+  },
+  regexFind: (pattern: unknown, s: unknown) =>
+    compileRegexp(stringArg(pattern)).exec(regexInput(s))?.[0] ?? '',
+  regexReplaceAll,
+
+  // lists
+  list: (...values: unknown[]) => values,
+  first: (list: unknown) => listArg(list, 'find first')[0],
+  last: (list: unknown) => {
+    const l = listArg(list, 'find last');
+    return l[l.length - 1];
+  },
+  rest: (list: unknown) => {
+    const l = listArg(list, 'find rest');
+    return l.length === 0 ? undefined : l.slice(1);
+  },
+  initial: (list: unknown) => {
+    const l = listArg(list, 'find initial');
+    return l.length === 0 ? undefined : l.slice(0, -1);
+  },
+  append: (list: unknown, value: unknown) => [...listArg(list, 'push'), value],
+  prepend: (list: unknown, value: unknown) => [value, ...listArg(list, 'prepend')],
+  concat: (...lists: unknown[]) => lists.flatMap((list) => [...listArg(list, 'concat')]),
+  uniq: (list: unknown) =>
+    listArg(list, 'uniq').filter((value, i, all) => all.findIndex((other) => deepEqual(other, value)) === i),
+  has: (needle: unknown, list: unknown) =>
+    listArg(list, 'find has').some((value) => deepEqual(value, needle)),
+  without: (list: unknown, ...omit: unknown[]) =>
+    listArg(list, 'find without').filter((value) => !omit.some((o) => deepEqual(o, value))),
+  compact: (list: unknown) => listArg(list, 'compact').filter((value) => isTrue(value)),
+  sortAlpha: (list: unknown) => strslice(list).sort(compareStrings),
+
+  // dictionaries
+  dict: (...pairs: unknown[]) => {
+    const map: GoMap = {};
+    for (let i = 0; i < pairs.length; i += 2)
+      setKey(map, strval(pairs[i]), i + 1 < pairs.length ? pairs[i + 1] : '');
+    return map;
+  },
+  get: (map: unknown, key: unknown) => {
+    const value = getOwn(mapArg(map), stringArg(key));
+    return value === undefined ? '' : value;
+  },
+  set: (map: unknown, key: unknown, value: unknown) => {
+    const target = mapArg(map);
+    setKey(target, stringArg(key), value);
+    return target;
+  },
+  unset: (map: unknown, key: unknown) => {
+    const target = mapArg(map);
+    const k = stringArg(key);
+    if (!FORBIDDEN_KEYS.has(k)) delete target[k];
+    return target;
+  },
+  hasKey: (map: unknown, key: unknown) => getOwn(mapArg(map), stringArg(key)) !== undefined,
+  keys: (...maps: unknown[]) => maps.flatMap((map) => sortedKeys(mapArg(map))).sort(compareStrings),
+  values: (map: unknown) => {
+    const m = mapArg(map);
+    return sortedKeys(m).map((key) => m[key]);
+  },
+  pluck: (key: unknown, ...maps: unknown[]) => {
+    const k = stringArg(key);
+    return maps.map((map) => getOwn(mapArg(map), k)).filter((value) => value !== undefined);
+  },
+  merge: (dst: unknown, ...srcs: unknown[]) => {
+    const target = mapArg(dst);
+    for (const src of srcs) if (src !== undefined && src !== null) deepMerge(target, mapArg(src), false, 0);
+    return target;
+  },
+  mergeOverwrite: (dst: unknown, ...srcs: unknown[]) => {
+    const target = mapArg(dst);
+    for (const src of srcs) if (src !== undefined && src !== null) deepMerge(target, mapArg(src), true, 0);
+    return target;
+  },
+  deepCopy: (value: unknown) => deepCopy(value),
+
+  // numbers
+  atoi: (s: unknown) => {
+    const text = stringArg(s);
+    return /^[+-]?\d+$/.test(text) ? Number(text) : 0;
+  },
+  int: toInt64,
+  int64: toInt64,
+  float64: toFloat64,
+  add: (...values: unknown[]) => values.reduce<number>((sum, value) => sum + toInt64(value), 0),
+  add1: (value: unknown) => toInt64(value) + 1,
+  sub: (a: unknown, b: unknown) => toInt64(a) - toInt64(b),
+  mul: (first: unknown, ...values: unknown[]) =>
+    values.reduce<number>((product, value) => product * toInt64(value), toInt64(first)),
+  div: (a: unknown, b: unknown) => {
+    const divisor = toInt64(b);
+    if (divisor === 0) throw failure('runtime error: integer divide by zero');
+    return Math.trunc(toInt64(a) / divisor);
+  },
+  mod: (a: unknown, b: unknown) => {
+    const divisor = toInt64(b);
+    if (divisor === 0) throw failure('runtime error: integer divide by zero');
+    return toInt64(a) % divisor;
+  },
+  max: (first: unknown, ...values: unknown[]) => Math.max(toInt64(first), ...values.map(toInt64)),
+  min: (first: unknown, ...values: unknown[]) => Math.min(toInt64(first), ...values.map(toInt64)),
+
+  // encodings
+  b64enc: (s: unknown) => Buffer.from(stringArg(s), 'utf8').toString('base64'),
+  b64dec,
+  toJson: (value: unknown) => {
+    try {
+      return toGoJson(value, false);
+    } catch {
+      return '';
+    }
+  },
+  toPrettyJson: (value: unknown) => {
+    try {
+      return toGoJson(value, false, '  ');
+    } catch {
+      return '';
+    }
+  },
+  toRawJson: (value: unknown) => {
+    try {
+      return toGoJson(value, true);
+    } catch {
+      return '';
+    }
+  },
+  // sprig's fromJson yields nil on invalid input (documented as "an empty string"); mustFromJson fails.
+  fromJson: (s: unknown) => {
+    try {
+      return JSON.parse(stringArg(s)) as unknown;
+    } catch {
+      return undefined;
+    }
+  },
+  mustFromJson: (s: unknown) => JSON.parse(stringArg(s)) as unknown,
+  toYaml,
+  fromYaml,
+
+  // types
+  typeOf: (value: unknown) => goTypeName(value),
+  kindOf,
+  kindIs: (kind: unknown, value: unknown) => kindOf(value) === stringArg(kind),
+});
