@@ -13,6 +13,13 @@ import { DEFAULT_CONTROL_PLANE_NAMESPACE, DEFAULT_HUB } from './constants.js';
 
 const freeFormObject = () => z.record(z.string(), z.unknown());
 const stringMap = () => z.record(z.string(), z.string());
+
+/** Custom injection templates: how many a revision may hold, how long each may be, and what a name may be. */
+export const MAX_TEMPLATES = 16;
+export const MAX_TEMPLATE_CHARS = 64 * 1024;
+const TEMPLATE_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
+const TEMPLATE_NAME_RULE =
+  'at most 63 characters: letters, digits, "-", "_" and ".", starting and ending with a letter or digit';
 const port = () => z.int().min(0).max(65535);
 
 const ResourceListSchema = stringMap().describe('Resource name to quantity, e.g. {cpu: 100m, memory: 128Mi}');
@@ -213,6 +220,34 @@ export const InjectionSpecSchema = z
       .array(z.string().min(1))
       .optional()
       .describe('Templates used when a pod names none in inject.istio.io/templates (default [sidecar])'),
+    templates: z
+      .record(z.string(), z.string().min(1).max(MAX_TEMPLATE_CHARS))
+      .superRefine((templates, context) => {
+        const names = Object.keys(templates);
+        if (names.length > MAX_TEMPLATES) {
+          context.addIssue({ code: 'custom', message: `at most ${MAX_TEMPLATES} custom templates` });
+        }
+        for (const name of names.filter((n) => n.length > 63 || !TEMPLATE_NAME.test(n))) {
+          context.addIssue({ code: 'custom', message: `template name "${name}": ${TEMPLATE_NAME_RULE}` });
+        }
+      })
+      .meta({
+        maxProperties: MAX_TEMPLATES,
+        'x-kubernetes-validations': [
+          {
+            rule: `self.all(name, name.size() <= 63 && name.matches('${TEMPLATE_NAME.source}'))`,
+            message: `template names: ${TEMPLATE_NAME_RULE}`,
+          },
+        ],
+      })
+      .optional()
+      .describe(
+        "Custom injection templates by name (Istio's sidecarInjectorWebhook.templates): Go text/template texts that " +
+          'render a Pod fragment in YAML, merged onto the pod like the built-in ones. Pods choose them with ' +
+          'inject.istio.io/templates (e.g. "sidecar,spire"), or defaultTemplates names them; a custom template ' +
+          'named like a built-in one replaces it. A template that does not parse is reported in the Reconciled ' +
+          'condition, and pods that ask for it are refused with the error.',
+      ),
     injectedAnnotations: stringMap().optional().describe('Annotations added to every injected pod'),
     rewriteAppHTTPProbe: z
       .boolean()
@@ -339,6 +374,7 @@ export function settingsFromRevision(revisionName: string, spec: RevisionSetting
       injection.defaultTemplates && injection.defaultTemplates.length > 0
         ? injection.defaultTemplates
         : ['sidecar'],
+    customTemplates: injection.templates ?? {},
     injectedAnnotations: injection.injectedAnnotations ?? {},
     rewriteAppHTTPProbe: injection.rewriteAppHTTPProbe ?? true,
     mesh: {

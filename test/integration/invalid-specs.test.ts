@@ -300,6 +300,22 @@ const admissionCases: AdmissionCase[] = [
     expect: /spec\.injection\.timeoutSeconds/,
   },
   {
+    what: 'a custom injection template with a name that is not a template name',
+    type: CPR,
+    spec: cpr({ injection: { templates: { 'spire template': 'spec: {}' } } }),
+    expect: /template names: at most 63 characters/,
+  },
+  {
+    what: 'more than 16 custom injection templates',
+    type: CPR,
+    spec: cpr({
+      injection: {
+        templates: Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`t${i}`, 'spec: {}'])),
+      },
+    }),
+    expect: /spec\.injection\.templates: Too many: 17: must have at most 16 items/,
+  },
+  {
     what: 'a misspelt field',
     type: CPR,
     spec: () => ({ versoin: v, version: v, namespace: ns() }),

@@ -6,6 +6,7 @@
 
 import { parseControlPlaneRevision, type ControlPlaneRevision } from '../../crds/controlplanerevision.js';
 import { API_GROUP_VERSION, CONTROL_PLANE_REVISION_KIND } from '../../crds/constants.js';
+import { customTemplateProblems } from '../../injector/engine/custom-templates.js';
 import type { Informer } from '../../runtime/informer.js';
 import type { KubeClient } from '../../runtime/kube.js';
 import type { ReconcileContext, ReconcileResult, Reconciler } from '../../runtime/controller.js';
@@ -82,6 +83,7 @@ export function revisionReconciler(deps: RevisionReconcilerDeps): Reconciler {
         const claim = nameClaim(name, deps.revisions, deps.tags);
         failure = await applyRevision(deps, revision, resolution.version, ctx, claim !== 'tag');
         if (!failure && claim === 'tag') failure = tagClaimsName(name);
+        failure ??= templatesThatDoNotParse(revision);
       } else {
         failure = { reason: resolution.reason, message: resolution.message };
       }
@@ -100,6 +102,23 @@ export function revisionReconciler(deps: RevisionReconcilerDeps): Reconciler {
           : undefined,
     });
     if (failure?.reason === RevisionConditionReason.ApplyFailed) throw new TransientFailure(failure.message);
+  };
+}
+
+/**
+ * A custom injection template the injector cannot parse (the CRD cannot check Go template syntax). Everything else
+ * is applied and the other templates keep working; only pods that ask for a broken template are refused, with the
+ * same error, so a typo in one template does not stop a revision's injection.
+ */
+function templatesThatDoNotParse(revision: ControlPlaneRevision): ReconcileFailure | undefined {
+  const problems = Object.entries(customTemplateProblems(revision.spec.injection?.templates ?? {}));
+  if (problems.length === 0) return undefined;
+  return {
+    reason: RevisionConditionReason.InvalidTemplate,
+    message:
+      problems
+        .map(([name, problem]) => `injection template "${name}" does not parse: ${problem}`)
+        .join('; ') + '; pods that ask for it are refused',
   };
 }
 

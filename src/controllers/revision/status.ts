@@ -15,6 +15,7 @@ export const RevisionConditionReason = {
   UnknownChannel: 'UnknownChannel',
   UnsupportedVersion: 'UnsupportedVersion',
   WebhookConflict: 'WebhookConflict',
+  InvalidTemplate: 'InvalidTemplate',
   IstiodAvailable: 'IstiodAvailable',
   IstiodNotAvailable: 'IstiodNotAvailable',
   IstiodNotFound: 'IstiodNotFound',

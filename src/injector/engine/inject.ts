@@ -18,6 +18,7 @@ import {
 import { parseProxyConfigAnnotation } from './proxy-config.js';
 import { effectiveProxyConfig, type ProxyConfigLayers } from './proxy-config-resources.js';
 import type { InjectorSettings, ProxyConfig } from './settings.js';
+import { customTemplatesOf } from './custom-templates.js';
 import { BUILT_IN_TEMPLATES, type InjectionTemplate, type TemplateContext } from './templates.js';
 import {
   isObject,
@@ -578,7 +579,7 @@ function runInjection(req: InjectionRequest, namespace: string): InjectionOutcom
 
   let merged: Pod = original;
   let templatePod: Pod = {};
-  const templates = { ...BUILT_IN_TEMPLATES, ...req.templates };
+  const templates = { ...BUILT_IN_TEMPLATES, ...customTemplatesOf(settings), ...req.templates };
   const nativeOverride = annotations['sidecar.istio.io/nativeSidecar'];
   const native = nativeOverride === 'true' ? true : nativeOverride === 'false' ? false : nativeSidecars;
   for (const name of selectTemplates(annotations, settings)) {

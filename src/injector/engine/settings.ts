@@ -107,6 +107,11 @@ export interface InjectorSettings {
   neverInjectSelector: LabelSelector[];
   alwaysInjectSelector: LabelSelector[];
   defaultTemplates: string[];
+  /**
+   * Custom templates by name (Istio's sidecarInjectorWebhook.templates): Go text/template texts rendering a Pod
+   * fragment in YAML (custom-templates.ts). They shadow built-in templates of the same name.
+   */
+  customTemplates: Record<string, string>;
   aliases: Record<string, string[]>;
   injectedAnnotations: Record<string, string>;
   rewriteAppHTTPProbe: boolean;
@@ -183,6 +188,7 @@ export function defaultInjectorSettings(overrides: Partial<InjectorSettings> = {
     neverInjectSelector: [],
     alwaysInjectSelector: [],
     defaultTemplates: ['sidecar'],
+    customTemplates: {},
     aliases: {},
     injectedAnnotations: {},
     rewriteAppHTTPProbe: true,

@@ -193,16 +193,8 @@ export type CaseSettings =
 /** Cases meshrev does not claim, each with the reason (reported, never silently passed). */
 export const OUT_OF_SCOPE: ReadonlyArray<{ match: (row: CorpusRow) => boolean; reason: string }> = [
   {
-    match: (row) => row.settings.includes('iop=custom-template.iop.yaml'),
-    reason: 'custom Go injection templates from IstioOperator values are not supported (TS templates only)',
-  },
-  {
     match: (row) => row.settings.includes('istio=1.26.0'),
     reason: 'rendered by the Istio 1.26.0 template; meshrev renders the current template only',
-  },
-  {
-    match: (row) => row.settings.includes('iop=spire-template.iop.yaml'),
-    reason: 'SPIRE: needs a user-supplied `spire` Go template chained after sidecar/gateway',
   },
 ];
 
@@ -329,8 +321,21 @@ function applyIop(dir: string, file: string, spec: RevisionSettingsInput): void 
   if (file === 'hello-template-in-values.iop.yaml') return; // podDNSSearchNamespaces no longer affect injection
   const [iop] = readDocs(dir, file);
   const values = isObject(iop) && isObject(iop['spec']) ? iop['spec']['values'] : undefined;
+  const webhook = isObject(values) ? values['sidecarInjectorWebhook'] : undefined;
+  if (isObject(webhook)) {
+    for (const [key, value] of Object.entries(webhook)) {
+      if (key !== 'templates' || !isObject(value)) {
+        throw new Error(`unsupported IstioOperator value sidecarInjectorWebhook.${key} in ${file}`);
+      }
+      // The custom templates, as a ControlPlaneRevision's spec.injection.templates carries them.
+      spec.injection = { ...spec.injection, templates: value as Record<string, string> };
+    }
+  }
   const global = isObject(values) ? values['global'] : undefined;
-  if (!isObject(global)) throw new Error(`unsupported IstioOperator file ${file}`);
+  if (!isObject(global)) {
+    if (isObject(webhook)) return;
+    throw new Error(`unsupported IstioOperator file ${file}`);
+  }
   for (const [key, value] of Object.entries(global)) {
     if (key === 'imagePullSecrets' && Array.isArray(value)) {
       spec.imagePullSecrets = value.map(String);

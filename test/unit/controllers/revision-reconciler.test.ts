@@ -202,6 +202,31 @@ describe('a revision whose reconcile fails reports Reconciled=False, an Event an
   });
 });
 
+describe('custom injection templates', () => {
+  test('a template that does not parse is reported in Reconciled while every object is applied', async () => {
+    seedRevision('tmpl', {
+      version: '1.29.6',
+      injection: { templates: { good: 'spec: {}\n', broken: 'spec: {{ .Spec' } },
+    });
+    await reconcile('tmpl');
+    const reconciled = conditionOf('tmpl', 'Reconciled');
+    expect(reconciled).toMatchObject({ status: 'False', reason: 'InvalidTemplate' });
+    expect(reconciled?.message).toMatch(
+      /^injection template "broken" does not parse: template: inject:1:.*; pods that ask for it are refused$/,
+    );
+    expect(events.events).toContainEqual(
+      expect.objectContaining({ name: 'tmpl', type: 'Warning', reason: 'InvalidTemplate' }),
+    );
+    expect(kube.find({ ...DEPLOYMENT, namespace: 'istio-system', name: 'istiod-tmpl' })).toBeDefined();
+    expect(kube.find({ ...MWC, name: 'istio-sidecar-injector-tmpl' })).toBeDefined();
+
+    // Templates that parse are no failure.
+    seedRevision('fine', { version: '1.29.6', injection: { templates: { good: 'spec: {}\n' } } });
+    await reconcile('fine');
+    expect(conditionOf('fine', 'Reconciled')).toMatchObject({ status: 'True', reason: 'Reconciled' });
+  });
+});
+
 describe('the revision reconciler', () => {
   test('applies every object of a revision and reports Reconciled=True with the resolved version', async () => {
     seedRevision('canary', { channel: 'regular' });

@@ -1,0 +1,329 @@
+// Custom injection templates (Istio's `sidecarInjectorWebhook.templates`, here `spec.injection.templates`): Go
+// text/template texts that render a Pod fragment in YAML, which the engine merges onto the pod like a built-in
+// template's output. A template sees what istiod hands its templates (SidecarTemplateData: `.ObjectMeta`, `.Spec`,
+// `.ProxyConfig`, `.MeshConfig`, `.Values`, …, with Go field names resolved onto the JSON objects) and the functions
+// istiod offers (sprig's, then Istio's over them). Templates are parsed once per settings version and kept.
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+
+import {
+  GoTemplateError,
+  parseGoTemplate,
+  type CompiledTemplate,
+  type FuncMap,
+} from './go-template/index.js';
+import type { InjectorSettings } from './settings.js';
+import {
+  appendMultusNetwork,
+  excludeInboundPort,
+  type InjectionTemplate,
+  type TemplateContext,
+} from './templates.js';
+import { isObject, type Container, type JsonObject, type Pod } from './types.js';
+
+/** istiod parses every template as "inject", so its errors read `template: inject:3:14: …`. */
+const GO_TEMPLATE_NAME = 'inject';
+
+/** Istio's template functions (they take precedence over sprig's of the same name, as in istiod). */
+const ISTIO_FUNCTIONS: FuncMap = {
+  formatDuration: (duration) => formatGoDuration(duration),
+  isset: (map, key) => isObject(map) && Object.hasOwn(map, String(key)),
+  excludeInboundPort: (port, excluded) => excludeInboundPort(goString(port), goString(excluded)),
+  includeInboundPorts: (containers) => containerPorts(containers, () => true),
+  applicationPorts: (containers) => containerPorts(containers, (c) => c.name !== 'istio-proxy'),
+  kubevirtInterfaces: (interfaces) => goString(interfaces),
+  annotation: (meta, name, fallback) => {
+    const annotations = isObject(meta) && isObject(meta['annotations']) ? meta['annotations'] : {};
+    const key = String(name);
+    return Object.hasOwn(annotations, key) ? goString(annotations[key]) : goString(fallback);
+  },
+  valueOrDefault: (value, fallback) =>
+    value === '' || value === undefined || value === null ? fallback : value,
+  toJSON: (value) => goJson(value),
+  toJson: (value) => goJson(value),
+  fromJSON: (text) => {
+    try {
+      return JSON.parse(String(text)) as unknown;
+    } catch {
+      return undefined;
+    }
+  },
+  structToJSON: (value) => goJson(value),
+  protoToJSON: (value) => (value === undefined || value === null ? '{}' : JSON.stringify(value)),
+  // yaml.Marshal's output: block style, a trailing newline.
+  toYaml: (value) =>
+    value === undefined || value === null ? 'null\n' : stringifyYaml(value, { version: '1.1' }),
+  // Istio's indent leaves the first line alone (the template puts it after a key).
+  indent: (spaces, text) =>
+    String(text)
+      .split('\n')
+      .map((line, i) => (i === 0 ? line : ' '.repeat(Math.max(0, Number(spaces) || 0)) + line))
+      .join('\n'),
+  directory: (path) => {
+    const text = String(path);
+    return text.slice(0, text.lastIndexOf('/') + 1);
+  },
+  contains: (needle, haystack) => String(haystack).includes(String(needle)),
+  toLower: (text) => String(text).toLowerCase(),
+  appendMultusNetwork: (existing, network) => appendMultusNetwork(goString(existing), goString(network)),
+  // istiod reads its own environment; meshrev's is not the revision's, so a template gets the default.
+  env: (_key, fallback) => goString(fallback),
+};
+
+function goString(value: unknown): string {
+  if (value === undefined || value === null) return '';
+  return typeof value === 'string'
+    ? value
+    : typeof value === 'object'
+      ? JSON.stringify(value)
+      : String(value);
+}
+
+/** encoding/json of a map: keys sorted; nil is `{}` for toJSON and structToJSON. */
+function goJson(value: unknown): string {
+  if (value === undefined || value === null) return '{}';
+  return JSON.stringify(sortKeys(value));
+}
+
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (!isObject(value)) return value;
+  const out: JsonObject = {};
+  for (const key of Object.keys(value).sort()) out[key] = sortKeys(value[key]);
+  return out;
+}
+
+function containerPorts(containers: unknown, include: (c: Container) => boolean): string {
+  if (!Array.isArray(containers)) return '';
+  const ports: string[] = [];
+  for (const c of containers as Container[]) {
+    if (!isObject(c) || !include(c)) continue;
+    for (const port of c.ports ?? []) {
+      const text = String(port.containerPort);
+      if (!ports.includes(text)) ports.push(text);
+    }
+  }
+  return ports.join(',');
+}
+
+/** time.Duration's String for a protobuf duration given as "90s" or {seconds, nanos}. */
+function formatGoDuration(value: unknown): string {
+  let seconds: number;
+  if (typeof value === 'string' && /^-?[0-9]+(\.[0-9]+)?s$/.test(value)) seconds = Number(value.slice(0, -1));
+  else if (isObject(value)) seconds = Number(value['seconds'] ?? 0) + Number(value['nanos'] ?? 0) / 1e9;
+  else return '0s';
+  if (seconds === 0) return '0s';
+  const sign = seconds < 0 ? '-' : '';
+  let rest = Math.abs(seconds);
+  if (rest < 1) {
+    const ms = rest * 1000;
+    return ms >= 1 ? `${sign}${trimFloat(ms)}ms` : `${sign}${trimFloat(ms * 1000)}µs`;
+  }
+  const hours = Math.floor(rest / 3600);
+  rest -= hours * 3600;
+  const minutes = Math.floor(rest / 60);
+  rest -= minutes * 60;
+  let out = sign;
+  if (hours > 0) out += `${hours}h`;
+  if (hours > 0 || minutes > 0) out += `${minutes}m`;
+  return `${out}${trimFloat(rest)}s`;
+}
+
+function trimFloat(n: number): string {
+  return String(Number(n.toFixed(9)));
+}
+
+const ISTIO_FUNCTION_NAMES = Object.keys(ISTIO_FUNCTIONS);
+
+/**
+ * What istiod's SidecarTemplateData holds, for a custom template: Go field names at the top, the JSON objects below
+ * (the template engine resolves `.Spec.Containers` to `spec.containers`). `.Values` holds the Helm values meshrev
+ * derives from the revision's spec (README lists them).
+ */
+export function templateData(ctx: TemplateContext): JsonObject {
+  const { settings } = ctx;
+  return {
+    TypeMeta: ctx.typeMeta,
+    DeploymentMeta: ctx.deployMeta,
+    ObjectMeta: ctx.metadata,
+    Spec: ctx.spec,
+    ProxyConfig: ctx.proxyConfig,
+    MeshConfig: meshConfigOf(settings),
+    Values: valuesOf(settings),
+    Revision: settings.revision || 'default',
+    NativeSidecars: ctx.nativeSidecars,
+    ProxyImage: ctx.proxyImage,
+    ProxyInitImage: ctx.proxyInitImage,
+    ProxyUID: ctx.proxyUid,
+    ProxyGID: ctx.proxyGid,
+    InboundTrafficPolicyMode: settings.mesh.inboundTrafficPolicyMode ?? '',
+    CompliancePolicy: settings.compliancePolicy,
+  };
+}
+
+const derived = new WeakMap<InjectorSettings, { mesh: JsonObject; values: JsonObject }>();
+
+function derivedOf(settings: InjectorSettings): { mesh: JsonObject; values: JsonObject } {
+  let entry = derived.get(settings);
+  if (entry === undefined) {
+    entry = { mesh: buildMeshConfig(settings), values: buildValues(settings) };
+    derived.set(settings, entry);
+  }
+  return entry;
+}
+
+function meshConfigOf(settings: InjectorSettings): JsonObject {
+  return derivedOf(settings).mesh;
+}
+
+function valuesOf(settings: InjectorSettings): JsonObject {
+  return derivedOf(settings).values;
+}
+
+function buildMeshConfig(settings: InjectorSettings): JsonObject {
+  const { mesh } = settings;
+  return {
+    defaultConfig: mesh.defaultConfig,
+    trustDomain: mesh.trustDomain ?? settings.trustDomain,
+    rootNamespace: mesh.rootNamespace ?? settings.istioNamespace,
+    ...(mesh.enablePrometheusMerge === undefined
+      ? {}
+      : { enablePrometheusMerge: mesh.enablePrometheusMerge }),
+    ...(mesh.inboundTrafficPolicyMode
+      ? { inboundTrafficPolicy: { mode: mesh.inboundTrafficPolicyMode } }
+      : {}),
+    ...(mesh.proxyListenPort === undefined ? {} : { proxyListenPort: mesh.proxyListenPort }),
+    ...(mesh.proxyInboundListenPort === undefined
+      ? {}
+      : { proxyInboundListenPort: mesh.proxyInboundListenPort }),
+    ...(mesh.extensionProviders ? { extensionProviders: mesh.extensionProviders } : {}),
+  };
+}
+
+/** The istio-discovery chart values a template may read, as the revision's spec sets them. */
+function buildValues(s: InjectorSettings): JsonObject {
+  return {
+    revision: s.revision === 'default' ? '' : s.revision,
+    global: {
+      hub: s.hub,
+      tag: s.tag,
+      variant: s.variant,
+      imagePullPolicy: s.imagePullPolicy,
+      imagePullSecrets: s.imagePullSecrets,
+      istioNamespace: s.istioNamespace,
+      caAddress: s.caAddress,
+      caName: s.caName,
+      network: s.network,
+      meshID: s.meshId,
+      multiCluster: { clusterName: s.clusterName },
+      trustBundleName: s.trustBundleName,
+      pilotCertProvider: s.pilotCertProvider,
+      logAsJson: s.logAsJson,
+      logging: { level: s.agentLogLevel },
+      sts: { servicePort: s.stsPort },
+      proxy: {
+        image: s.proxyImage,
+        clusterDomain: s.clusterDomain,
+        logLevel: s.proxyLogLevel,
+        componentLogLevel: s.proxyComponentLogLevel,
+        resources: s.resources,
+        statusPort: s.statusPort,
+        privileged: s.privileged,
+        readinessInitialDelaySeconds: s.readinessInitialDelaySeconds,
+        readinessPeriodSeconds: s.readinessPeriodSeconds,
+        readinessFailureThreshold: s.readinessFailureThreshold,
+        startupProbe: s.startupProbe,
+        includeIPRanges: s.includeIPRanges,
+        excludeIPRanges: s.excludeIPRanges,
+        includeInboundPorts: s.includeInboundPorts,
+        excludeInboundPorts: s.excludeInboundPorts,
+        includeOutboundPorts: s.includeOutboundPorts,
+        excludeOutboundPorts: s.excludeOutboundPorts,
+        holdApplicationUntilProxyStarts: s.holdApplicationUntilProxyStarts,
+        outlierLogPath: s.outlierLogPath,
+        tracer: s.tracer,
+        ...(s.lifecycle ? { lifecycle: s.lifecycle } : {}),
+        ...(s.seccompProfile ? { seccompProfile: s.seccompProfile } : {}),
+      },
+      proxy_init: { image: s.proxyInitImage, forceApplyIptables: s.forceApplyIptables },
+      nativeNftables: s.nativeNftables,
+    },
+    pilot: { cni: { enabled: s.cni.enabled, provider: s.cni.provider } },
+    sidecarInjectorWebhook: {
+      defaultTemplates: s.defaultTemplates,
+      injectedAnnotations: s.injectedAnnotations,
+      rewriteAppHTTPProbe: s.rewriteAppHTTPProbe,
+      neverInjectSelector: s.neverInjectSelector,
+      alwaysInjectSelector: s.alwaysInjectSelector,
+    },
+  };
+}
+
+/** A custom template's text parsed, or why it does not parse. */
+type Parsed = { ok: true; template: CompiledTemplate } | { ok: false; message: string };
+
+function parseCustomTemplate(text: string): Parsed {
+  try {
+    return {
+      ok: true,
+      template: parseGoTemplate(GO_TEMPLATE_NAME, text, { funcNames: ISTIO_FUNCTION_NAMES }),
+    };
+  } catch (error) {
+    return { ok: false, message: error instanceof Error ? error.message : String(error) };
+  }
+}
+
+/** Why each of `texts` that does not parse fails, by template name (for the revision's status). */
+export function customTemplateProblems(texts: Readonly<Record<string, string>>): Record<string, string> {
+  const problems: Record<string, string> = {};
+  for (const [name, text] of Object.entries(texts)) {
+    const parsed = parseCustomTemplate(text);
+    if (!parsed.ok) problems[name] = parsed.message;
+  }
+  return problems;
+}
+
+const compiled = new WeakMap<InjectorSettings, Readonly<Record<string, InjectionTemplate>>>();
+
+/** The revision's custom templates as engine templates, parsed once per settings object. */
+export function customTemplatesOf(settings: InjectorSettings): Readonly<Record<string, InjectionTemplate>> {
+  let templates = compiled.get(settings);
+  if (templates === undefined) {
+    const built: Record<string, InjectionTemplate> = {};
+    for (const [name, text] of Object.entries(settings.customTemplates)) {
+      built[name] = customTemplate(name, parseCustomTemplate(text));
+    }
+    templates = built;
+    compiled.set(settings, templates);
+  }
+  return templates;
+}
+
+function customTemplate(name: string, parsed: Parsed): InjectionTemplate {
+  if (!parsed.ok) {
+    return () => {
+      throw new Error(`failed to parse injection template "${name}": ${parsed.message}`);
+    };
+  }
+  return (ctx) => {
+    let text: string;
+    try {
+      // A copy: sprig's set, unset and merge change the maps they are given, and the engine's pod, the settings'
+      // values and the mesh config are shared (the patch is built from what the pipeline replaced).
+      text = parsed.template.execute(structuredClone(templateData(ctx)), ISTIO_FUNCTIONS);
+    } catch (error) {
+      const message =
+        error instanceof GoTemplateError || error instanceof Error ? error.message : String(error);
+      throw new Error(`failed to run injection template "${name}": ${message}`);
+    }
+    let fragment: unknown;
+    try {
+      fragment = parseYaml(text, { version: '1.1' });
+    } catch (error) {
+      throw new Error(`injection template "${name}" rendered invalid YAML: ${(error as Error).message}`);
+    }
+    if (fragment === null || fragment === undefined) return {};
+    if (!isObject(fragment))
+      throw new Error(`injection template "${name}" must render a Pod fragment (a YAML map)`);
+    return fragment as Pod;
+  };
+}

@@ -1,0 +1,227 @@
+// Custom injection templates (spec.injection.templates, Istio's sidecarInjectorWebhook.templates): Go templates
+// chosen per pod, merged like the built-in ones, seeing istiod's template data and functions; a template that does
+// not parse or render refuses only the pods that ask for it.
+import { customTemplateProblems, templateData } from '../../../../src/injector/engine/custom-templates.js';
+import {
+  applyJsonPatch,
+  defaultInjectorSettings,
+  injectPod,
+  type Container,
+  type InjectorSettings,
+  type Pod,
+} from '../../../../src/injector/engine/index.js';
+
+function pod(
+  annotations: Record<string, string> = {},
+  labels: Record<string, string> = { app: 'hello' },
+): Pod {
+  return {
+    metadata: {
+      generateName: 'hello-5d4f8-',
+      namespace: 'shop',
+      labels: { ...labels, 'pod-template-hash': '5d4f8' },
+      annotations,
+      ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'hello-5d4f8', controller: true }],
+    },
+    spec: { containers: [{ name: 'hello', image: 'example/hello:1', ports: [{ containerPort: 8080 }] }] },
+  };
+}
+
+function settingsWith(customTemplates: Record<string, string>): InjectorSettings {
+  return defaultInjectorSettings({ hub: 'docker.io/istio', tag: '1.29.6', customTemplates });
+}
+
+function inject(settings: InjectorSettings, target: Pod) {
+  return injectPod({ pod: target, namespace: 'shop', settings, nodeKubeletMinorVersions: [33] });
+}
+
+function injected(settings: InjectorSettings, target: Pod): Pod {
+  const outcome = inject(settings, target);
+  if (outcome.kind !== 'injected') throw new Error(`expected injection, got ${JSON.stringify(outcome)}`);
+  return applyJsonPatch(target, outcome.patch) as Pod;
+}
+
+const proxyOf = (p: Pod): Container | undefined =>
+  [...(p.spec?.initContainers ?? []), ...(p.spec?.containers ?? [])].find((c) => c.name === 'istio-proxy');
+
+const SPIRE = `spec:
+  containers:
+  - name: istio-proxy
+    volumeMounts:
+    - name: workload-socket
+      mountPath: /run/secrets/workload-spiffe-uds
+      readOnly: true
+  volumes:
+  - name: workload-socket
+    csi:
+      driver: "csi.spiffe.io"
+      readOnly: true
+`;
+
+describe('custom injection templates', () => {
+  test('a template chained after sidecar is merged onto the injected pod (the SPIRE pattern)', () => {
+    // The classic layout: istio-proxy is a container, which the template's entry merges into. (With native
+    // sidecars istiod leaves the template's `containers` entry beside the init container, and so does meshrev:
+    // the conformance suite's sidecar-spire case holds that.)
+    const settings = { ...settingsWith({ spire: SPIRE }), nativeSidecars: 'false' as const };
+    const out = injected(settings, pod({ 'inject.istio.io/templates': 'sidecar,spire' }));
+    const proxy = proxyOf(out);
+    expect(proxy?.volumeMounts).toContainEqual({
+      name: 'workload-socket',
+      mountPath: '/run/secrets/workload-spiffe-uds',
+      readOnly: true,
+    });
+    expect(out.spec?.volumes?.find((v) => v.name === 'workload-socket')).toMatchObject({
+      csi: { driver: 'csi.spiffe.io', readOnly: true },
+    });
+    // Pods that do not name it get the built-in sidecar only.
+    const plain = injected(settings, pod());
+    expect(plain.spec?.volumes?.find((v) => v.name === 'workload-socket')).not.toHaveProperty('csi');
+  });
+
+  test('a template sees the pod, the workload, the proxy config, the values and istiod`s functions', () => {
+    const settings = settingsWith({
+      probe: `metadata:
+  annotations:
+    seen/workload: {{ .DeploymentMeta.Name }}-{{ .TypeMeta.Kind }}
+    seen/level: {{ annotation .ObjectMeta "example.com/level" "default-level" }}
+    seen/hub: {{ .Values.global.hub }}
+    seen/revision: {{ .Revision }}
+    seen/ports: "{{ applicationPorts .Spec.Containers }}"
+    seen/has-level: "{{ isset .ObjectMeta.Annotations "example.com/level" }}"
+spec:
+  containers:
+  {{- range .Spec.Containers }}
+  - name: {{ .Name }}
+    env:
+    - name: FROM_TEMPLATE
+      value: {{ .Image | quote }}
+  {{- end }}
+`,
+    });
+    const out = injected(
+      settings,
+      pod({ 'inject.istio.io/templates': 'probe', 'example.com/level': 'gold' }),
+    );
+    expect(out.metadata?.annotations).toMatchObject({
+      'seen/workload': 'hello-Deployment',
+      'seen/level': 'gold',
+      'seen/hub': 'docker.io/istio',
+      'seen/revision': 'default',
+      'seen/ports': '8080',
+      'seen/has-level': 'true',
+    });
+    expect(out.spec?.containers?.[0]?.env).toEqual([{ name: 'FROM_TEMPLATE', value: 'example/hello:1' }]);
+    // Only the chosen template ran: no istio-proxy.
+    expect(proxyOf(out)).toBeUndefined();
+  });
+
+  test('a custom template named like a built-in one replaces it', () => {
+    const settings = settingsWith({ sidecar: 'metadata:\n  labels:\n    replaced: "yes"\n' });
+    const out = injected(settings, pod());
+    expect(out.metadata?.labels?.['replaced']).toBe('yes');
+    expect(proxyOf(out)).toBeUndefined();
+  });
+
+  test('a template that does not parse refuses the pods that ask for it, and only those', () => {
+    const settings = settingsWith({ broken: 'spec: {{ .Spec.Containers ', spire: SPIRE });
+    const outcome = inject(settings, pod({ 'inject.istio.io/templates': 'sidecar,broken' }));
+    expect(outcome.kind).toBe('rejected');
+    expect(outcome.kind === 'rejected' ? outcome.message : '').toMatch(
+      /^failed to parse injection template "broken": template: inject:1:/,
+    );
+    expect(inject(settings, pod({ 'inject.istio.io/templates': 'sidecar,spire' })).kind).toBe('injected');
+    expect(inject(settings, pod()).kind).toBe('injected');
+    expect(Object.keys(customTemplateProblems(settings.customTemplates))).toEqual(['broken']);
+  });
+
+  test.each([
+    [
+      'a template that fails while running',
+      '{{ index .Spec.Containers 5 }}',
+      /^failed to run injection template "bad": /,
+    ],
+    [
+      'a template that renders YAML that is not YAML',
+      'spec: [unclosed',
+      /^injection template "bad" rendered invalid YAML: /,
+    ],
+    [
+      'a template that renders a list',
+      '- a\n- b\n',
+      /^injection template "bad" must render a Pod fragment \(a YAML map\)$/,
+    ],
+  ])('%s refuses the pod with the reason', (_name, text, message) => {
+    const outcome = inject(settingsWith({ bad: text }), pod({ 'inject.istio.io/templates': 'bad' }));
+    expect(outcome.kind).toBe('rejected');
+    expect(outcome.kind === 'rejected' ? outcome.message : '').toMatch(message);
+  });
+
+  test('a template that renders nothing changes nothing but the injection status', () => {
+    const out = injected(
+      settingsWith({ empty: '{{/* nothing */}}' }),
+      pod({ 'inject.istio.io/templates': 'empty' }),
+    );
+    expect(out.spec?.containers).toEqual(pod().spec?.containers);
+    expect(out.metadata?.annotations?.['sidecar.istio.io/status']).toBeDefined();
+  });
+
+  test('template data carries istiod`s SidecarTemplateData fields', () => {
+    const settings = settingsWith({});
+    const data = templateData({
+      settings,
+      typeMeta: { apiVersion: 'apps/v1', kind: 'Deployment' },
+      deployMeta: { name: 'hello', namespace: 'shop' },
+      metadata: { name: 'p' },
+      spec: {},
+      proxyConfig: { concurrency: 2 },
+      nativeSidecars: true,
+      proxyImage: 'img',
+      proxyInitImage: 'init',
+      proxyUid: 1337,
+      proxyGid: 1337,
+    });
+    expect(Object.keys(data).sort()).toEqual(
+      [
+        'CompliancePolicy',
+        'DeploymentMeta',
+        'InboundTrafficPolicyMode',
+        'MeshConfig',
+        'NativeSidecars',
+        'ObjectMeta',
+        'ProxyConfig',
+        'ProxyGID',
+        'ProxyImage',
+        'ProxyInitImage',
+        'ProxyUID',
+        'Revision',
+        'Spec',
+        'TypeMeta',
+        'Values',
+      ].sort(),
+    );
+    expect(data['ProxyConfig']).toEqual({ concurrency: 2 });
+  });
+});
+
+describe('what a custom template may change', () => {
+  test('sprig`s set changes only the template`s copy: not the pod, nor the values the next pod sees', () => {
+    const settings = settingsWith({
+      mutate: `{{- $_ := set .ObjectMeta.Annotations "mutated" "yes" -}}
+{{- $_ := set .Values.global "hub" "evil.example" -}}
+metadata:
+  annotations:
+    seen/hub: {{ .Values.global.hub }}
+`,
+      read: 'metadata:\n  annotations:\n    seen/hub: {{ .Values.global.hub }}\n',
+    });
+    const target = pod({ 'inject.istio.io/templates': 'mutate' });
+    const before = JSON.stringify(target);
+    const out = injected(settings, target);
+    expect(JSON.stringify(target)).toBe(before);
+    expect(out.metadata?.annotations?.['seen/hub']).toBe('evil.example');
+    expect(out.metadata?.annotations).not.toHaveProperty('mutated');
+    const next = injected(settings, pod({ 'inject.istio.io/templates': 'read' }));
+    expect(next.metadata?.annotations?.['seen/hub']).toBe('docker.io/istio');
+  });
+});
