@@ -10,7 +10,7 @@
 // builtins (and/or short-circuit, not, len, index, slice, print, printf, println, html, js, urlquery, eq,
 // ne, lt, le, gt, ge, call) and the sprig subset in funcs.ts. Unknown functions and undefined variables are
 // parse errors, as in Go. Messages follow Go's `template: NAME:LINE:COL: executing "T" at <node>: ...`
-// (COL counts bytes before the node on its line, as Go does; parse errors carry a column too).
+// (COL counts bytes before the node on its line, as Go does); parse errors give the line only, as Go's do.
 //
 // Deliberate differences, because the data is JSON-shaped rather than Go structs:
 // - A field resolves on an object through its exact key, then its JSON spelling (ServiceAccountName ->

@@ -104,12 +104,15 @@ export interface TemplateSet {
 // Positions and messages
 
 /** Go's `NAME:LINE:COL` where COL counts the bytes before `pos` on its line (0-based, as Go reports it). */
-export function location(name: string, text: string, pos: number): string {
+/** `name:line:column` as Go's execution errors give it (the column in bytes), or `name:line` as its parse errors do. */
+export function location(name: string, text: string, pos: number, withColumn = true): string {
   const before = text.slice(0, pos);
   const lineStart = before.lastIndexOf('\n') + 1;
   let line = 1;
   for (let i = before.indexOf('\n'); i !== -1; i = before.indexOf('\n', i + 1)) line++;
-  return `${name}:${line}:${Buffer.byteLength(before.slice(lineStart), 'utf8')}`;
+  return withColumn
+    ? `${name}:${line}:${Buffer.byteLength(before.slice(lineStart), 'utf8')}`
+    : `${name}:${line}`;
 }
 
 // Keys that must never be read from or written to data objects.
@@ -645,7 +648,9 @@ class Parser {
   }
 
   private fail(pos: number, message: string): never {
-    throw new GoTemplateError(`template: ${location(this.options.name, this.options.text, pos)}: ${message}`);
+    throw new GoTemplateError(
+      `template: ${location(this.options.name, this.options.text, pos, false)}: ${message}`,
+    );
   }
 
   private unexpected(token: Token, context: string): never {

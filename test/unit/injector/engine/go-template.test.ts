@@ -207,7 +207,7 @@ describe('variables', () => {
 
   test('a variable is out of scope after its {{end}} (parse error, as in Go)', () => {
     expect(parseError('{{ if true }}{{ $x := 1 }}{{ end }}{{ $x }}')).toBe(
-      'template: t:1:38: undefined variable "$x"',
+      'template: t:1: undefined variable "$x"',
     );
   });
 
@@ -751,7 +751,7 @@ describe('sprig functions', () => {
     '%s is not provided (non-deterministic or out of scope)',
     (name) => {
       expect(Object.hasOwn(SPRIG_FUNCS, name)).toBe(false);
-      expect(parseError(`{{ ${name} "x" }}`)).toBe(`template: t:1:3: function "${name}" not defined`);
+      expect(parseError(`{{ ${name} "x" }}`)).toBe(`template: t:1: function "${name}" not defined`);
     },
   );
 });
@@ -764,7 +764,7 @@ describe('caller-supplied functions', () => {
   });
 
   test('an undeclared name is a parse error', () => {
-    expect(parseError('line\n  {{ greet 1 }}')).toBe('template: t:2:5: function "greet" not defined');
+    expect(parseError('line\n  {{ greet 1 }}')).toBe('template: t:2: function "greet" not defined');
   });
 
   test('a declared name not supplied at execute time is an execution error', () => {
@@ -804,12 +804,12 @@ describe('caller-supplied functions', () => {
 
 describe('parse errors', () => {
   test.each([
-    ['an unclosed action', 'a {{ .X', 'template: t:1:2: unclosed action'],
-    ['an unexpected {{end}}', 'x{{ end }}', 'template: t:1:4: unexpected {{end}}'],
+    ['an unclosed action', 'a {{ .X', 'template: t:1: unclosed action'],
+    ['an unexpected {{end}}', 'x{{ end }}', 'template: t:1: unexpected {{end}}'],
     ['an unexpected {{else}}', '{{ else }}', 'unexpected {{else}}'],
-    ['an unknown function', '{{ foo 1 }}', 'template: t:1:3: function "foo" not defined'],
-    ['an undefined variable', '{{ $x }}', 'template: t:1:3: undefined variable "$x"'],
-    ['a missing {{end}}', '{{ if .X }}a', 'template: t:1:12: unexpected EOF'],
+    ['an unknown function', '{{ foo 1 }}', 'template: t:1: function "foo" not defined'],
+    ['an undefined variable', '{{ $x }}', 'template: t:1: undefined variable "$x"'],
+    ['a missing {{end}}', '{{ if .X }}a', 'template: t:1: unexpected EOF'],
     ['a bad number', '{{ 1x }}', 'bad number syntax: "1x"'],
     ['an illegal number', '{{ 0x }}', 'illegal number syntax: "0x"'],
     ['a complex number', '{{ 1i }}', 'complex numbers are not supported'],
