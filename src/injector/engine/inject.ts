@@ -270,15 +270,26 @@ function selectTemplates(
   return names.flatMap((name) => settings.aliases[name] ?? [name]);
 }
 
-function moveToInitContainers(pod: Pod, name: string): Pod {
+function moveToInitContainers(pod: Pod, name: string, original: Pod): Pod {
   const containers = pod.spec?.containers ?? [];
   const index = containers.findIndex((c) => c.name === name);
   const moved = containers[index];
   if (moved === undefined) return pod;
+  const inits = pod.spec?.initContainers ?? [];
+  // Only when templates are chained (`sidecar,spire,more`): an earlier custom template in this injection
+  // customised the proxy under `containers` while an init container of that name is already there. istiod appends
+  // a second one, and one of the two is then lost (here the template's changes, silently); the fragment is meant
+  // for that proxy, so it is merged into it. A container the pod arrived with keeps istiod's handling.
+  const existing = (original.spec?.containers ?? []).includes(moved)
+    ? -1
+    : inits.findIndex((c) => c.name === name);
   return withSpec(pod, {
     ...pod.spec,
     containers: containers.filter((_, i) => i !== index),
-    initContainers: [...(pod.spec?.initContainers ?? []), moved],
+    initContainers:
+      existing >= 0
+        ? inits.map((c, i) => (i === existing ? strategicMerge(c, moved) : c))
+        : [...inits, moved],
   });
 }
 
@@ -596,7 +607,7 @@ function runInjection(req: InjectionRequest, namespace: string): InjectionOutcom
       findContainer(PROXY, templatePod.spec?.initContainers) &&
       findContainer(PROXY, merged.spec?.containers)
     ) {
-      merged = moveToInitContainers(merged, PROXY);
+      merged = moveToInitContainers(merged, PROXY, original);
     }
     merged = strategicMerge(merged, rendered);
   }

@@ -225,3 +225,23 @@ metadata:
     expect(next.metadata?.annotations?.['seen/hub']).toBe('docker.io/istio');
   });
 });
+
+describe('chained templates with native sidecars', () => {
+  test('a template that customises istio-proxy under containers, followed by another, lands in the native proxy', () => {
+    const settings = settingsWith({
+      spire: SPIRE,
+      labels: 'metadata:\n  labels:\n    chained: "yes"\n',
+    });
+    const out = injected(settings, pod({ 'inject.istio.io/templates': 'sidecar,spire,labels' }));
+    expect(out.spec?.initContainers?.filter((c) => c.name === 'istio-proxy')).toHaveLength(1);
+    expect(out.spec?.containers?.map((c) => c.name)).toEqual(['hello']);
+    const proxy = proxyOf(out);
+    expect(proxy?.image).toBe('docker.io/istio/proxyv2:1.29.6');
+    expect(proxy?.volumeMounts).toContainEqual({
+      name: 'workload-socket',
+      mountPath: '/run/secrets/workload-spiffe-uds',
+      readOnly: true,
+    });
+    expect(out.metadata?.labels?.['chained']).toBe('yes');
+  });
+});
