@@ -19,6 +19,7 @@ import {
   testClient,
   type TestOperator,
 } from '../support/operator.js';
+import { testNamespace, webhookConfigurationWithCaBundle } from './support.js';
 
 interface Container {
   name: string;
@@ -48,7 +49,6 @@ interface Deployment extends KubeObject {
 }
 
 const CPR = { apiVersion: API_GROUP_VERSION, kind: 'ControlPlaneRevision' };
-const MWC = { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration' };
 const NAMESPACE = { apiVersion: 'v1', kind: 'Namespace' };
 const FIELD_MANAGER = 'meshrev-tests';
 const KWOK_NODE = 'kwok-node-0';
@@ -71,20 +71,6 @@ function withLogs<T>(fn: () => Promise<T>): () => Promise<T> {
       );
     }
   };
-}
-
-async function namespaceWith(prefix: string, labels: Record<string, string>): Promise<string> {
-  const name = uniqueName(prefix);
-  await client.create({
-    ...NAMESPACE,
-    metadata: { name, labels: { 'meshrev.dev/test': 'true', ...labels } },
-  });
-  namespaces.push(name);
-  // Pods need the namespace's default ServiceAccount, which kube-controller-manager creates.
-  await waitFor(`default ServiceAccount in ${name}`, () =>
-    client.getOptional({ apiVersion: 'v1', kind: 'ServiceAccount', namespace: name, name: 'default' }),
-  );
-  return name;
 }
 
 function deployment(name: string, namespace: string): Deployment {
@@ -162,19 +148,7 @@ beforeAll(async () => {
     force: true,
   });
   // The webhook configuration carries the injector's CA once meshrev has applied it.
-  const mwc = await waitFor(
-    `webhook configuration of ${rev} with a caBundle`,
-    async () => {
-      const live = await client.getOptional<
-        KubeObject & { webhooks?: { clientConfig: { caBundle?: string } }[] }
-      >({
-        ...MWC,
-        name: `istio-sidecar-injector-${rev}`,
-      });
-      return live?.webhooks?.every((w) => w.clientConfig.caBundle) ? live : undefined;
-    },
-    { timeoutMs: 30_000 },
-  );
+  const mwc = await webhookConfigurationWithCaBundle(client, rev);
   caBundle = mwc.webhooks?.[0]?.clientConfig.caBundle ?? '';
 });
 
@@ -193,7 +167,7 @@ describe('the sidecar injector behind kube-apiserver', () => {
   test(
     'injects the pods kube-controller-manager makes for a Deployment in a namespace labelled with the revision',
     withLogs(async () => {
-      injectedNamespace = await namespaceWith('inj-rev', { 'istio.io/rev': rev });
+      injectedNamespace = await testNamespace(client, 'inj-rev', { 'istio.io/rev': rev }, namespaces);
       await client.create(deployment(app, injectedNamespace));
       injectedPod = await waitFor(
         `a Running pod of Deployment ${app} on ${KWOK_NODE}`,
@@ -284,7 +258,12 @@ describe('the sidecar injector behind kube-apiserver', () => {
   test(
     'injects nothing in a namespace labelled istio-injection=disabled, even for a pod asking for the revision',
     withLogs(async () => {
-      const disabled = await namespaceWith('inj-off', { 'istio-injection': 'disabled', 'istio.io/rev': rev });
+      const disabled = await testNamespace(
+        client,
+        'inj-off',
+        { 'istio-injection': 'disabled', 'istio.io/rev': rev },
+        namespaces,
+      );
       const created = await client.create(pod(uniqueName('plain'), disabled, { 'istio.io/rev': rev }));
       expect(proxyOf(created)).toBeUndefined();
       expect(created.metadata?.annotations?.['sidecar.istio.io/status']).toBeUndefined();

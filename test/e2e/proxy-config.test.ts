@@ -8,7 +8,14 @@ import type { KubeClient } from '../../src/runtime/kube.js';
 import type { KubeObject } from '../../src/runtime/types.js';
 import { uniqueName, waitFor } from '../support/kube.js';
 import { startTestOperator, testClient, installCrds, type TestOperator } from '../support/operator.js';
-import { applyObject, CPR, deleteRevision, MWC, withLogs } from './support.js';
+import {
+  applyObject,
+  CPR,
+  deleteRevision,
+  testNamespace,
+  webhookConfigurationWithCaBundle,
+  withLogs,
+} from './support.js';
 
 interface EnvVar {
   name: string;
@@ -73,20 +80,6 @@ let operator: TestOperator | undefined;
 let namespace = '';
 const namespaces: string[] = [];
 const logs = <T>(fn: () => Promise<T>) => withLogs(() => operator, fn);
-
-async function namespaceWith(prefix: string, labels: Record<string, string>): Promise<string> {
-  const name = uniqueName(prefix);
-  await client.create({
-    ...NAMESPACE,
-    metadata: { name, labels: { 'meshrev.dev/test': 'true', ...labels } },
-  });
-  namespaces.push(name);
-  // Pods need the namespace's default ServiceAccount, which kube-controller-manager creates.
-  await waitFor(`default ServiceAccount in ${name}`, () =>
-    client.getOptional({ apiVersion: 'v1', kind: 'ServiceAccount', namespace: name, name: 'default' }),
-  );
-  return name;
-}
 
 async function proxyConfig(
   ns: string,
@@ -186,16 +179,7 @@ beforeAll(async () => {
   }
   operator = await startTestOperator('proxy-config', ['--create-default-tag=false']);
   await applyObject(client, { ...CPR, metadata: { name: rev }, spec: { version: '1.29.6' } });
-  await waitFor(
-    `webhook configuration of ${rev} with a caBundle`,
-    async () => {
-      const live = await client.getOptional<
-        KubeObject & { webhooks?: { clientConfig: { caBundle?: string } }[] }
-      >({ ...MWC, name: `istio-sidecar-injector-${rev}` });
-      return live?.webhooks?.every((w) => w.clientConfig.caBundle) ? live : undefined;
-    },
-    { timeoutMs: 30_000 },
-  );
+  await webhookConfigurationWithCaBundle(client, rev);
 });
 
 afterAll(async () => {
@@ -211,7 +195,7 @@ describe('ProxyConfig resources in the sidecar injector', () => {
   test(
     'injects pods while the ProxyConfig CRD is not installed',
     logs(async () => {
-      namespace = await namespaceWith('pxc', { 'istio.io/rev': rev });
+      namespace = await testNamespace(client, 'pxc', { 'istio.io/rev': rev }, namespaces);
       expect(await client.getOptional(CRD_REF)).toBeUndefined();
       const created = await client.create(barePod(namespace, { app: 'plain' }));
       expect(created.metadata?.annotations?.['istio.io/rev']).toBe(rev);

@@ -8,7 +8,7 @@ import { ALLOW_DELETE_IN_USE_ANNOTATION } from '../../src/controllers/revision/d
 import { API_GROUP_VERSION } from '../../src/crds/constants.js';
 import type { KubeClient } from '../../src/runtime/kube.js';
 import type { KubeObject } from '../../src/runtime/types.js';
-import { clusterBinary, componentLogs, testKubeconfigPath, waitFor } from '../support/kube.js';
+import { clusterBinary, componentLogs, testKubeconfigPath, uniqueName, waitFor } from '../support/kube.js';
 import { operatorLogTail, repoRoot, type TestOperator } from '../support/operator.js';
 
 export const CPR = { apiVersion: API_GROUP_VERSION, kind: 'ControlPlaneRevision' };
@@ -56,6 +56,49 @@ export function meshrev(args: string[], timeoutMs = 150_000): Promise<Run> {
     [join(repoRoot, 'dist', 'src', 'cli', 'main.js'), ...args, '--kubeconfig', testKubeconfigPath()],
     timeoutMs,
   );
+}
+
+type WebhookConfiguration = KubeObject & { webhooks?: { clientConfig: { caBundle?: string } }[] };
+
+/** The revision's webhook configuration once meshrev has written the injector's CA into every webhook. */
+export function webhookConfigurationWithCaBundle(
+  client: KubeClient,
+  revision: string,
+): Promise<WebhookConfiguration> {
+  return waitFor(
+    `webhook configuration of ${revision} with a caBundle`,
+    async () => {
+      const live = await client.getOptional<WebhookConfiguration>({
+        ...MWC,
+        name: `istio-sidecar-injector-${revision}`,
+      });
+      return live?.webhooks?.every((w) => w.clientConfig.caBundle) ? live : undefined;
+    },
+    { timeoutMs: 30_000 },
+  );
+}
+
+/**
+ * A namespace for a test (labelled `meshrev.dev/test` and `labels`), added to `created` for clean-up, once
+ * kube-controller-manager has created its default ServiceAccount, which pods need.
+ */
+export async function testNamespace(
+  client: KubeClient,
+  prefix: string,
+  labels: Record<string, string>,
+  created: string[],
+): Promise<string> {
+  const name = uniqueName(prefix);
+  await client.create({
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: { name, labels: { 'meshrev.dev/test': 'true', ...labels } },
+  });
+  created.push(name);
+  await waitFor(`default ServiceAccount in ${name}`, () =>
+    client.getOptional({ apiVersion: 'v1', kind: 'ServiceAccount', namespace: name, name: 'default' }),
+  );
+  return name;
 }
 
 export async function applyObject(client: KubeClient, obj: Record<string, unknown>): Promise<void> {
