@@ -675,30 +675,6 @@ describe('sprig functions', () => {
       '[true true true y]',
     ],
     ['fromYaml of invalid YAML reports Error', '{{ if (fromYaml "a: [").Error }}error{{ end }}', 'error'],
-    ['regexMatch', '{{ regexMatch "^[a-z]+\\\\d$" "abc1" }} {{ regexMatch "^[a-z]+$" "ABC" }}', 'true false'],
-    ['regexMatch of an invalid pattern is false', '{{ regexMatch "a(" "a(" }}', 'false'],
-    [
-      'RE2 flags, POSIX classes, \\A and \\z',
-      '{{ regexReplaceAll "(?i)HELLO" "hello Hello" "x" }} {{ regexFind "[[:digit:]]+" "ab12" }} {{ regexMatch "\\\\Aab\\\\z" "ab" }}',
-      'x x 12 true',
-    ],
-    ['regexFind', '{{ regexFind "[0-9]+" "abc123def456" }}', '123'],
-    ['regexReplaceAll with ${1}', '{{ regexReplaceAll "a(x*)b" "-ab-axxb-" "${1}W" }}', '-W-xxW-'],
-    [
-      'regexReplaceAll: $1W names group "1W", which is empty (Go Expand)',
-      '{{ regexReplaceAll "a(x*)b" "-ab-axxb-" "$1W" }}',
-      '---',
-    ],
-    [
-      'regexReplaceAll ignores an empty match right after a match (Go)',
-      '{{ regexReplaceAll "a*" "baaac" "-" }}',
-      '-b-c-',
-    ],
-    [
-      'regexReplaceAll with a named group (?P<name>)',
-      '{{ regexReplaceAll "(?P<word>[a-z]+)@" "me@x" "<$word>" }}',
-      '<me>x',
-    ],
     [
       'typeOf',
       '{{ typeOf 1 }} {{ typeOf 1.5 }} {{ typeOf "a" }} {{ typeOf true }} {{ typeOf (list) }} {{ typeOf (dict) }}',
@@ -730,30 +706,27 @@ describe('sprig functions', () => {
     ['div by zero', '{{ div 1 0 }}', 'integer divide by zero'],
     ['mustFromJson of invalid JSON', '{{ mustFromJson "{bad" }}', 'error calling mustFromJson'],
     ['upper of a number (wrong argument type)', '{{ upper 3 }}', 'expected string; got int'],
-    ['a backreference (not RE2)', '{{ regexFind "(a)\\\\1" "aa" }}', 'invalid escape sequence'],
-    ['lookahead (not RE2)', '{{ regexFind "a(?=b)" "ab" }}', 'invalid or unsupported Perl syntax'],
-    [
-      'nested repetition (exponential backtracking in JS)',
-      '{{ regexFind "(a+)+$" "aaaa" }}',
-      'nested repetition',
-    ],
-    ['alternation under repetition', '{{ regexReplaceAll "(a|aa)*b" "aaa" "" }}', 'nested repetition'],
-    [
-      'a refused pattern in regexMatch (not reported as no match)',
-      '{{ regexMatch "(a*)*" "a" }}',
-      'nested repetition',
-    ],
   ])('%s is an execution error', (_name, text, message) => {
     expect(renderError(text)).toContain(message);
   });
 
-  test.each(['env', 'expandenv', 'now', 'date', 'uuidv4', 'randAlphaNum', 'semverCompare'])(
-    '%s is not provided (non-deterministic or out of scope)',
-    (name) => {
-      expect(Object.hasOwn(SPRIG_FUNCS, name)).toBe(false);
-      expect(parseError(`{{ ${name} "x" }}`)).toBe(`template: t:1: function "${name}" not defined`);
-    },
-  );
+  // The regex functions are left out: JavaScript's regular expressions backtrack (a pattern such as a*a*a*b
+  // takes hours on a few thousand characters) where Go's RE2 is linear, and a template runs inside the webhook.
+  test.each([
+    'env',
+    'expandenv',
+    'now',
+    'date',
+    'uuidv4',
+    'randAlphaNum',
+    'semverCompare',
+    'regexMatch',
+    'regexFind',
+    'regexReplaceAll',
+  ])('%s is not provided (non-deterministic, unbounded in JavaScript, or out of scope)', (name) => {
+    expect(Object.hasOwn(SPRIG_FUNCS, name)).toBe(false);
+    expect(parseError(`{{ ${name} "x" }}`)).toBe(`template: t:1: function "${name}" not defined`);
+  });
 });
 
 describe('caller-supplied functions', () => {
