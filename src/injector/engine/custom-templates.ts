@@ -8,6 +8,8 @@ import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import {
   GoTemplateError,
   parseGoTemplate,
+  sprint,
+  toGoJson,
   type CompiledTemplate,
   type FuncMap,
 } from './go-template/index.js';
@@ -69,27 +71,14 @@ const ISTIO_FUNCTIONS: FuncMap = {
   env: (_key, fallback) => goString(fallback),
 };
 
+/** fmt.Sprint of one value, as istiod's functions format their arguments. */
 function goString(value: unknown): string {
-  if (value === undefined || value === null) return '';
-  return typeof value === 'string'
-    ? value
-    : typeof value === 'object'
-      ? JSON.stringify(value)
-      : String(value);
+  return sprint([value]);
 }
 
-/** encoding/json of a map: keys sorted; nil is `{}` for toJSON and structToJSON. */
+/** encoding/json, as istiod's toJSON and structToJSON marshal (nil is `{}` there). */
 function goJson(value: unknown): string {
-  if (value === undefined || value === null) return '{}';
-  return JSON.stringify(sortKeys(value));
-}
-
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys);
-  if (!isObject(value)) return value;
-  const out: JsonObject = {};
-  for (const key of Object.keys(value).sort()) out[key] = sortKeys(value[key]);
-  return out;
+  return value === undefined || value === null ? '{}' : toGoJson(value, false);
 }
 
 function containerPorts(containers: unknown, include: (c: Container) => boolean): string {

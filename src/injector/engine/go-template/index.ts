@@ -32,7 +32,8 @@ import { BUILTIN_FUNCS, SPRIG_FUNCS, type FuncMap } from './funcs.js';
 import { GoTemplateError, parseTemplateSet } from './parse.js';
 
 export { GoTemplateError } from './parse.js';
-export { SPRIG_FUNCS } from './funcs.js';
+export { SPRIG_FUNCS, toGoJson } from './funcs.js';
+export { sprint } from './fmt.js';
 export type { FuncMap, TemplateFunction } from './funcs.js';
 
 export interface CompiledTemplate {
