@@ -302,7 +302,7 @@ export class InjectionService {
     const nodes = nodeMinors === undefined ? '-' : nodeMinors.join(',');
     const key =
       `${req.revision}\n${derived.stamp}\n${nodes}\n${podNodeMinor ?? '-'}\n${req.namespace}\n` +
-      `${JSON.stringify(req.pathParams)}\n${proxyConfigs === undefined ? '-' : JSON.stringify(proxyConfigs.layers)}\n` +
+      `${JSON.stringify(req.pathParams)}\n${proxyConfigs?.key ?? '-'}\n` +
       review.digest;
     return { key, token: review.token };
   }

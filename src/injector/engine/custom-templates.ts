@@ -250,15 +250,29 @@ function buildValues(s: InjectorSettings): JsonObject {
 /** A custom template's text parsed, or why it does not parse. */
 type Parsed = { ok: true; template: CompiledTemplate } | { ok: false; message: string };
 
+/**
+ * Parsed templates by text. The reconciler checks a revision's templates on every reconcile and each settings
+ * version parses them again; texts rarely change, so they are parsed once (the bound only limits what a stream of
+ * edits can leave behind).
+ */
+const parsedByText = new Map<string, Parsed>();
+const MAX_PARSED_TEXTS = 64;
+
 function parseCustomTemplate(text: string): Parsed {
-  try {
-    return {
-      ok: true,
-      template: parseGoTemplate(GO_TEMPLATE_NAME, text, { funcNames: ISTIO_FUNCTION_NAMES }),
-    };
-  } catch (error) {
-    return { ok: false, message: error instanceof Error ? error.message : String(error) };
+  let parsed = parsedByText.get(text);
+  if (parsed === undefined) {
+    try {
+      parsed = {
+        ok: true,
+        template: parseGoTemplate(GO_TEMPLATE_NAME, text, { funcNames: ISTIO_FUNCTION_NAMES }),
+      };
+    } catch (error) {
+      parsed = { ok: false, message: error instanceof Error ? error.message : String(error) };
+    }
+    if (parsedByText.size >= MAX_PARSED_TEXTS) parsedByText.clear();
+    parsedByText.set(text, parsed);
   }
+  return parsed;
 }
 
 /** Why each of `texts` that does not parse fails, by template name (for the revision's status). */

@@ -138,6 +138,8 @@ function selects(
 export interface ChosenLayers {
   layers: ProxyConfigLayers;
   sources: ProxyConfigResource[];
+  /** What the layers set, as text: the part of a verdict cache key that depends on them. */
+  key: string;
 }
 
 /** The ProxyConfig resources one revision sees, indexed by namespace in istiod's order. */
@@ -199,7 +201,7 @@ export class ProxyConfigIndex {
       layers.workload = workload.config;
       sources.push(workload);
     }
-    return { layers, sources };
+    return { layers, sources, key: JSON.stringify(layers) };
   }
 
   private namespaceWide(namespace: string): ProxyConfigResource | undefined {
