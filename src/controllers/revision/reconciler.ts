@@ -118,7 +118,7 @@ function templatesThatDoNotParse(revision: ControlPlaneRevision): ReconcileFailu
     message:
       problems
         .map(([name, problem]) => `injection template "${name}" does not parse: ${problem}`)
-        .join('; ') + '; pods that ask for it are refused',
+        .join('; ') + `; pods that ask for ${problems.length === 1 ? 'it' : 'them'} are refused`,
   };
 }
 
