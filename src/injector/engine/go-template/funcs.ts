@@ -573,6 +573,15 @@ function failure(message: string): Error {
  * and its documented results. Functions reading the clock, randomness or the environment are left out so
  * that rendering stays deterministic.
  */
+/** sprig's toJson family: what encoding/json gives, or "" for a value it cannot encode. */
+function jsonOrEmpty(value: unknown, raw: boolean, indentUnit = ''): string {
+  try {
+    return toGoJson(value, raw, indentUnit);
+  } catch {
+    return '';
+  }
+}
+
 export const SPRIG_FUNCS: FuncMap = Object.freeze({
   // defaults and flow
   default: (fallback: unknown, ...given: unknown[]) =>
@@ -747,27 +756,9 @@ export const SPRIG_FUNCS: FuncMap = Object.freeze({
   // encodings
   b64enc: (s: unknown) => Buffer.from(stringArg(s), 'utf8').toString('base64'),
   b64dec,
-  toJson: (value: unknown) => {
-    try {
-      return toGoJson(value, false);
-    } catch {
-      return '';
-    }
-  },
-  toPrettyJson: (value: unknown) => {
-    try {
-      return toGoJson(value, false, '  ');
-    } catch {
-      return '';
-    }
-  },
-  toRawJson: (value: unknown) => {
-    try {
-      return toGoJson(value, true);
-    } catch {
-      return '';
-    }
-  },
+  toJson: (value: unknown) => jsonOrEmpty(value, false),
+  toPrettyJson: (value: unknown) => jsonOrEmpty(value, false, '  '),
+  toRawJson: (value: unknown) => jsonOrEmpty(value, true),
   // sprig's fromJson yields nil on invalid input (documented as "an empty string"); mustFromJson fails.
   fromJson: (s: unknown) => {
     try {

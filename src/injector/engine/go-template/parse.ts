@@ -104,6 +104,26 @@ export interface TemplateSet {
 // Positions and messages
 
 /** Go's `NAME:LINE:COL` where COL counts the bytes before `pos` on its line (0-based, as Go reports it). */
+/**
+ * Where a quoted string or character constant opened at `start` ends (just past its closing quote), skipping
+ * escapes; undefined when a newline or the end of the text comes first.
+ */
+function quotedEnd(text: string, start: number, quote: string): number | undefined {
+  let p = start + 1;
+  for (;;) {
+    const d = text[p];
+    if (d === undefined || d === '\n') return undefined;
+    if (d === '\\') {
+      const e = text[p + 1];
+      if (e === undefined || e === '\n') return undefined;
+      p += 2;
+      continue;
+    }
+    p++;
+    if (d === quote) return p;
+  }
+}
+
 /** `name:line:column` as Go's execution errors give it (the column in bytes), or `name:line` as its parse errors do. */
 export function location(name: string, text: string, pos: number, withColumn = true): string {
   const before = text.slice(0, pos);
@@ -314,20 +334,9 @@ function lex(text: string): Token[] {
           emit('rightParen', pos + 1);
           continue;
         case '"': {
-          let p = pos + 1;
-          for (;;) {
-            const d = text[p];
-            if (d === undefined || d === '\n') return fail('unterminated quoted string');
-            if (d === '\\') {
-              const e = text[p + 1];
-              if (e === undefined || e === '\n') return fail('unterminated quoted string');
-              p += 2;
-              continue;
-            }
-            p++;
-            if (d === '"') break;
-          }
-          emit('string', p);
+          const end = quotedEnd(text, pos, '"');
+          if (end === undefined) return fail('unterminated quoted string');
+          emit('string', end);
           continue;
         }
         case '`': {
@@ -337,20 +346,9 @@ function lex(text: string): Token[] {
           continue;
         }
         case "'": {
-          let p = pos + 1;
-          for (;;) {
-            const d = text[p];
-            if (d === undefined || d === '\n') return fail('unterminated character constant');
-            if (d === '\\') {
-              const e = text[p + 1];
-              if (e === undefined || e === '\n') return fail('unterminated character constant');
-              p += 2;
-              continue;
-            }
-            p++;
-            if (d === "'") break;
-          }
-          emit('char', p);
+          const end = quotedEnd(text, pos, "'");
+          if (end === undefined) return fail('unterminated character constant');
+          emit('char', end);
           continue;
         }
         case '$':
