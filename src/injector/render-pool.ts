@@ -30,7 +30,9 @@
 // The watchdog rejects it with RenderJobTimedOut, which its caller answers with a denial rather than run the same
 // pod on the main thread, and terminates the thread; the jobs queued behind it are lost and rendered by their
 // callers, and the thread is started again. Without it the stuck admission and everything queued behind it would
-// wait for kube-apiserver's webhook timeout, and the thread would stay stuck.
+// wait for kube-apiserver's webhook timeout, and the thread would stay stuck. "Longer than any render" is 3 s, or
+// less when the caller's client gives up sooner: InjectionService passes half the revision's webhook timeout, so a
+// revision with `timeoutSeconds: 1` has its stuck pod refused, and the pods behind it rendered, within that second.
 import { Worker } from 'node:worker_threads';
 
 import type { Logger } from 'pino';
@@ -44,9 +46,18 @@ import type {
   RenderThreadRequest,
 } from './render-job.js';
 
-/** Renders a job off the calling thread, or returns undefined when the caller should render it itself. */
+/**
+ * Renders a job off the calling thread, or returns undefined when the caller should render it itself. `timeoutMs`
+ * is how long the caller can wait for this job before its own client gives up (see InjectionService); a thread
+ * that holds the job longer is treated as stuck on it, as past the pool's own timeout.
+ */
 export interface Renderer {
-  render(revision: string, settings: InjectorSettings, job: RenderJob): Promise<RenderedVerdict> | undefined;
+  render(
+    revision: string,
+    settings: InjectorSettings,
+    job: RenderJob,
+    timeoutMs?: number,
+  ): Promise<RenderedVerdict> | undefined;
 }
 
 export interface RenderPoolOptions {
@@ -69,8 +80,9 @@ export interface RenderPoolOptions {
   now?: () => number;
   /**
    * How long a thread may hold its oldest job before the watchdog gives up on it (default 3 s: far beyond any
-   * render, and short of kube-apiserver's default webhook timeout of 10 s), and how often it looks (a quarter of
-   * that by default).
+   * render, and short of kube-apiserver's default webhook timeout of 10 s; a job's own `timeoutMs` can only shorten
+   * it), and how often it looks (default 125 ms: a quarter of the shortest time a caller passes, half of a 1 s
+   * webhook timeout).
    */
   watchdog?: { jobTimeoutMs: number; intervalMs?: number };
 }
@@ -79,6 +91,7 @@ export interface RenderPoolOptions {
 export const MAX_THREAD_REVIEW_CHARS = 64 * 1024;
 
 const DEFAULT_JOB_TIMEOUT_MS = 3000;
+const DEFAULT_WATCHDOG_INTERVAL_MS = 125;
 
 /** How often the main thread's load is sampled (at most; only when a job is offered). */
 const LOAD_SAMPLE_MS = 250;
@@ -144,6 +157,8 @@ interface PendingJob {
   resolve: (verdict: RenderedVerdict) => void;
   reject: (error: Error) => void;
   postedAt: number;
+  /** Held longer than this, the job is one the thread is stuck on. */
+  timeoutMs: number;
 }
 
 interface ThreadSlot {
@@ -214,12 +229,17 @@ export class RenderPool implements Renderer {
     for (const slot of this.slots) this.start(slot);
     this.watchdogTimer = setInterval(
       () => this.checkStuckThreads(),
-      this.options.watchdog?.intervalMs ?? this.jobTimeoutMs / 4,
+      this.options.watchdog?.intervalMs ?? Math.min(DEFAULT_WATCHDOG_INTERVAL_MS, this.jobTimeoutMs / 4),
     );
     this.watchdogTimer.unref();
   }
 
-  render(revision: string, settings: InjectorSettings, job: RenderJob): Promise<RenderedVerdict> | undefined {
+  render(
+    revision: string,
+    settings: InjectorSettings,
+    job: RenderJob,
+    timeoutMs?: number,
+  ): Promise<RenderedVerdict> | undefined {
     if (!this.offloadNow()) {
       this.counts.kept++;
       return undefined;
@@ -240,7 +260,12 @@ export class RenderPool implements Renderer {
     }
     const worker = slot.worker;
     return new Promise<RenderedVerdict>((resolve, reject) => {
-      slot.pending.set(id, { resolve, reject, postedAt: this.now() });
+      slot.pending.set(id, {
+        resolve,
+        reject,
+        postedAt: this.now(),
+        timeoutMs: Math.min(this.jobTimeoutMs, timeoutMs ?? Infinity),
+      });
       try {
         worker.postMessage(request);
       } catch (error) {
@@ -333,7 +358,7 @@ export class RenderPool implements Renderer {
 
   /**
    * A thread answers its jobs in the order they were posted, so the oldest one it holds is the one it is working on;
-   * held past the timeout, the engine is stuck on that pod (see the top).
+   * held past its timeout, the engine is stuck on that pod (see the top).
    */
   private checkStuckThreads(): void {
     const now = this.now();
@@ -343,7 +368,7 @@ export class RenderPool implements Renderer {
       if (worker === undefined || oldest.done === true) continue;
       const [id, job] = oldest.value;
       const heldMs = now - job.postedAt;
-      if (heldMs <= this.jobTimeoutMs) continue;
+      if (heldMs <= job.timeoutMs) continue;
       slot.pending.delete(id);
       this.counts.timedOut++;
       this.options.logger.error(

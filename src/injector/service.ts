@@ -77,8 +77,24 @@ function hasOwnName(pod: unknown): boolean {
   return typeof name === 'string' && name !== '';
 }
 
+/**
+ * How long a render thread may hold one of a revision's pods before the pool treats it as stuck (RenderPool's
+ * watchdog): half the webhook timeout kube-apiserver applies to the revision's webhook (its default, 10 s, when the
+ * spec sets none). The other half is for the request's queue, its connection and kube-apiserver itself, so the
+ * stuck pod gets meshrev's refusal, and the pods queued behind it their verdicts, before kube-apiserver gives up.
+ */
+export function renderTimeoutMs(webhookTimeoutSeconds: number | undefined): number {
+  return (webhookTimeoutSeconds ?? 10) * 500;
+}
+
+interface DerivedSettings {
+  stamp: string;
+  settings: InjectorSettings;
+  renderTimeoutMs: number;
+}
+
 export class InjectionService {
-  private readonly settingsCache = new Map<string, { stamp: string; settings: InjectorSettings }>();
+  private readonly settingsCache = new Map<string, DerivedSettings>();
   private nodeCacheEnabled = false;
   private nodeMinors: { value: number[] | undefined } | undefined;
   private readonly cache: InjectionCache | undefined;
@@ -121,7 +137,11 @@ export class InjectionService {
         return `revision "${revision}" follows channel "${cpr.spec.channel}" and has not resolved a version yet; retry shortly`;
       }
       const settings = settingsFromRevision(revision, { ...cpr.spec, version });
-      this.settingsCache.set(revision, { stamp, settings });
+      this.settingsCache.set(revision, {
+        stamp,
+        settings,
+        renderTimeoutMs: renderTimeoutMs(cpr.spec.injection.timeoutSeconds),
+      });
       return settings;
     } catch (err) {
       return `revision "${revision}" has settings the injector cannot use: ${err instanceof Error ? err.message : String(err)}`;
@@ -244,10 +264,12 @@ export class InjectionService {
     const offThread =
       req.review === undefined || req.review.text.length > MAX_THREAD_REVIEW_CHARS
         ? undefined
-        : this.deps.renderer?.render(req.revision, settings, {
-            ...job,
-            input: { reviewText: req.review.text },
-          });
+        : this.deps.renderer?.render(
+            req.revision,
+            settings,
+            { ...job, input: { reviewText: req.review.text } },
+            this.settingsCache.get(req.revision)?.renderTimeoutMs,
+          );
     if (offThread === undefined) return this.settle(renderJob(job, settings), lookup);
     // Whatever keeps a thread from answering (a failure, a thread that exited), this thread renders the pod: an
     // engine error then surfaces here as it would have without threads. The exception is a pod the engine got stuck

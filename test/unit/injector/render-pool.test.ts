@@ -129,6 +129,19 @@ describe('RenderPool', () => {
     expect(p.stats()).toMatchObject({ timedOut: 1, queued: 0 });
   });
 
+  test("a job's own timeout shortens the pool's, and never lengthens it", async () => {
+    // The pool's timeout is far beyond the test's: only the job's own can end the first wait.
+    const lenient = await pool({ watchdog: { jobTimeoutMs: 600_000, intervalMs: 20 } });
+    const stuck = rendered(lenient.render('asm-1', settingsOf('asm-1'), job('spin'), 100));
+    await expect(stuck).rejects.toBeInstanceOf(RenderJobTimedOut);
+    expect(lenient.stats()).toMatchObject({ timedOut: 1 });
+
+    const strict = await pool({ watchdog: { jobTimeoutMs: 100, intervalMs: 20 } });
+    const capped = rendered(strict.render('asm-1', settingsOf('asm-1'), job('spin'), 600_000));
+    await expect(capped).rejects.toBeInstanceOf(RenderJobTimedOut);
+    expect(strict.stats()).toMatchObject({ timedOut: 1 });
+  });
+
   test('the watchdog leaves a thread alone while its jobs are answered in time', async () => {
     const p = await pool({ watchdog: { jobTimeoutMs: 100, intervalMs: 20 } });
     const settings = settingsOf('asm-1');

@@ -810,6 +810,28 @@ describe('render threads (a Renderer renders cache misses off the main thread)',
     expect(service.cacheStats()).toMatchObject({ entries: 0 });
   });
 
+  test("a render thread may hold a pod for half the revision's webhook timeout (kube-apiserver's 10 s if unset)", async () => {
+    const timeouts: Array<number | undefined> = [];
+    const service = new InjectionService({
+      revisions: objects(
+        revision('asm-1', { version: '1.29.6' }),
+        revision('asm-fast', { version: '1.29.6', injection: { timeoutSeconds: 1 } }),
+      ),
+      tags: objects(),
+      nodes: objects(),
+      cache: false,
+      renderer: {
+        render: (_revision, settings, job, timeoutMs) => {
+          timeouts.push(timeoutMs);
+          return Promise.resolve(renderJob(job, settings));
+        },
+      },
+    });
+    await service.inject(request(structuredClone(REPLICA)));
+    await service.inject({ ...request(structuredClone(REPLICA)), revision: 'asm-fast' });
+    expect(timeouts).toEqual([5000, 500]);
+  });
+
   test('a pod whose review is over 64 KiB is rendered on the main thread', () => {
     const { renderer, jobs } = recordingRenderer();
     const service = serviceWith(renderer);
