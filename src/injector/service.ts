@@ -121,11 +121,16 @@ export class InjectionService {
 
   /** Settings of a revision, or an error message naming what is wrong with its spec. */
   settingsFor(revision: string): InjectorSettings | string {
+    const derived = this.derivedSettings(revision);
+    return typeof derived === 'string' ? derived : derived.settings;
+  }
+
+  private derivedSettings(revision: string): DerivedSettings | string {
     const obj = this.deps.revisions.get(revision);
     if (!obj) return `revision "${revision}" does not exist`;
     const stamp = settingsStamp(obj, this.deps.versionOf);
     const cached = this.settingsCache.get(revision);
-    if (cached && cached.stamp === stamp) return cached.settings;
+    if (cached && cached.stamp === stamp) return cached;
     try {
       const parsed = parseControlPlaneRevision(obj);
       if (!parsed.ok) return `revision "${revision}" has an invalid spec: ${parsed.error}`;
@@ -136,13 +141,13 @@ export class InjectionService {
       if (version === undefined) {
         return `revision "${revision}" follows channel "${cpr.spec.channel}" and has not resolved a version yet; retry shortly`;
       }
-      const settings = settingsFromRevision(revision, { ...cpr.spec, version });
-      this.settingsCache.set(revision, {
+      const derived: DerivedSettings = {
         stamp,
-        settings,
+        settings: settingsFromRevision(revision, { ...cpr.spec, version }),
         renderTimeoutMs: renderTimeoutMs(cpr.spec.injection.timeoutSeconds),
-      });
-      return settings;
+      };
+      this.settingsCache.set(revision, derived);
+      return derived;
     } catch (err) {
       return `revision "${revision}" has settings the injector cannot use: ${err instanceof Error ? err.message : String(err)}`;
     }
@@ -228,8 +233,9 @@ export class InjectionService {
   }
 
   readonly inject: InjectFn = (req) => {
-    const settings = this.settingsFor(req.revision);
-    if (typeof settings === 'string') return { kind: 'rejected', message: settings };
+    const derived = this.derivedSettings(req.revision);
+    if (typeof derived === 'string') return { kind: 'rejected', message: derived };
+    const { settings } = derived;
     const pod = req.pod;
     const nodeName = (pod as { spec?: { nodeName?: string } }).spec?.nodeName;
     const podNode = nodeName ? this.deps.nodes.get(nodeName) : undefined;
@@ -245,7 +251,7 @@ export class InjectionService {
       podMeta?.namespace || req.namespace,
       podMeta?.labels ?? {},
     );
-    const lookup = this.cacheKey(req, settings, nodeMinors, podNodeMinor, proxyConfigs);
+    const lookup = this.cacheKey(req, derived, nodeMinors, podNodeMinor, proxyConfigs);
     const cached = lookup === undefined ? undefined : this.cache?.get(lookup.key);
     if (cached !== undefined) return verdictFor(cached, lookup?.token);
 
@@ -268,7 +274,7 @@ export class InjectionService {
             req.revision,
             settings,
             { ...job, input: { reviewText: req.review.text } },
-            this.settingsCache.get(req.revision)?.renderTimeoutMs,
+            derived.renderTimeoutMs,
           );
     if (offThread === undefined) return this.settle(renderJob(job, settings), lookup);
     // Whatever keeps a thread from answering (a failure, a thread that exited), this thread renders the pod: an
@@ -309,7 +315,7 @@ export class InjectionService {
    */
   private cacheKey(
     req: InjectRequest,
-    settings: InjectorSettings,
+    derived: DerivedSettings,
     nodeMinors: number[] | undefined,
     podNodeMinor: number | undefined,
     proxyConfigs: ChosenLayers | undefined,
@@ -319,8 +325,6 @@ export class InjectionService {
     const review = reviewCacheKey(req.review.text, req.review.uid, req.pod);
     if (review === undefined) return undefined;
     // The stamp the settings were derived from (spec generation and resolved version) names their version.
-    const derived = this.settingsCache.get(req.revision);
-    if (derived === undefined || derived.settings !== settings) return undefined;
     const nodes = nodeMinors === undefined ? '-' : nodeMinors.join(',');
     const key =
       `${req.revision}\n${derived.stamp}\n${nodes}\n${podNodeMinor ?? '-'}\n${req.namespace}\n` +
