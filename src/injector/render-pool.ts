@@ -357,8 +357,10 @@ export class RenderPool implements Renderer {
   }
 
   /**
-   * A thread answers its jobs in the order they were posted, so the oldest one it holds is the one it is working on;
-   * held past its timeout, the engine is stuck on that pod (see the top).
+   * A thread answers its jobs in the order they were posted, so the oldest one it holds is the one it is working on,
+   * and it has held that one at least as long as any job has waited. Once any job has waited past its timeout, the
+   * engine is stuck on the oldest (see the top); a job with a short timeout queued behind one with a long timeout
+   * must not wait out the long one.
    */
   private checkStuckThreads(): void {
     const now = this.now();
@@ -366,9 +368,9 @@ export class RenderPool implements Renderer {
       const worker = slot.worker;
       const oldest = slot.pending.entries().next();
       if (worker === undefined || oldest.done === true) continue;
+      if (![...slot.pending.values()].some((waiting) => now - waiting.postedAt > waiting.timeoutMs)) continue;
       const [id, job] = oldest.value;
       const heldMs = now - job.postedAt;
-      if (heldMs <= job.timeoutMs) continue;
       slot.pending.delete(id);
       this.counts.timedOut++;
       this.options.logger.error(

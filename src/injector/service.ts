@@ -83,7 +83,7 @@ function hasOwnName(pod: unknown): boolean {
  * spec sets none). The other half is for the request's queue, its connection and kube-apiserver itself, so the
  * stuck pod gets meshrev's refusal, and the pods queued behind it their verdicts, before kube-apiserver gives up.
  */
-export function renderTimeoutMs(webhookTimeoutSeconds: number | undefined): number {
+function renderTimeoutMs(webhookTimeoutSeconds: number | undefined): number {
   return (webhookTimeoutSeconds ?? 10) * 500;
 }
 

@@ -129,12 +129,21 @@ describe('RenderPool', () => {
     expect(p.stats()).toMatchObject({ timedOut: 1, queued: 0 });
   });
 
-  test("a job's own timeout shortens the pool's, and never lengthens it", async () => {
+  test("a job's own timeout shortens the pool's, never lengthens it, and runs while the job waits behind another", async () => {
     // The pool's timeout is far beyond the test's: only the job's own can end the first wait.
     const lenient = await pool({ watchdog: { jobTimeoutMs: 600_000, intervalMs: 20 } });
     const stuck = rendered(lenient.render('asm-1', settingsOf('asm-1'), job('spin'), 100));
     await expect(stuck).rejects.toBeInstanceOf(RenderJobTimedOut);
     expect(lenient.stats()).toMatchObject({ timedOut: 1 });
+
+    // A job with a short timeout queued behind a stuck one with a long timeout does not wait out the long one: the
+    // stuck job is refused, and the short one goes back to its caller to be rendered there.
+    await waitFor(() => lenient.stats().live === 1, 'the thread to be started again');
+    const stuckLong = rendered(lenient.render('asm-1', settingsOf('asm-1'), job('spin')));
+    const behindShort = rendered(lenient.render('asm-1', settingsOf('asm-1'), job('a'), 100));
+    await expect(stuckLong).rejects.toBeInstanceOf(RenderJobTimedOut);
+    await expect(behindShort).rejects.toBeInstanceOf(RenderThreadLost);
+    expect(lenient.stats()).toMatchObject({ timedOut: 2, lost: 1 });
 
     const strict = await pool({ watchdog: { jobTimeoutMs: 100, intervalMs: 20 } });
     const capped = rendered(strict.render('asm-1', settingsOf('asm-1'), job('spin'), 600_000));
