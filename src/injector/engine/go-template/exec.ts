@@ -82,7 +82,13 @@ class Execution {
   }
 
   private step(): void {
-    if (++this.steps > this.limits.maxSteps) {
+    this.charge(1);
+  }
+
+  /** Counts work against the step limit: one step per node evaluated, and a function's own (regex searches). */
+  charge(steps: number): void {
+    this.steps += steps;
+    if (this.steps > this.limits.maxSteps) {
       throw this.error(`execution exceeded the limit of ${this.limits.maxSteps} steps`);
     }
   }
@@ -474,10 +480,12 @@ export function executeTemplateSet(
   funcs: FuncMap | undefined,
   limits: ExecLimits,
 ): string {
-  const previousLimit = activeLimits.maxOutputBytes;
+  const previous = { ...activeLimits };
+  const execution = new Execution(set, data, funcs, limits);
   activeLimits.maxOutputBytes = limits.maxOutputBytes;
+  activeLimits.meter = execution;
   try {
-    return new Execution(set, data, funcs, limits).run();
+    return execution.run();
   } catch (error) {
     // Deeply nested templates or data can exhaust the JS stack before a limit trips; report it as ours.
     if (error instanceof RangeError && /call stack/i.test(error.message)) {
@@ -488,6 +496,6 @@ export function executeTemplateSet(
       `template: ${set.name}: ${error instanceof Error ? error.message : String(error)}`,
     );
   } finally {
-    activeLimits.maxOutputBytes = previousLimit;
+    Object.assign(activeLimits, previous);
   }
 }

@@ -3,6 +3,7 @@
 // flags, width, precision and explicit argument indexes, strconv.Quote, and float formatting with Go's
 // exact rounding (round half to even on the exact binary value).
 import { FORBIDDEN_KEYS } from './parse.js';
+import type { StepMeter } from './re2.js';
 
 export type GoMap = Record<string, unknown>;
 
@@ -10,10 +11,15 @@ export type GoMap = Record<string, unknown>;
 export const MAX_VALUE_DEPTH = 100;
 
 /**
- * The output limit of the execution in progress, consulted by functions that can build large strings
- * (repeat, indent, printf widths). Execution is synchronous, so one module-level slot is enough.
+ * The execution in progress, as functions whose work can outgrow one step see it: its output limit for those
+ * that can build large strings (repeat, indent, printf widths), and its step meter for the regular-expression
+ * functions, whose searches count against the template's step limit. Execution is synchronous, so one
+ * module-level slot is enough.
  */
-export const activeLimits = { maxOutputBytes: 1024 * 1024 };
+export const activeLimits: { maxOutputBytes: number; meter: StepMeter | undefined } = {
+  maxOutputBytes: 1024 * 1024,
+  meter: undefined,
+};
 
 export function checkResultSize(length: number): void {
   if (length > activeLimits.maxOutputBytes) {

@@ -4,6 +4,7 @@
 import { isScalar, parse as parseYaml, stringify as stringifyYaml, type Pair } from 'yaml';
 import {
   type GoMap,
+  activeLimits,
   checkDepth,
   checkResultSize,
   compareStrings,
@@ -21,6 +22,7 @@ import {
   sprintln,
 } from './fmt.js';
 import { FORBIDDEN_KEYS, parseNumberLiteral } from './parse.js';
+import { compileRe2, quoteMeta, Re2SyntaxError, type Re2, type StepMeter } from './re2.js';
 
 export type TemplateFunction = (...args: unknown[]) => unknown;
 export type FuncMap = Readonly<Record<string, TemplateFunction>>;
@@ -554,6 +556,100 @@ function b64dec(s: unknown): string {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Regular expressions (sprig's regex functions over Go's regexp, here re2.ts)
+
+// Compiled patterns by source. Patterns are mostly literals in a template, so the same few recur on every
+// render; a computed one can come from a pod, so the cache is cleared when full rather than growing, and long
+// patterns are not kept.
+const compiledPatterns = new Map<string, Re2 | Re2SyntaxError>();
+const COMPILED_PATTERNS_KEPT = 256;
+const LONGEST_PATTERN_KEPT = 4096;
+
+/** Go's regexp.Compile; its error is what sprig's must* functions return. Compiling counts against the step limit. */
+function compilePattern(value: unknown): Re2 {
+  const pattern = stringArg(value);
+  let compiled = compiledPatterns.get(pattern);
+  if (compiled === undefined) {
+    activeLimits.meter?.charge(pattern.length);
+    try {
+      compiled = compileRe2(pattern);
+    } catch (error) {
+      if (!(error instanceof Re2SyntaxError)) throw error;
+      compiled = error;
+    }
+    if (pattern.length <= LONGEST_PATTERN_KEPT) {
+      if (compiledPatterns.size >= COMPILED_PATTERNS_KEPT) compiledPatterns.clear();
+      compiledPatterns.set(pattern, compiled);
+    }
+  }
+  if (compiled instanceof Re2SyntaxError) throw compiled;
+  return compiled;
+}
+
+/** Go's regexp.MustCompile, which sprig's plain functions use: its panic becomes the call's error. */
+function mustCompilePattern(value: unknown): Re2 {
+  try {
+    return compilePattern(value);
+  } catch (error) {
+    if (!(error instanceof Re2SyntaxError)) throw error;
+    const pattern = stringArg(value);
+    throw new Error(
+      `regexp: Compile(${canBackquote(pattern) ? `\`${pattern}\`` : quoteGo(pattern)}): ${error.message}`,
+    );
+  }
+}
+
+/** strconv.CanBackquote: no backquote, no control character but tab, no DEL, no BOM, valid UTF-8. */
+function canBackquote(s: string): boolean {
+  for (const char of s) {
+    const cp = char.codePointAt(0)!;
+    if ((cp < 0x20 && cp !== 0x09) || cp === 0x60 || cp === 0x7f || cp === 0xfeff) return false;
+    if (cp >= 0xd800 && cp <= 0xdfff) return false; // a lone surrogate is not UTF-8
+  }
+  return true;
+}
+
+/** One function and its must* twin: `compile` is MustCompile for the first and Compile for the second. */
+function regexPair(
+  name: string,
+  apply: (re: Re2, meter: StepMeter | undefined, ...args: unknown[]) => unknown,
+): FuncMap {
+  const must = `must${name[0]!.toUpperCase()}${name.slice(1)}`;
+  return {
+    [name]: (regex: unknown, ...args: unknown[]) =>
+      apply(mustCompilePattern(regex), activeLimits.meter, ...args),
+    [must]: (regex: unknown, ...args: unknown[]) => apply(compilePattern(regex), activeLimits.meter, ...args),
+  };
+}
+
+const REGEX_FUNCS: FuncMap = {
+  // regexMatch is regexp.MatchString with its error dropped: a pattern that does not compile matches nothing.
+  regexMatch: (regex: unknown, s: unknown) => {
+    let re: Re2;
+    try {
+      re = compilePattern(regex);
+    } catch (error) {
+      if (error instanceof Re2SyntaxError) return false;
+      throw error;
+    }
+    return re.matchString(stringArg(s), activeLimits.meter);
+  },
+  mustRegexMatch: (regex: unknown, s: unknown) =>
+    compilePattern(regex).matchString(stringArg(s), activeLimits.meter),
+  ...regexPair('regexFind', (re, meter, s) => re.findString(stringArg(s), meter)),
+  // A nil []string prints as [] and has length 0, as an empty list does here.
+  ...regexPair('regexFindAll', (re, meter, s, n) => re.findAllString(stringArg(s), intArg(n), meter) ?? []),
+  ...regexPair('regexReplaceAll', (re, meter, s, repl) =>
+    re.replaceAllString(stringArg(s), stringArg(repl), meter),
+  ),
+  ...regexPair('regexReplaceAllLiteral', (re, meter, s, repl) =>
+    re.replaceAllLiteralString(stringArg(s), stringArg(repl), meter),
+  ),
+  ...regexPair('regexSplit', (re, meter, s, n) => re.split(stringArg(s), intArg(n), meter) ?? []),
+  regexQuoteMeta: (s: unknown) => quoteMeta(stringArg(s)),
+};
+
+// ---------------------------------------------------------------------------------------------------------
 // sprig
 
 function kindOf(value: unknown): string {
@@ -775,4 +871,6 @@ export const SPRIG_FUNCS: FuncMap = Object.freeze({
   typeOf: (value: unknown) => goTypeName(value),
   kindOf,
   kindIs: (kind: unknown, value: unknown) => kindOf(value) === stringArg(kind),
+
+  ...REGEX_FUNCS,
 });

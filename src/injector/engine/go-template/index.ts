@@ -23,9 +23,9 @@
 // - Numbers are JS numbers: integral values print as integers; others as Go prints a float64 (%v is
 //   shortest %g: 1.5, 1.2345675e+06). Complex literals are not supported.
 // - String lengths and offsets (len, index, slice, substr, trunc) count UTF-16 code units, not bytes.
-// - sprig's regex functions are not provided: JavaScript's regular expressions backtrack, so a pattern such as
-//   a*a*a*b could stall the webhook for hours on a few thousand characters, where Go's RE2 is linear.
-// Safety: output size, evaluation steps, {{template}} depth and `range N` are bounded; data objects are only
+// - sprig's regex functions run on re2.ts, a Go regexp (RE2 syntax) engine that is linear in its input, not on
+//   JavaScript's backtracking RegExp, under which a pattern such as a*a*a*b could stall the webhook for hours.
+// Safety: output size, evaluation steps (regex searches included), {{template}} depth and `range N` are bounded; data objects are only
 // read through own properties, and __proto__/constructor/prototype are treated as absent.
 import { executeTemplateSet, type ExecLimits } from './exec.js';
 import { BUILTIN_FUNCS, SPRIG_FUNCS, type FuncMap } from './funcs.js';

@@ -710,22 +710,97 @@ describe('sprig functions', () => {
     expect(renderError(text)).toContain(message);
   });
 
-  // The regex functions are left out: JavaScript's regular expressions backtrack (a pattern such as a*a*a*b
-  // takes hours on a few thousand characters) where Go's RE2 is linear, and a template runs inside the webhook.
+  test.each(['env', 'expandenv', 'now', 'date', 'uuidv4', 'randAlphaNum', 'semverCompare'])(
+    '%s is not provided (non-deterministic or out of scope)',
+    (name) => {
+      expect(Object.hasOwn(SPRIG_FUNCS, name)).toBe(false);
+      expect(parseError(`{{ ${name} "x" }}`)).toBe(`template: t:1: function "${name}" not defined`);
+    },
+  );
+});
+
+// sprig's regex functions over Go's regexp (RE2 syntax, linear time: re2.ts, which re2.test.ts covers in depth).
+// Here: sprig's argument order and results, how each reports a pattern that does not compile, and that their
+// work counts against the template's step limit.
+describe('sprig regex functions', () => {
   test.each([
-    'env',
-    'expandenv',
-    'now',
-    'date',
-    'uuidv4',
-    'randAlphaNum',
-    'semverCompare',
-    'regexMatch',
-    'regexFind',
-    'regexReplaceAll',
-  ])('%s is not provided (non-deterministic, unbounded in JavaScript, or out of scope)', (name) => {
-    expect(Object.hasOwn(SPRIG_FUNCS, name)).toBe(false);
-    expect(parseError(`{{ ${name} "x" }}`)).toBe(`template: t:1: function "${name}" not defined`);
+    ['regexMatch', '{{ regexMatch "^[a-z]+-[0-9]+$" "asm-1233" }}', 'true'],
+    ['regexMatch without a match', '{{ regexMatch "^[a-z]+$" "asm-1233" }}', 'false'],
+    ['regexMatch in a pipeline', '{{ "v1.29.6" | regexMatch `^v1\\.2[0-9]` }}', 'true'],
+    ['$ is the end of the text, not before a final newline', '{{ regexMatch "a$" "a\\n" }}', 'false'],
+    ['regexFind', '{{ regexFind "[0-9]+" "asm-1233-2" }}', '1233'],
+    ['regexFind without a match is ""', '{{ regexFind "[0-9]+" "asm" | quote }}', '""'],
+    ['regexFindAll', '{{ regexFindAll "[0-9]+" "asm-1233-2" -1 }}', '[1233 2]'],
+    ['regexFindAll with n', '{{ regexFindAll "[0-9]" "1234" 2 }}', '[1 2]'],
+    [
+      'regexFindAll without a match is empty',
+      '{{ regexFindAll "x" "abc" -1 }} {{ len (regexFindAll "x" "abc" -1) }}',
+      '[] 0',
+    ],
+    ['regexReplaceAll expands groups', '{{ regexReplaceAll "a(x*)b" "-ab-axxb-" "${1}W" }}', '-W-xxW-'],
+    ['regexReplaceAll: $1W names group "1W"', '{{ regexReplaceAll "a(x*)b" "-ab-axxb-" "$1W" }}', '---'],
+    [
+      'regexReplaceAll with a named group',
+      '{{ regexReplaceAll "(?P<rev>[0-9]+)" "asm-12" "r$rev" }}',
+      'asm-r12',
+    ],
+    ['regexReplaceAllLiteral', '{{ regexReplaceAllLiteral "a(x*)b" "-ab-axxb-" "$1" }}', '-$1-$1-'],
+    ['regexSplit', '{{ regexSplit "a*" "abaabaccadaaae" 5 }}', '[ b b c cadaaae]'],
+    ['regexSplit all', '{{ regexSplit "-" "istio-proxy-1" -1 }}', '[istio proxy 1]'],
+    ['regexQuoteMeta', '{{ regexQuoteMeta "1.29.6+x" }}', '1\\.29\\.6\\+x'],
+    ['mustRegexFind', '{{ mustRegexFind "(?i)PROXY" "istio-proxy" }}', 'proxy'],
+    [
+      'a Unicode class and an astral character',
+      '{{ regexFind `\\p{Greek}+` "x-αβγ-y" }} {{ regexFind "." "😀x" }}',
+      'αβγ 😀',
+    ],
+  ])('%s', (_name, text, expected) => {
+    expect(render(text)).toBe(expected);
+  });
+
+  test('a pattern that does not compile: regexMatch is false, the others fail as MustCompile or Compile', () => {
+    expect(render('{{ regexMatch "(" "(" }}')).toBe('false');
+    expect(renderError('{{ regexFind "(" "x" }}')).toContain(
+      'error calling regexFind: regexp: Compile(`(`): error parsing regexp: missing closing ): `(`',
+    );
+    // MustCompile quotes with strconv.Quote when backquotes cannot hold the pattern; the parse error does not.
+    expect(renderError('{{ regexReplaceAll "`(" "x" "y" }}')).toContain(
+      'error calling regexReplaceAll: regexp: Compile("`("): error parsing regexp: missing closing ): ``(`',
+    );
+    expect(renderError('{{ mustRegexMatch "a**" "x" }}')).toContain(
+      'error calling mustRegexMatch: error parsing regexp: invalid nested repetition operator: `**`',
+    );
+    expect(renderError('{{ mustRegexSplit "(?=x)" "x" -1 }}')).toContain(
+      'error calling mustRegexSplit: error parsing regexp: invalid or unsupported Perl syntax: `(?=`',
+    );
+    expect(renderError('{{ regexFindAll "x" "x" "2" }}')).toContain('expected int; got string');
+  });
+
+  test('a search that backtracking engines take hours over is linear, and counts against the step limit', () => {
+    const input = 'a'.repeat(5000);
+    // (a|aa)*$ with a trailing b: every position is live; a backtracking engine explores 2^n paths.
+    const text = '{{ regexMatch "^(a|aa)*$" .S }}';
+    expect(render(text, { S: `${input}b` })).toBe('false');
+    // The same search under a smaller step limit stops with the template's own limit message.
+    expect(renderError(text, { S: `${input}b` }, { limits: { maxSteps: 10_000 } })).toContain(
+      'execution exceeded the limit of 10000 steps',
+    );
+    // A replacement per position cannot build an unbounded result before the limit stops it.
+    expect(
+      renderError(
+        '{{ regexReplaceAll "" .S .R }}',
+        { S: input, R: 'x'.repeat(1000) },
+        { limits: { maxSteps: 100_000 } },
+      ),
+    ).toContain('execution exceeded the limit of 100000 steps');
+  });
+
+  test('compiled patterns are shared between renders and templates', () => {
+    const first = parseGoTemplate('a', '{{ regexFind "[0-9]+" .S }}');
+    const second = parseGoTemplate('b', '{{ regexFind "[0-9]+" .S }}');
+    expect(first.execute({ S: 'x12' })).toBe('12');
+    expect(second.execute({ S: 'y345' })).toBe('345');
+    expect(first.execute({ S: 'none' })).toBe('');
   });
 });
 
