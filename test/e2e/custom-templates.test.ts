@@ -81,7 +81,10 @@ const SPIRE = `spec:
       readOnly: true
 `;
 
-/** Reads istiod's template data: the workload, the pod's spec and annotations, the Helm values, the revision. */
+/**
+ * Reads istiod's template data (the workload, the pod's spec and annotations, the Helm values, the revision) and
+ * calls sprig's functions on it, a regex function among them.
+ */
 const LABELS = `metadata:
   annotations:
     example.com/workload: {{ .DeploymentMeta.Name | quote }}
@@ -91,6 +94,7 @@ const LABELS = `metadata:
     example.com/hub: {{ .Values.global.hub | quote }}
     example.com/revision: {{ .Revision | quote }}
     example.com/ports: "{{ applicationPorts .Spec.Containers }}"
+    example.com/tags: {{ range .Spec.Containers }}{{ regexReplaceAll "^.*:" .Image "" }},{{ end }}
 spec:
   containers:
   {{- range $i, $c := .Spec.Containers }}
@@ -269,6 +273,7 @@ describe('custom injection templates behind kube-apiserver', () => {
         'example.com/hub': 'docker.io/istio',
         'example.com/revision': rev,
         'example.com/ports': '8080,6379',
+        'example.com/tags': '1.27,7,',
       });
       const envOf = (name: string) =>
         created.spec.containers.find((c) => c.name === name)?.env?.find((e) => e.name === 'MESH_CONTAINER');
