@@ -1,6 +1,6 @@
 // Render threads: the injection engine run off the main thread, so a replica with more than one core renders pods
 // for cache misses beside the thread that serves TLS, parses reviews and answers verdict cache hits. Measured on
-// two cores (README.md, known limits), the main thread's CPU per distinct pod halved and the distinct pods per
+// two cores (docs/performance.md), the main thread's CPU per distinct pod halved and the distinct pods per
 // second a replica answers rose by 41–54%.
 //
 // A job handed to a thread costs two wake-ups between threads and, where cores are few, a thread competing for a core
