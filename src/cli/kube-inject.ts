@@ -4,8 +4,8 @@ import { readFileSync } from 'node:fs';
 import { parseAllDocuments, stringify } from 'yaml';
 
 import { parseControlPlaneRevision } from '../crds/controlplanerevision.js';
-import { settingsFromRevision } from '../crds/proxy.js';
 import { kubeInjectDocuments } from '../injector/engine/index.js';
+import { injectorSettingsOf } from '../injector/revision-settings.js';
 import { COMMON_FLAGS_HELP, parseCommandArgs, stringOption } from './args.js';
 import { CONTROL_PLANE_REVISION } from './cluster.js';
 import { ExitCode, type CliIO } from './io.js';
@@ -73,7 +73,7 @@ export async function runKubeInject(
       );
       return ExitCode.Error;
     }
-    const settings = settingsFromRevision(cpr.metadata.name, { ...cpr.spec, version });
+    const settings = injectorSettingsOf(cpr, version);
     const text = file === '-' ? readStdin() : readFileSync(file, 'utf8');
     const documents = parseAllDocuments(text);
     for (const doc of documents) {

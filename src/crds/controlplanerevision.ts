@@ -107,7 +107,11 @@ export const IstiodSpecSchema = withRules(
     resources: ResourceRequirementsSchema.optional().describe(
       'istiod container resources (default requests cpu 500m, memory 2048Mi)',
     ),
-    env: stringMap().optional().describe('Extra environment variables of the istiod container'),
+    env: stringMap()
+      .optional()
+      .describe(
+        "Extra environment variables of the istiod container; the injector reads them as istiod's does (COMPLIANCE_POLICY reaches the proxies, custom templates read them with env)",
+      ),
     nodeSelector: stringMap().optional(),
     tolerations: z.array(TolerationSchema).optional(),
     affinity: freeFormObject().optional().describe('Pod affinity, as in a pod spec'),

@@ -3,7 +3,6 @@
 // per spec generation and resolved version, and feeds the engine the node kubelet versions for native-sidecar `auto`
 // and the ProxyConfig resources that apply to each pod.
 import { parseControlPlaneRevision } from '../crds/controlplanerevision.js';
-import { settingsFromRevision } from '../crds/proxy.js';
 import type { KubeObject } from '../runtime/types.js';
 import type { InjectFn, InjectRequest, InjectResult, ResolveTargetFn } from './admission.js';
 import {
@@ -21,6 +20,7 @@ import {
 } from './engine/proxy-config-resources.js';
 import type { InjectorSettings } from './engine/settings.js';
 import { renderJob, type RenderedVerdict, type RenderJob } from './render-job.js';
+import { injectorSettingsOf } from './revision-settings.js';
 import { MAX_THREAD_REVIEW_CHARS, RenderJobTimedOut, type Renderer } from './render-pool.js';
 
 export interface ObjectLookup {
@@ -143,7 +143,7 @@ export class InjectionService {
       }
       const derived: DerivedSettings = {
         stamp,
-        settings: settingsFromRevision(revision, { ...cpr.spec, version }),
+        settings: injectorSettingsOf(cpr, version),
         renderTimeoutMs: renderTimeoutMs(cpr.spec.injection.timeoutSeconds),
       };
       this.settingsCache.set(revision, derived);

@@ -342,6 +342,28 @@ export function istiodEnv(cpr: ControlPlaneRevision, version: string): Map<strin
   return env;
 }
 
+/**
+ * What istiod's process finds in its environment, as far as the spec decides it: the literal values above, and the
+ * namespace and service account its fieldRefs resolve to. The pod's name and the values taken from its resources
+ * differ per pod and are left out. istiod's injector reads its environment (COMPLIANCE_POLICY, and templates through
+ * `env`), so meshrev's injector reads this.
+ */
+export function istiodEnvironmentValues(
+  cpr: ControlPlaneRevision,
+  version: string,
+): ReadonlyMap<string, string> {
+  const resolvedFields = new Map([
+    ['metadata.namespace', cpr.spec.namespace],
+    ['spec.serviceAccountName', istiodName(cpr.metadata.name)],
+  ]);
+  const values = new Map<string, string>();
+  for (const variable of istiodEnv(cpr, version).values()) {
+    const value = variable.value ?? resolvedFields.get(variable.valueFrom?.fieldRef?.fieldPath ?? '');
+    if (value !== undefined) values.set(variable.name, value);
+  }
+  return values;
+}
+
 /** The chart's `istiod.resources` helper: empty quantity maps are left out. */
 function containerResources(resources: ResourceRequirements | undefined): V1ResourceRequirements {
   const source = resources ?? ISTIOD_DEFAULT_RESOURCES;

@@ -98,8 +98,13 @@ export interface InjectorSettings {
   nativeNftables: boolean;
   nativeSidecars: NativeSidecarMode;
   cni: { enabled: boolean; provider: 'default' | 'multus' };
-  /** `pilot.env.COMPLIANCE_POLICY`-style compliance policy ('' for none). */
+  /** istiod's COMPLIANCE_POLICY ('' for none): proxies get it too, so they enforce what istiod does. */
   compliancePolicy: string;
+  /**
+   * istiod's environment as the revision's spec decides it (`istiodEnvironmentValues`): what istiod's injector would
+   * find with os.Getenv, read by the `env` function of custom templates.
+   */
+  istiodEnvironment: ReadonlyMap<string, string>;
   /** `gateways.securityContext` for the gateway template's pod security context. */
   gatewaySecurityContext?: Record<string, unknown>;
   // --- injector config (`config` key of the injector ConfigMap)
@@ -184,6 +189,7 @@ export function defaultInjectorSettings(overrides: Partial<InjectorSettings> = {
     nativeSidecars: 'auto',
     cni: { enabled: false, provider: 'default' },
     compliancePolicy: '',
+    istiodEnvironment: new Map(),
     policy: 'enabled',
     neverInjectSelector: [],
     alwaysInjectSelector: [],
