@@ -83,7 +83,7 @@ const SPIRE = `spec:
 
 /**
  * Reads istiod's template data (the workload, the pod's spec and annotations, the Helm values, the revision) and
- * calls sprig's functions on it, a regex function among them.
+ * istiod's environment, and calls sprig's functions on them, a regex function among them.
  */
 const LABELS = `metadata:
   annotations:
@@ -93,6 +93,7 @@ const LABELS = `metadata:
     example.com/level: {{ annotation .ObjectMeta "example.com/level" "none" | quote }}
     example.com/hub: {{ .Values.global.hub | quote }}
     example.com/revision: {{ .Revision | quote }}
+    example.com/istiod-revision: {{ env "REVISION" "none" | quote }}
     example.com/ports: "{{ applicationPorts .Spec.Containers }}"
     example.com/tags: {{ range .Spec.Containers }}{{ regexReplaceAll "^.*:" .Image "" }},{{ end }}
 spec:
@@ -272,6 +273,7 @@ describe('custom injection templates behind kube-apiserver', () => {
         'example.com/level': 'gold',
         'example.com/hub': 'docker.io/istio',
         'example.com/revision': rev,
+        'example.com/istiod-revision': rev,
         'example.com/ports': '8080,6379',
         'example.com/tags': '1.27,7,',
       });

@@ -67,9 +67,25 @@ const ISTIO_FUNCTIONS: FuncMap = {
   contains: (needle, haystack) => String(haystack).includes(String(needle)),
   toLower: (text) => String(text).toLowerCase(),
   appendMultusNetwork: (existing, network) => appendMultusNetwork(goString(existing), goString(network)),
-  // istiod reads its own environment; meshrev's is not the revision's, so a template gets the default.
-  env: (_key, fallback) => goString(fallback),
 };
+
+const functionsByRevision = new WeakMap<InjectorSettings, FuncMap>();
+
+/**
+ * Istio's functions with `env` reading the revision's istiod environment: istiod's looks a variable up in its own
+ * process (os.Getenv) and gives the default for an unset or empty one.
+ */
+function functionsFor(settings: InjectorSettings): FuncMap {
+  let functions = functionsByRevision.get(settings);
+  if (functions === undefined) {
+    functions = {
+      ...ISTIO_FUNCTIONS,
+      env: (key, fallback) => settings.istiodEnvironment.get(goString(key)) || goString(fallback),
+    };
+    functionsByRevision.set(settings, functions);
+  }
+  return functions;
+}
 
 /** fmt.Sprint of one value, as istiod's functions format their arguments. */
 function goString(value: unknown): string {
@@ -121,7 +137,8 @@ function trimFloat(n: number): string {
   return String(Number(n.toFixed(9)));
 }
 
-const ISTIO_FUNCTION_NAMES = Object.keys(ISTIO_FUNCTIONS);
+/** The names a custom template may call beyond the builtins and sprig: Istio's, `env` (per revision) among them. */
+const ISTIO_FUNCTION_NAMES = [...Object.keys(ISTIO_FUNCTIONS), 'env'];
 
 /**
  * What istiod's SidecarTemplateData holds, for a custom template: Go field names at the top, the JSON objects below
@@ -312,7 +329,7 @@ function customTemplate(name: string, parsed: Parsed): InjectionTemplate {
     try {
       // A copy: sprig's set, unset and merge change the maps they are given, and the engine's pod, the settings'
       // values and the mesh config are shared (the patch is built from what the pipeline replaced).
-      text = parsed.template.execute(structuredClone(templateData(ctx)), ISTIO_FUNCTIONS);
+      text = parsed.template.execute(structuredClone(templateData(ctx)), functionsFor(ctx.settings));
     } catch (error) {
       const message =
         error instanceof GoTemplateError || error instanceof Error ? error.message : String(error);

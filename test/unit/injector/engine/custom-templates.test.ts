@@ -204,6 +204,46 @@ spec:
   });
 });
 
+describe("env reads the revision's istiod environment", () => {
+  const ENV = `metadata:
+  annotations:
+    example.com/trace: {{ env "PILOT_TRACE" "off" | quote }}
+    example.com/empty: {{ env "EMPTY" "fallback" | quote }}
+    example.com/unset: {{ env "UNSET" "fallback" | quote }}
+`;
+
+  test('a set variable, and the default for an empty or unset one (os.Getenv gives "" for both)', () => {
+    const settings = defaultInjectorSettings({
+      hub: 'docker.io/istio',
+      tag: '1.29.6',
+      customTemplates: { env: ENV },
+      istiodEnvironment: new Map([
+        ['PILOT_TRACE', 'on'],
+        ['EMPTY', ''],
+      ]),
+    });
+    const out = injected(settings, pod({ 'inject.istio.io/templates': 'sidecar,env' }));
+    expect(out.metadata?.annotations).toMatchObject({
+      'example.com/trace': 'on',
+      'example.com/empty': 'fallback',
+      'example.com/unset': 'fallback',
+    });
+  });
+
+  test("each revision's templates read that revision's environment", () => {
+    const of = (trace: string) =>
+      injected(
+        defaultInjectorSettings({
+          customTemplates: { env: ENV },
+          istiodEnvironment: new Map([['PILOT_TRACE', trace]]),
+        }),
+        pod({ 'inject.istio.io/templates': 'sidecar,env' }),
+      ).metadata?.annotations?.['example.com/trace'];
+    expect(of('1')).toBe('1');
+    expect(of('2')).toBe('2');
+  });
+});
+
 describe('what a custom template may change', () => {
   test('sprig`s set changes only the template`s copy: not the pod, nor the values the next pod sees', () => {
     const settings = settingsWith({
