@@ -78,6 +78,11 @@ demo: build k8s-binaries ## The canary-upgrade walkthrough on the local cluster
 bench: build k8s-binaries ## Benchmarks (BENCH_ARGS="--quick injection" for a subset); results under bench/results/
 	$(NODE) --expose-gc $(OPERATOR_NODE_FLAGS) dist/bench/run.js $(BENCH_ARGS)
 
+.PHONY: differential
+differential: build ## Compare meshrev's Go regexp engine with Go's own on random cases (needs Go)
+	cd hack/differential && go build -o $(CURDIR)/dist/differential-go .
+	$(NODE) dist/hack/differential/regexp.js dist/differential-go $(DIFFERENTIAL_ARGS)
+
 .PHONY: deploy
 deploy: ## Install meshrev into the cluster $KUBECONFIG points at (server-side apply)
 	$(KUBECTL) --kubeconfig $(KUBECONFIG) apply --server-side -k deploy/

@@ -1,0 +1,3 @@
+module meshrev.dev/differential
+
+go 1.22
