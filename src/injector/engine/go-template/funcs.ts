@@ -65,9 +65,11 @@ function index(...args: unknown[]): unknown {
       if (i === item.length) throw new Error(`index out of range: ${i}`);
       item = item[i];
     } else if (typeof item === 'string') {
-      const i = indexArg(key, item.length, 'string');
-      if (i === item.length) throw new Error(`index out of range: ${i}`);
-      item = item.charCodeAt(i);
+      // A Go string is its UTF-8 bytes, and indexing it gives one of them.
+      const bytes = Buffer.from(item, 'utf8');
+      const i = indexArg(key, bytes.length, 'string');
+      if (i === bytes.length) throw new Error(`index out of range: ${i}`);
+      item = bytes[i];
     } else if (isMap(item)) {
       // A missing key is the zero string.
       if (key !== undefined && typeof key !== 'string') {
@@ -81,29 +83,12 @@ function index(...args: unknown[]): unknown {
   return item;
 }
 
-function slice(...args: unknown[]): unknown {
-  wantAtLeast('slice', args, 1);
-  const [item, ...indexes] = args;
-  if (indexes.length > 3) throw new Error(`too many slice indexes: ${indexes.length}`);
-  if (item === undefined || item === null) return undefined;
-  if (typeof item === 'string') {
-    if (indexes.length === 3) throw new Error('cannot 3-index slice a string');
-  } else if (!Array.isArray(item)) {
-    throw new Error(`can't slice item of type ${goTypeName(item)}`);
-  }
-  const bounds = [0, item.length, item.length];
-  indexes.forEach((value, i) => (bounds[i] = indexArg(value, item.length, 'slice/array')));
-  const [low = 0, high = 0, max = 0] = bounds;
-  if (low > high) throw new Error(`invalid slice index: ${low} > ${high}`);
-  if (indexes.length === 3 && high > max) throw new Error(`invalid slice index: ${high} > ${max}`);
-  return item.slice(low, high);
-}
-
 function length(...args: unknown[]): number {
   want('len', args, 1);
   const [item] = args;
   if (item === undefined || item === null) return 0;
-  if (typeof item === 'string' || Array.isArray(item)) return item.length;
+  if (typeof item === 'string') return Buffer.byteLength(item, 'utf8');
+  if (Array.isArray(item)) return item.length;
   if (isMap(item)) return mapSize(item);
   throw new Error(`len of type ${goTypeName(item)}`);
 }
@@ -179,8 +164,10 @@ const gt = (...args: unknown[]): boolean => !(lessThan('gt', args) || eq(args[0]
 const ge = (...args: unknown[]): boolean => !lessThan('ge', args);
 
 /** The text of html/js/urlquery arguments: a lone string as is, otherwise fmt.Sprint. */
+/** The text html, js and urlquery escape: their arguments printed as Sprint does, with nil as <no value>. */
 function argsText(args: readonly unknown[]): string {
-  return args.length === 1 && typeof args[0] === 'string' ? args[0] : sprint(args);
+  if (args.length === 1 && typeof args[0] === 'string') return args[0];
+  return sprint(args.map((arg) => (arg === null ? '<no value>' : arg)));
 }
 
 const HTML_ESCAPES: Readonly<Record<string, string>> = {
@@ -256,7 +243,6 @@ export const BUILTIN_FUNCS: FuncMap = Object.freeze({
   },
   len: length,
   index,
-  slice,
   print: (...args: unknown[]) => sprint(args),
   printf,
   println: (...args: unknown[]) => sprintln(args),
@@ -271,6 +257,13 @@ export const BUILTIN_FUNCS: FuncMap = Object.freeze({
   ge,
   call,
 });
+
+/**
+ * A nil slice, as sprig returns from some list functions when nothing is left (rest, initial, concat, regexFindAll
+ * without a match): it prints as [] and has no elements, like an empty list, but encoding/json writes it as null.
+ * Known by identity; frozen so that no function can add to it.
+ */
+export const NIL_LIST: readonly unknown[] = Object.freeze([]);
 
 // ---------------------------------------------------------------------------------------------------------
 // Argument conversion (what Go does when a value meets a typed parameter)
@@ -312,9 +305,10 @@ function strslice(value: unknown): string[] {
   return value === null || value === undefined ? [] : [strval(value)];
 }
 
+/** Stores `value` under `key`; a missing value is stored as nil, so the key is there, as in Go's map. */
 function setKey(map: GoMap, key: string, value: unknown): void {
   if (FORBIDDEN_KEYS.has(key)) throw new Error(`key ${quoteGo(key)} is not allowed`);
-  map[key] = value;
+  map[key] = value === undefined ? null : value;
 }
 
 const INT_SHAPE =
@@ -388,8 +382,12 @@ function deepMerge(dst: GoMap, src: GoMap, overwrite: boolean, depth: number): v
   checkDepth(depth);
   for (const key of sortedKeys(src)) {
     const value = src[key];
-    if (value === null) continue;
     const existing = getOwn(dst, key);
+    // A nil value is never merged in, but it overwrites (as mergo does for sprig's mergeOverwrite).
+    if (value === null) {
+      if (overwrite) setKey(dst, key, null);
+      continue;
+    }
     if (isMap(value) && isMap(existing)) {
       deepMerge(existing, value, overwrite, depth + 1);
     } else if (overwrite || existing === undefined || !isTrue(existing)) {
@@ -438,16 +436,28 @@ function indent(spaces: number, s: string): string {
   return pad + s.replaceAll('\n', `\n${pad}`);
 }
 
+// sprig's substr and trunc slice a Go string, that is its UTF-8 bytes. A cut inside a character leaves Go a partial
+// sequence; a JavaScript string cannot hold one, so it becomes U+FFFD.
+
+/** Go's s[low:high] on the UTF-8 bytes of `s`, which panics outside 0 ≤ low ≤ high ≤ len(s). */
+function sliceBytes(bytes: Buffer, low: number, high: number): string {
+  if (low < 0 || high < low || high > bytes.length) {
+    throw new Error(`runtime error: slice bounds out of range [${low}:${high}] with length ${bytes.length}`);
+  }
+  return bytes.subarray(low, high).toString('utf8');
+}
+
 function substr(start: number, end: number, s: string): string {
-  if (start < 0) return s.slice(0, Math.max(end, 0));
-  if (end < 0 || end > s.length) return s.slice(start);
-  if (start > end) throw new Error(`slice bounds out of range [${start}:${end}]`);
-  return s.slice(start, end);
+  const bytes = Buffer.from(s, 'utf8');
+  if (start < 0) return sliceBytes(bytes, 0, end);
+  if (end < 0 || end > bytes.length) return sliceBytes(bytes, start, bytes.length);
+  return sliceBytes(bytes, start, end);
 }
 
 function trunc(count: number, s: string): string {
-  if (count < 0 && s.length + count > 0) return s.slice(s.length + count);
-  if (count >= 0 && s.length > count) return s.slice(0, count);
+  const bytes = Buffer.from(s, 'utf8');
+  if (count < 0 && bytes.length + count > 0) return sliceBytes(bytes, bytes.length + count, bytes.length);
+  if (count >= 0 && bytes.length > count) return sliceBytes(bytes, 0, count);
   return s;
 }
 
@@ -480,7 +490,7 @@ export function toGoJson(value: unknown, raw: boolean, indentUnit = '', depth = 
     case 'function':
       throw new Error(`json: unsupported type: ${goTypeName(value)}`);
   }
-  if (value === null) return 'null';
+  if (value === null || value === NIL_LIST) return 'null';
   checkDepth(depth);
   const inner = prefix + indentUnit;
   const [open, sep, close] = indentUnit ? [`\n${inner}`, `,\n${inner}`, `\n${prefix}`] : ['', ',', ''];
@@ -637,15 +647,17 @@ const REGEX_FUNCS: FuncMap = {
   mustRegexMatch: (regex: unknown, s: unknown) =>
     compilePattern(regex).matchString(stringArg(s), activeLimits.meter),
   ...regexPair('regexFind', (re, meter, s) => re.findString(stringArg(s), meter)),
-  // A nil []string prints as [] and has length 0, as an empty list does here.
-  ...regexPair('regexFindAll', (re, meter, s, n) => re.findAllString(stringArg(s), intArg(n), meter) ?? []),
+  ...regexPair(
+    'regexFindAll',
+    (re, meter, s, n) => re.findAllString(stringArg(s), intArg(n), meter) ?? NIL_LIST,
+  ),
   ...regexPair('regexReplaceAll', (re, meter, s, repl) =>
     re.replaceAllString(stringArg(s), stringArg(repl), meter),
   ),
   ...regexPair('regexReplaceAllLiteral', (re, meter, s, repl) =>
     re.replaceAllLiteralString(stringArg(s), stringArg(repl), meter),
   ),
-  ...regexPair('regexSplit', (re, meter, s, n) => re.split(stringArg(s), intArg(n), meter) ?? []),
+  ...regexPair('regexSplit', (re, meter, s, n) => re.split(stringArg(s), intArg(n), meter) ?? NIL_LIST),
   regexQuoteMeta: (s: unknown) => quoteMeta(stringArg(s)),
 };
 
@@ -664,11 +676,6 @@ function failure(message: string): Error {
   return new Error(message);
 }
 
-/**
- * The sprig functions meshrev provides, with sprig's argument order (`contains substr str`, `join sep list`)
- * and its documented results. Functions reading the clock, randomness or the environment are left out so
- * that rendering stays deterministic.
- */
 /** sprig's toJson family: what encoding/json gives, or "" for a value it cannot encode. */
 function jsonOrEmpty(value: unknown, raw: boolean, indentUnit = ''): string {
   try {
@@ -678,12 +685,18 @@ function jsonOrEmpty(value: unknown, raw: boolean, indentUnit = ''): string {
   }
 }
 
+/**
+ * The sprig functions meshrev provides, with sprig's argument order (`contains substr str`, `join sep list`)
+ * and its documented results. Functions reading the clock, randomness or the environment are left out so
+ * that rendering stays deterministic.
+ */
 export const SPRIG_FUNCS: FuncMap = Object.freeze({
   // defaults and flow
   default: (fallback: unknown, ...given: unknown[]) =>
     given.length > 0 && isTrue(given[0]) ? given[0] : fallback,
   empty: (value: unknown) => !isTrue(value),
-  coalesce: (...values: unknown[]) => values.find((value) => isTrue(value)),
+  // Go's nil when nothing is set (null here: printed <nil> by print, refused where a string is wanted).
+  coalesce: (...values: unknown[]) => values.find((value) => isTrue(value)) ?? null,
   ternary: (whenTrue: unknown, whenFalse: unknown, condition: unknown) => {
     if (condition !== undefined && typeof condition !== 'boolean') {
       throw failure(`wrong type for value; expected bool; got ${goTypeName(condition)}`);
@@ -754,22 +767,35 @@ export const SPRIG_FUNCS: FuncMap = Object.freeze({
 
   // lists
   list: (...values: unknown[]) => values,
-  first: (list: unknown) => listArg(list, 'find first')[0],
-  last: (list: unknown) => {
-    const l = listArg(list, 'find last');
-    return l[l.length - 1];
+  // sprig's slice shadows Go's builtin in istiod's function map: lists only (a string is an error), and an empty
+  // list gives nil.
+  slice: (list: unknown, ...indexes: unknown[]) => {
+    if (!Array.isArray(list)) throw new Error(`list should be type of slice or array but ${kindOf(list)}`);
+    if (list.length === 0) return null;
+    const start = indexes.length > 0 ? toInt64(indexes[0]) : 0;
+    const end = indexes.length > 1 ? toInt64(indexes[1]) : list.length;
+    if (start < 0 || end < start || end > list.length)
+      throw new Error('reflect.Value.Slice: slice index out of bounds');
+    return list.slice(start, end);
   },
+  // first and last of an empty list are Go's nil; rest and initial of one are a nil slice.
+  first: (list: unknown) => listArg(list, 'find first')[0] ?? null,
+  last: (list: unknown) => listArg(list, 'find last').at(-1) ?? null,
   rest: (list: unknown) => {
     const l = listArg(list, 'find rest');
-    return l.length === 0 ? undefined : l.slice(1);
+    return l.length === 0 ? NIL_LIST : l.slice(1);
   },
   initial: (list: unknown) => {
     const l = listArg(list, 'find initial');
-    return l.length === 0 ? undefined : l.slice(0, -1);
+    return l.length === 0 ? NIL_LIST : l.slice(0, -1);
   },
   append: (list: unknown, value: unknown) => [...listArg(list, 'push'), value],
   prepend: (list: unknown, value: unknown) => [value, ...listArg(list, 'prepend')],
-  concat: (...lists: unknown[]) => lists.flatMap((list) => [...listArg(list, 'concat')]),
+  // concat appends to a nil slice, so nothing to append leaves it nil.
+  concat: (...lists: unknown[]) => {
+    const joined = lists.flatMap((list) => [...listArg(list, 'concat')]);
+    return joined.length === 0 ? NIL_LIST : joined;
+  },
   uniq: (list: unknown) =>
     listArg(list, 'uniq').filter((value, i, all) => all.findIndex((other) => deepEqual(other, value)) === i),
   has: (needle: unknown, list: unknown) =>
@@ -777,7 +803,11 @@ export const SPRIG_FUNCS: FuncMap = Object.freeze({
   without: (list: unknown, ...omit: unknown[]) =>
     listArg(list, 'find without').filter((value) => !omit.some((o) => deepEqual(o, value))),
   compact: (list: unknown) => listArg(list, 'compact').filter((value) => isTrue(value)),
-  sortAlpha: (list: unknown) => strslice(list).sort(compareStrings),
+  // Anything but a list becomes a list of its one printed value (nil as <nil>; a missing value is a typed zero).
+  sortAlpha: (list: unknown) =>
+    Array.isArray(list)
+      ? strslice(list).sort(compareStrings)
+      : [list === null ? '<nil>' : strval(list ?? '')],
 
   // dictionaries
   dict: (...pairs: unknown[]) => {

@@ -7,8 +7,10 @@
 // else, with / else with, range over slices, maps (sorted keys), integers (Go 1.22), with else, break and
 // continue; define / template / block; pipelines passing the previous value as the last argument; string,
 // raw string, rune, integer (0x, 0o, 0b, legacy octal, underscores), float, bool and nil literals; the
-// builtins (and/or short-circuit, not, len, index, slice, print, printf, println, html, js, urlquery, eq,
-// ne, lt, le, gt, ge, call) and the sprig subset in funcs.ts. Unknown functions and undefined variables are
+// builtins (and/or short-circuit, not, len, index, print, printf, println, html, js, urlquery, eq, ne, lt, le,
+// gt, ge, call) and the sprig subset in funcs.ts, whose slice replaces the builtin as it does in istiod's
+// function map. Strings are measured and cut as Go's are, in UTF-8 bytes (len, index, substr, trunc); a cut
+// inside a character gives U+FFFD where Go keeps the partial bytes. Unknown functions and undefined variables are
 // parse errors, as in Go. Messages follow Go's `template: NAME:LINE:COL: executing "T" at <node>: ...`
 // (COL counts bytes before the node on its line, as Go does); parse errors give the line only, as Go's do.
 //
@@ -20,13 +22,16 @@
 //   (no nil-pointer error), it prints as the empty string (Go prints `<no value>` for a missing map key),
 //   it compares equal to "", 0 and false in eq/ne/lt..., and formats as "" under %v and %s. An explicit
 //   JSON null prints as "" at the top level and as <nil> inside printed collections and under print/printf.
+//   null is also Go's untyped nil where sprig's functions give it (first of an empty list, coalesce of nothing),
+//   so it prints as "" where Go prints <no value>, and a function refusing nil in Go takes it here as a typed
+//   zero. `make differential` compares this package with Go's text/template and sprig on random templates.
 // - Numbers are JS numbers: integral values print as integers; others as Go prints a float64 (%v is
 //   shortest %g: 1.5, 1.2345675e+06). Complex literals are not supported.
-// - String lengths and offsets (len, index, slice, substr, trunc) count UTF-16 code units, not bytes.
 // - sprig's regex functions run on re2.ts, a Go regexp (RE2 syntax) engine that is linear in its input, not on
 //   JavaScript's backtracking RegExp, under which a pattern such as a*a*a*b could stall the webhook for hours.
-// Safety: output size, evaluation steps (regex searches included), {{template}} depth and `range N` are bounded; data objects are only
-// read through own properties, and __proto__/constructor/prototype are treated as absent.
+// Safety: output size, evaluation steps (regex searches included), {{template}} depth and `range N` are
+// bounded; data objects are only read through own properties, and __proto__/constructor/prototype are treated
+// as absent.
 import { executeTemplateSet, type ExecLimits } from './exec.js';
 import { BUILTIN_FUNCS, SPRIG_FUNCS, type FuncMap } from './funcs.js';
 import { GoTemplateError, parseTemplateSet } from './parse.js';

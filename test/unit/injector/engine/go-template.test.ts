@@ -385,9 +385,13 @@ describe('builtins', () => {
     ['index with several keys', '{{ index .M "n" "x" }}', '1'],
     ['index of a missing map key is the zero value', '[{{ index .M "nope" }}]', '[]'],
     ['index into a string yields the byte', '{{ index .S 1 }}', '101'],
+    // slice is sprig's (it shadows Go's builtin in istiod's function map): lists only, an empty list gives nil.
     ['slice of a slice', '{{ slice .L 1 }} {{ slice .L 1 2 }} {{ slice .L }}', '[b c] [b] [a b c]'],
-    ['slice of a string', '{{ slice .S 1 3 }}', 'el'],
-    ['slice with three indexes', '{{ slice .L 0 1 2 }}', '[a]'],
+    ['slice reads two indexes only', '{{ slice .L 0 1 2 }}', '[a]'],
+    ['slice of an empty list is nil', '{{ slice (list) | toJson }}', 'null'],
+    // Go strings are UTF-8 bytes: len counts them, index gives one.
+    ['len of a string counts UTF-8 bytes', '{{ len "é😀" }}', '6'],
+    ['index into a string yields a UTF-8 byte', '{{ index "é" 0 }} {{ index "é" 1 }}', '195 169'],
     ['index with a missing key reads the zero-string key', '[{{ index .M .Missing }}]', '[]'],
     [
       'print treats a missing value as an empty string (typed zero; Go prints <nil> for untyped nil)',
@@ -437,7 +441,14 @@ describe('builtins', () => {
     ['a negative index', '{{ index .L -1 }}', 'index out of range: -1'],
     ['a string key into a slice', '{{ index .L "a" }}', 'cannot index slice/array with type string'],
     ['an int key into a map', '{{ index .M 1 }}', 'value has type int; should be string'],
-    ['an inverted slice', '{{ slice .L 2 1 }}', 'invalid slice index: 2 > 1'],
+    ['an inverted slice', '{{ slice .L 2 1 }}', 'slice index out of bounds'],
+    [
+      'slice of a string (sprig slices lists only)',
+      '{{ slice .S 1 3 }}',
+      'list should be type of slice or array but string',
+    ],
+    ['index past the last byte of a string', '{{ index "é" 2 }}', 'index out of range: 2'],
+    ['substr past the end of its string', '{{ substr 3 2 "abc" }}', 'slice bounds out of range [3:2]'],
     ['len of a number', '{{ len 3 }}', 'len of type int'],
     ['eq of a string and a number', '{{ eq "1" 1 }}', 'incompatible types for comparison'],
     ['eq of slices', '{{ eq .L .L }}', 'non-comparable type'],
@@ -552,6 +563,13 @@ describe('sprig functions', () => {
     ['repeat', '{{ repeat 3 "ab" }}', 'ababab'],
     ['substr', '{{ substr 0 5 "hello world" }} {{ substr 6 -1 "hello world" }}', 'hello world'],
     ['trunc from either end', '{{ trunc 5 "hello world" }} {{ trunc -5 "hello world" }}', 'hello world'],
+    // sprig cuts a Go string's bytes; a character cut in two becomes U+FFFD here (Go keeps the partial bytes).
+    [
+      'substr and trunc count UTF-8 bytes',
+      '{{ substr 2 4 "αβγ" }} {{ trunc 4 "αβγ" }} {{ trunc -2 "αβγ" }}',
+      'β αβ γ',
+    ],
+    ['a cut inside a character', '{{ trunc 1 "é" }}', '\uFFFD'],
     [
       'split returns a map of _N keys',
       '{{ split "$" "foo$bar$baz" }} {{ (split "$" "foo$bar")._1 }}',
@@ -630,9 +648,9 @@ describe('sprig functions', () => {
     ],
     ['toRawJson does not escape HTML', '{{ toRawJson (dict "a" "<b>") }}', '{"a":"<b>"}'],
     [
-      'toJson always escapes U+2028 and drops absent values',
+      'toJson always escapes U+2028; a missing value stored in a dict is nil, as a missing map key is in Go',
       '{{ toJson (dict "a" "\u2028" "b" .Missing) }}',
-      '{"a":"\\u2028"}',
+      '{"a":"\\u2028","b":null}',
     ],
     ['toJson of an unencodable value is empty', '[{{ toJson .NaN }}]', '[]'],
     [
@@ -717,6 +735,55 @@ describe('sprig functions', () => {
       expect(parseError(`{{ ${name} "x" }}`)).toBe(`template: t:1: function "${name}" not defined`);
     },
   );
+});
+
+// Go's nil and nil slices, as sprig's list functions give them: found by comparing with Go's text/template and sprig
+// (`make differential`); each expected value is what Go printed for the same template.
+describe("Go's nil from sprig's functions", () => {
+  test.each([
+    [
+      'rest and initial of an empty list are a nil slice: printed [], encoded null',
+      '{{ rest (list) }} {{ toJson (rest (list)) }} {{ toJson (rest (list 1)) }} {{ initial (list) }} {{ toJson (initial (list)) }}',
+      '[] null [] [] null',
+    ],
+    [
+      'concat of nothing is a nil slice',
+      '{{ toJson (concat (list) (list)) }} {{ concat (list) }}',
+      'null []',
+    ],
+    [
+      'first, last and coalesce of nothing are nil, which print prints as <nil>',
+      '{{ print (first (list)) 1 }}|{{ print (last (list)) "x" }}|{{ print (coalesce "" 0) 1 }}',
+      '<nil> 1|<nil>x|<nil> 1',
+    ],
+    [
+      'sortAlpha of something other than a list is a list of it',
+      '{{ sortAlpha "b" }} {{ sortAlpha (first (list)) }} {{ sortAlpha (list "b" "a") }}',
+      '[b] [<nil>] [a b]',
+    ],
+    [
+      'html, js and urlquery print nil as <no value>',
+      '{{ html (first (list)) }} {{ js (first (list)) }} {{ urlquery (first (list)) }}',
+      '&lt;no value&gt; \\u003Cno value\\u003E %3Cno+value%3E',
+    ],
+    [
+      'merge never merges nil in; mergeOverwrite overwrites with it',
+      '{{ merge (dict "k" "v") (dict "n" (first (list)) "k" "w") }} {{ mergeOverwrite (dict "k" "v") (dict "k" (first (list))) }}',
+      'map[k:v] map[k:<nil>]',
+    ],
+    [
+      'a dict keeps a key whose value is nil',
+      '{{ len (dict "a" (first (list))) }} {{ dict "a" (first (list)) }}',
+      '1 map[a:<nil>]',
+    ],
+    [
+      'regexFindAll without a match and regexSplit with n = 0 are nil slices',
+      '{{ toJson (regexFindAll "x" "abc" -1) }} {{ regexFindAll "x" "abc" -1 }} {{ toJson (regexSplit "x" "abc" 0) }}',
+      'null [] null',
+    ],
+  ])('%s', (_name, text, expected) => {
+    expect(render(text)).toBe(expected);
+  });
 });
 
 // sprig's regex functions over Go's regexp (RE2 syntax, linear time: re2.ts, which re2.test.ts covers in depth).
