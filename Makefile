@@ -79,9 +79,10 @@ bench: build k8s-binaries ## Benchmarks (BENCH_ARGS="--quick injection" for a su
 	$(NODE) --expose-gc $(OPERATOR_NODE_FLAGS) dist/bench/run.js $(BENCH_ARGS)
 
 .PHONY: differential
-differential: build ## Compare meshrev's Go regexp engine with Go's own on random cases (needs Go)
+differential: build ## Compare the custom templates' Go template and regexp engines with Go's own on random cases (needs Go)
 	cd hack/differential && go build -o $(CURDIR)/dist/differential-go .
 	$(NODE) dist/hack/differential/regexp.js dist/differential-go $(DIFFERENTIAL_ARGS)
+	$(NODE) dist/hack/differential/template.js dist/differential-go $(DIFFERENTIAL_ARGS)
 
 .PHONY: deploy
 deploy: ## Install meshrev into the cluster $KUBECONFIG points at (server-side apply)

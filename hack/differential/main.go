@@ -1,6 +1,8 @@
-// Answers what Go's regexp package does with each case read from stdin (one JSON object per line), so that
-// hack/differential/regexp.ts can compare meshrev's RE2 engine (src/injector/engine/go-template/re2.ts) with it.
-// Standard library only; built and run by `make differential`.
+// Answers what Go does with each case read from stdin (one JSON object per line), so that hack/differential can
+// compare meshrev's implementations with Go's own: `regexp` cases go to Go's regexp package (regexp.ts compares
+// src/injector/engine/go-template/re2.ts), `template` cases to text/template with sprig's functions, as istiod
+// parses injection templates (template.ts compares src/injector/engine/go-template/). Built and run by
+// `make differential`.
 package main
 
 import (
@@ -30,30 +32,35 @@ type regexpResult struct {
 }
 
 func main() {
+	answer := answerRegexp
+	if len(os.Args) > 1 && os.Args[1] == "template" {
+		answer = answerTemplate
+	}
 	in := bufio.NewScanner(os.Stdin)
 	in.Buffer(make([]byte, 1<<20), 1<<24)
 	out := json.NewEncoder(os.Stdout)
 	for in.Scan() {
-		var c regexpCase
-		if err := json.Unmarshal(in.Bytes(), &c); err != nil {
-			panic(err)
-		}
-		re, err := regexp.Compile(c.Pattern)
-		if err != nil {
-			must(out.Encode(regexpResult{Error: err.Error()}))
-			continue
-		}
-		must(out.Encode(regexpResult{
-			Match:      re.MatchString(c.Input),
-			Find:       re.FindString(c.Input),
-			Submatch:   submatches(re, c.Input),
-			FindAll:    re.FindAllString(c.Input, c.N),
-			Replace:    re.ReplaceAllString(c.Input, c.Replacement),
-			ReplaceLit: re.ReplaceAllLiteralString(c.Input, c.Replacement),
-			Split:      re.Split(c.Input, c.N),
-		}))
+		must(out.Encode(answer(in.Bytes())))
 	}
 	must(in.Err())
+}
+
+func answerRegexp(line []byte) any {
+	var c regexpCase
+	must(json.Unmarshal(line, &c))
+	re, err := regexp.Compile(c.Pattern)
+	if err != nil {
+		return regexpResult{Error: err.Error()}
+	}
+	return regexpResult{
+		Match:      re.MatchString(c.Input),
+		Find:       re.FindString(c.Input),
+		Submatch:   submatches(re, c.Input),
+		FindAll:    re.FindAllString(c.Input, c.N),
+		Replace:    re.ReplaceAllString(c.Input, c.Replacement),
+		ReplaceLit: re.ReplaceAllLiteralString(c.Input, c.Replacement),
+		Split:      re.Split(c.Input, c.N),
+	}
 }
 
 // submatches keeps groups that did not take part apart from empty ones (null against "").

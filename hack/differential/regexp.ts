@@ -6,6 +6,7 @@
 import { spawnSync } from 'node:child_process';
 
 import { compileRe2 } from '../../src/injector/engine/go-template/re2.js';
+import { option, random } from './common.js';
 
 interface RegexpCase {
   pattern: string;
@@ -24,20 +25,6 @@ interface RegexpResult {
   replace?: string;
   replaceLiteral?: string;
   split?: string[] | null;
-}
-
-function option(name: string, fallback: number): number {
-  const at = process.argv.indexOf(name);
-  return at >= 0 ? Number(process.argv[at + 1]) : fallback;
-}
-
-/** A small deterministic generator, so a mismatch can be replayed with its seed. */
-function random(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state * 1103515245 + 12345) & 0x7fffffff;
-    return state / 0x7fffffff;
-  };
 }
 
 // Atoms cover literals (astral and case-folding ones too), classes of every kind, anchors and escapes; the last
