@@ -3,10 +3,11 @@
 // template's output. A template sees what istiod hands its templates (SidecarTemplateData: `.ObjectMeta`, `.Spec`,
 // `.ProxyConfig`, `.MeshConfig`, `.Values`, …, with Go field names resolved onto the JSON objects) and the functions
 // istiod offers (sprig's, then Istio's over them). Templates are parsed once per settings version and kept.
-import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { parse as parseYaml } from 'yaml';
 
 import {
   GoTemplateError,
+  goYaml,
   parseGoTemplate,
   sprint,
   toGoJson,
@@ -26,7 +27,7 @@ import { isObject, type Container, type JsonObject, type Pod } from './types.js'
 const GO_TEMPLATE_NAME = 'inject';
 
 /** Istio's template functions (they take precedence over sprig's of the same name, as in istiod). */
-const ISTIO_FUNCTIONS: FuncMap = {
+export const ISTIO_FUNCTIONS: FuncMap = {
   formatDuration: (duration) => formatGoDuration(duration),
   isset: (map, key) => isObject(map) && Object.hasOwn(map, String(key)),
   excludeInboundPort: (port, excluded) => excludeInboundPort(goString(port), goString(excluded)),
@@ -51,15 +52,22 @@ const ISTIO_FUNCTIONS: FuncMap = {
   },
   structToJSON: (value) => goJson(value),
   protoToJSON: (value) => (value === undefined || value === null ? '{}' : JSON.stringify(value)),
-  // yaml.Marshal's output: block style, a trailing newline.
-  toYaml: (value) =>
-    value === undefined || value === null ? 'null\n' : stringifyYaml(value, { version: '1.1' }),
-  // Istio's indent leaves the first line alone (the template puts it after a key).
-  indent: (spaces, text) =>
-    String(text)
+  // sigs.k8s.io/yaml's Marshal, as istiod's toYaml.
+  toYaml: (value) => goYaml(value),
+  // Istio's indent leaves the first line alone (the template puts it after a key). It pads with Sprintf's
+  // "% <n>s", whose width ignores a minus sign.
+  indent: (spaces, text) => {
+    if (typeof spaces !== 'number' || !Number.isInteger(spaces)) {
+      throw new Error(
+        `wrong type for value; expected int; got ${typeof spaces === 'string' ? 'string' : 'float64'}`,
+      );
+    }
+    const pad = ' '.repeat(Math.abs(spaces));
+    return goString(text)
       .split('\n')
-      .map((line, i) => (i === 0 ? line : ' '.repeat(Math.max(0, Number(spaces) || 0)) + line))
-      .join('\n'),
+      .map((line, i) => (i === 0 ? line : pad + line))
+      .join('\n');
+  },
   directory: (path) => {
     const text = String(path);
     return text.slice(0, text.lastIndexOf('/') + 1);
@@ -97,14 +105,15 @@ function goJson(value: unknown): string {
   return value === undefined || value === null ? '{}' : toGoJson(value, false);
 }
 
+/** The containers' ports as istiod lists them: in order, repeats kept, UDP and SCTP ones left out. */
 function containerPorts(containers: unknown, include: (c: Container) => boolean): string {
   if (!Array.isArray(containers)) return '';
   const ports: string[] = [];
   for (const c of containers as Container[]) {
     if (!isObject(c) || !include(c)) continue;
     for (const port of c.ports ?? []) {
-      const text = String(port.containerPort);
-      if (!ports.includes(text)) ports.push(text);
+      if (port.protocol === 'UDP' || port.protocol === 'SCTP') continue;
+      ports.push(String(port.containerPort));
     }
   }
   return ports.join(',');

@@ -1,7 +1,8 @@
-// The functions a template can call: Go's text/template builtins and a deterministic subset of sprig
-// (plus Helm's toYaml/fromYaml/required/fail), each following its documented behaviour. Arguments arrive
+// The functions a template can call: Go's text/template builtins and a deterministic subset of sprig, each
+// following its documented behaviour (istiod's own functions, toYaml among them, are in custom-templates.ts;
+// Helm's required and fromYaml are not in istiod's function map, so not here either). Arguments arrive
 // already evaluated; `and`/`or` short-circuit in exec.ts, which calls these only for their non-lazy use.
-import { isScalar, parse as parseYaml, stringify as stringifyYaml, type Pair } from 'yaml';
+import { Document, isScalar, parse as parseYaml, Scalar, visit, type Pair } from 'yaml';
 import {
   type GoMap,
   activeLimits,
@@ -512,7 +513,8 @@ export function toGoJson(value: unknown, raw: boolean, indentUnit = '', depth = 
 /** A plain copy for the YAML writer: no undefined values, no forbidden keys, no shared references. */
 function yamlReady(value: unknown, depth: number): unknown {
   if (typeof value === 'function') throw new Error(`yaml: cannot marshal type ${goTypeName(value)}`);
-  if (typeof value !== 'object' || value === null) return value ?? null;
+  if (typeof value !== 'object' || value === null || value === NIL_LIST)
+    return value === NIL_LIST ? null : (value ?? null);
   checkDepth(depth);
   if (Array.isArray(value)) return value.map((element) => yamlReady(element, depth + 1));
   const copy: GoMap = {};
@@ -522,31 +524,72 @@ function yamlReady(value: unknown, depth: number): unknown {
 
 const pairKey = (pair: Pair): string => String(isScalar(pair.key) ? pair.key.value : pair.key);
 
-/** Helm's toYaml: YAML with sorted keys and unindented sequences, as go-yaml writes it, without the final newline. */
-function toYaml(value: unknown): string {
+/**
+ * YAML as go-yaml writes a value encoded through encoding/json (sigs.k8s.io/yaml's Marshal, which istiod's toYaml
+ * calls): sorted keys, sequences not indented under their key, a final newline, and go-yaml's choice of quotes,
+ * which `make differential` compares with it: double quotes for a string YAML 1.1 would read as something else
+ * ("yes", "1.5", "") or holding characters go-yaml does not print as they are (a tab), single quotes where a plain
+ * scalar would not read back, a literal block for several lines. "" when the value cannot be encoded, as istiod's
+ * toYaml answers then.
+ */
+export function goYaml(value: unknown): string {
   try {
-    const text = stringifyYaml(yamlReady(value, 0), {
+    const doc = new Document(yamlReady(value, 0), {
       version: '1.1',
-      indentSeq: false,
-      lineWidth: 0,
       aliasDuplicateObjects: false,
       sortMapEntries: (a, b) => compareStrings(pairKey(a), pairKey(b)),
     });
-    return text.endsWith('\n') ? text.slice(0, -1) : text;
+    visit(doc, {
+      Scalar(_key, node) {
+        if (typeof node.value === 'string' && needsDoubleQuotes(node.value)) node.type = Scalar.QUOTE_DOUBLE;
+      },
+    });
+    const text =
+      doc.contents instanceof Scalar &&
+      doc.contents.type !== Scalar.QUOTE_DOUBLE &&
+      typeof value === 'string' &&
+      value.includes('\n')
+        ? topLevelLiteral(value)
+        : doc.toString({ indentSeq: false, lineWidth: 0, singleQuote: true });
+    // Characters beyond the Basic Multilingual Plane are written as \U escapes, in the double quotes
+    // needsDoubleQuotes asked for.
+    return text.replace(
+      /[\u{10000}-\u{10ffff}]/gu,
+      (c) => `\\U${c.codePointAt(0)!.toString(16).toUpperCase().padStart(8, '0')}`,
+    );
   } catch {
     return '';
   }
 }
 
-/** Helm's fromYaml: a map, or a map holding the parse error under "Error". */
-function fromYaml(text: unknown): GoMap {
+/** A string of several lines on its own, as go-yaml writes it: a literal block indented by two spaces. */
+function topLevelLiteral(s: string): string {
+  const trailing = /\n*$/.exec(s)![0].length;
+  const chomp = trailing === 0 ? '-' : trailing === 1 ? '' : '+';
+  const indicator = s.startsWith(' ') || s.startsWith('\n') ? '2' : '';
+  const body = (trailing === 0 ? s : s.slice(0, -1))
+    .split('\n')
+    .map((line) => (line === '' ? '' : `  ${line}`));
+  return `|${indicator}${chomp}\n${body.join('\n')}\n`;
+}
+
+// libyaml's printable characters: a tab, other controls, DEL and characters beyond the Basic Multilingual Plane
+// are not, so a string holding one is written in double quotes with escapes.
+const NOT_PRINTABLE_IN_YAML =
+  // eslint-disable-next-line no-control-regex -- control characters are what this finds
+  /[\u0000-\u0009\u000b-\u001f\u007f-\u0084\u0086-\u009f\ufeff\ufffe\uffff\u{10000}-\u{10ffff}]/u;
+
+function needsDoubleQuotes(s: string): boolean {
+  if (s === '' || NOT_PRINTABLE_IN_YAML.test(s)) return true;
+  // Several lines go in a literal block, unless a line ends in a space (which a block would lose).
+  if (s.includes('\n')) return / \n|\n$| $/.test(s) && / \n| $/.test(s);
+  // One line: quoted twice over when YAML 1.1 would read it as a bool, number, null or date.
+  if (s.trim() !== s) return false;
   try {
-    const value: unknown = parseYaml(stringArg(text), { version: '1.1' });
-    if (value === null || value === undefined) return {};
-    if (!isMap(value)) throw new Error(`cannot unmarshal ${goTypeName(value)} into map[string]interface {}`);
-    return value;
-  } catch (error) {
-    return { Error: error instanceof Error ? error.message : String(error) };
+    const read: unknown = parseYaml(s, { version: '1.1' });
+    return typeof read !== 'string' && (read === null || typeof read !== 'object' || read instanceof Date);
+  } catch {
+    return false;
   }
 }
 
@@ -702,10 +745,6 @@ export const SPRIG_FUNCS: FuncMap = Object.freeze({
       throw failure(`wrong type for value; expected bool; got ${goTypeName(condition)}`);
     }
     return condition ? whenTrue : whenFalse;
-  },
-  required: (message: unknown, value: unknown) => {
-    if (value === undefined || value === null || value === '') throw failure(stringArg(message));
-    return value;
   },
   fail: (message: unknown) => {
     throw failure(stringArg(message));
@@ -864,17 +903,18 @@ export const SPRIG_FUNCS: FuncMap = Object.freeze({
   add: (...values: unknown[]) => values.reduce<number>((sum, value) => sum + toInt64(value), 0),
   add1: (value: unknown) => toInt64(value) + 1,
   sub: (a: unknown, b: unknown) => toInt64(a) - toInt64(b),
+  // Go's integers have no negative zero; JavaScript's 0 * -3, -1 / 2 and -3 % 3 do (and YAML would print it).
   mul: (first: unknown, ...values: unknown[]) =>
-    values.reduce<number>((product, value) => product * toInt64(value), toInt64(first)),
+    values.reduce<number>((product, value) => product * toInt64(value), toInt64(first)) + 0,
   div: (a: unknown, b: unknown) => {
     const divisor = toInt64(b);
     if (divisor === 0) throw failure('runtime error: integer divide by zero');
-    return Math.trunc(toInt64(a) / divisor);
+    return Math.trunc(toInt64(a) / divisor) + 0;
   },
   mod: (a: unknown, b: unknown) => {
     const divisor = toInt64(b);
     if (divisor === 0) throw failure('runtime error: integer divide by zero');
-    return toInt64(a) % divisor;
+    return (toInt64(a) % divisor) + 0;
   },
   max: (first: unknown, ...values: unknown[]) => Math.max(toInt64(first), ...values.map(toInt64)),
   min: (first: unknown, ...values: unknown[]) => Math.min(toInt64(first), ...values.map(toInt64)),
@@ -894,8 +934,6 @@ export const SPRIG_FUNCS: FuncMap = Object.freeze({
     }
   },
   mustFromJson: (s: unknown) => JSON.parse(stringArg(s)) as unknown,
-  toYaml,
-  fromYaml,
 
   // types
   typeOf: (value: unknown) => goTypeName(value),

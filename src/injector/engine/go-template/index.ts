@@ -24,7 +24,8 @@
 //   JSON null prints as "" at the top level and as <nil> inside printed collections and under print/printf.
 //   null is also Go's untyped nil where sprig's functions give it (first of an empty list, coalesce of nothing),
 //   so it prints as "" where Go prints <no value>, and a function refusing nil in Go takes it here as a typed
-//   zero. `make differential` compares this package with Go's text/template and sprig on random templates.
+//   zero. `make differential` compares this package with Go's text/template and sprig on random templates,
+//   and goYaml (istiod's toYaml) with sigs.k8s.io/yaml.
 // - Numbers are JS numbers: integral values print as integers; others as Go prints a float64 (%v is
 //   shortest %g: 1.5, 1.2345675e+06). Complex literals are not supported.
 // - sprig's regex functions run on re2.ts, a Go regexp (RE2 syntax) engine that is linear in its input, not on
@@ -37,7 +38,7 @@ import { BUILTIN_FUNCS, SPRIG_FUNCS, type FuncMap } from './funcs.js';
 import { GoTemplateError, parseTemplateSet } from './parse.js';
 
 export { GoTemplateError } from './parse.js';
-export { SPRIG_FUNCS, toGoJson } from './funcs.js';
+export { SPRIG_FUNCS, goYaml, toGoJson } from './funcs.js';
 export { sprint } from './fmt.js';
 export type { FuncMap, TemplateFunction } from './funcs.js';
 

@@ -1,7 +1,11 @@
 // Custom injection templates (spec.injection.templates, Istio's sidecarInjectorWebhook.templates): Go templates
 // chosen per pod, merged like the built-in ones, seeing istiod's template data and functions; a template that does
 // not parse or render refuses only the pods that ask for it.
-import { customTemplateProblems, templateData } from '../../../../src/injector/engine/custom-templates.js';
+import {
+  ISTIO_FUNCTIONS,
+  customTemplateProblems,
+  templateData,
+} from '../../../../src/injector/engine/custom-templates.js';
 import {
   applyJsonPatch,
   defaultInjectorSettings,
@@ -201,6 +205,73 @@ spec:
       ].sort(),
     );
     expect(data['ProxyConfig']).toEqual({ concurrency: 2 });
+  });
+});
+
+// istiod's own template functions; each expected value is what istiod's Go implementation gives (toYaml's were
+// printed by sigs.k8s.io/yaml, through `make differential`).
+describe("istiod's template functions", () => {
+  const call = (name: string, ...args: unknown[]) =>
+    (ISTIO_FUNCTIONS[name] as (...a: unknown[]) => unknown)(...args);
+
+  test.each<[string, unknown, string]>([
+    [
+      'quotes what YAML 1.1 would read as another type, sorts keys',
+      { n: 'y', v: 'on', t: 'true', num: '12', f: 1.5, i: 3 },
+      'f: 1.5\ni: 3\n"n": "y"\nnum: "12"\nt: "true"\nv: "on"\n',
+    ],
+    ['writes several lines as a literal block', { s: 'a\nb' }, 's: |-\n  a\n  b\n'],
+    ['does not indent sequences', { b: [1, { c: 'yes' }], a: 'x' }, 'a: x\nb:\n- 1\n- c: "yes"\n'],
+    [
+      "chooses go-yaml's quotes",
+      {
+        colon: 'a: b',
+        dash: '- x',
+        comma: ',',
+        space: ' ',
+        empty: '',
+        tab: 'a\tb',
+        b60: '1:20',
+        null: 'null',
+      },
+      'b60: "1:20"\ncolon: \'a: b\'\ncomma: \',\'\ndash: \'- x\'\nempty: ""\n"null": "null"\nspace: \' \'\ntab: "a\\tb"\n',
+    ],
+    ['escapes characters beyond the Basic Multilingual Plane', 'αβγ-😀', '"αβγ-\\U0001F600"\n'],
+    ['writes a scalar, nil, an empty list and map', 'x', 'x\n'],
+    ['writes nil as null', null, 'null\n'],
+    [
+      'writes resources as the injection template uses them',
+      { requests: { memory: '128Mi', cpu: '100m' }, limits: { memory: '1Gi', cpu: '2' } },
+      'limits:\n  cpu: "2"\n  memory: 1Gi\nrequests:\n  cpu: 100m\n  memory: 128Mi\n',
+    ],
+  ])('toYaml %s', (_name, value, expected) => {
+    expect(call('toYaml', value)).toBe(expected);
+  });
+
+  test('includeInboundPorts and applicationPorts list ports in order, repeats kept, UDP and SCTP left out', () => {
+    const containers = [
+      {
+        name: 'a',
+        ports: [{ containerPort: 80 }, { containerPort: 53, protocol: 'UDP' }, { containerPort: 80 }],
+      },
+      { name: 'istio-proxy', ports: [{ containerPort: 15090, protocol: 'TCP' }] },
+      {
+        name: 'b',
+        ports: [
+          { containerPort: 9000, protocol: 'SCTP' },
+          { containerPort: 8080, protocol: 'TCP' },
+        ],
+      },
+    ];
+    expect(call('applicationPorts', containers)).toBe('80,80,8080');
+    expect(call('includeInboundPorts', containers)).toBe('80,80,15090,8080');
+  });
+
+  test('indent pads every line but the first, by the width Sprintf reads from "% <n>s"', () => {
+    expect(call('indent', 2, 'a\nb\nc')).toBe('a\n  b\n  c');
+    expect(call('indent', 0, 'a\nb')).toBe('a\nb');
+    expect(call('indent', -3, 'a\nb')).toBe('a\n   b');
+    expect(() => call('indent', '4', 'a\nb')).toThrow('expected int');
   });
 });
 

@@ -4,6 +4,7 @@
 import {
   GoTemplateError,
   SPRIG_FUNCS,
+  goYaml,
   parseGoTemplate,
   type FuncMap,
 } from '../../../../src/injector/engine/go-template/index.js';
@@ -654,16 +655,6 @@ describe('sprig functions', () => {
     ],
     ['toJson of an unencodable value is empty', '[{{ toJson .NaN }}]', '[]'],
     [
-      'toYaml quotes YAML 1.1 booleans as go-yaml does',
-      '{{ toYaml (dict "n" "y" "v" "on") }}',
-      '"n": "y"\nv: "on"',
-    ],
-    [
-      'toYaml writes multi-line strings as literal blocks',
-      '{{ toYaml (dict "s" "a\\nb") }}',
-      's: |-\n  a\n  b',
-    ],
-    [
       'b64dec returns the decoding error as its result like sprig',
       '{{ b64dec "ab*d" }}',
       'illegal base64 data at input byte 2',
@@ -681,19 +672,6 @@ describe('sprig functions', () => {
     ['fromJson', '{{ (fromJson "{\\"a\\":{\\"b\\":[1,2]}}").a.b }}', '[1 2]'],
     ['fromJson of invalid JSON is nil (empty)', '[{{ fromJson "{bad" }}]', '[]'],
     [
-      'toYaml sorts keys, does not indent sequences and drops the final newline',
-      '{{ toYaml (dict "b" (list 1 (dict "c" "yes")) "a" "x") }}',
-      'a: x\nb:\n- 1\n- c: "yes"',
-    ],
-    ['toYaml of a scalar', '{{ toYaml "x" }}', 'x'],
-    ['fromYaml', '{{ (fromYaml "a: 1\\nb: [x, z]").b }}', '[x z]'],
-    [
-      'fromYaml reads YAML 1.1 like go-yaml: yes, on and y are booleans',
-      '{{ (fromYaml "a: [yes, on, y, \\"y\\"]").a }}',
-      '[true true true y]',
-    ],
-    ['fromYaml of invalid YAML reports Error', '{{ if (fromYaml "a: [").Error }}error{{ end }}', 'error'],
-    [
       'typeOf',
       '{{ typeOf 1 }} {{ typeOf 1.5 }} {{ typeOf "a" }} {{ typeOf true }} {{ typeOf (list) }} {{ typeOf (dict) }}',
       'int float64 string bool []interface {} map[string]interface {}',
@@ -703,7 +681,6 @@ describe('sprig functions', () => {
       '{{ kindIs "map" (dict) }} {{ kindIs "slice" "x" }} {{ kindOf (list) }}',
       'true false slice',
     ],
-    ['required passes a present value', '{{ required "need it" "v" }}', 'v'],
     [
       'deepCopy',
       '{{ $a := dict "x" (dict "y" 1) }}{{ $b := deepCopy $a }}{{ $_ := set $b.x "y" 2 }}{{ $a.x.y }}{{ $b.x.y }}',
@@ -714,12 +691,6 @@ describe('sprig functions', () => {
   });
 
   test.each([
-    [
-      'required on a missing value',
-      '{{ required "x is required" .Missing }}',
-      'error calling required: x is required',
-    ],
-    ['required on an empty string', '{{ required "x is required" "" }}', 'x is required'],
     ['fail', '{{ fail "boom" }}', 'error calling fail: boom'],
     ['div by zero', '{{ div 1 0 }}', 'integer divide by zero'],
     ['mustFromJson of invalid JSON', '{{ mustFromJson "{bad" }}', 'error calling mustFromJson'],
@@ -728,13 +699,23 @@ describe('sprig functions', () => {
     expect(renderError(text)).toContain(message);
   });
 
-  test.each(['env', 'expandenv', 'now', 'date', 'uuidv4', 'randAlphaNum', 'semverCompare'])(
-    '%s is not provided (non-deterministic or out of scope)',
-    (name) => {
-      expect(Object.hasOwn(SPRIG_FUNCS, name)).toBe(false);
-      expect(parseError(`{{ ${name} "x" }}`)).toBe(`template: t:1: function "${name}" not defined`);
-    },
-  );
+  // Helm's required, toYaml and fromYaml are not sprig's: istiod's function map has only its own toYaml
+  // (custom-templates.ts), so a template calling the others does not parse there either.
+  test.each([
+    'env',
+    'expandenv',
+    'now',
+    'date',
+    'uuidv4',
+    'randAlphaNum',
+    'semverCompare',
+    'required',
+    'toYaml',
+    'fromYaml',
+  ])('%s is not provided (non-deterministic, out of scope, or not in istiod)', (name) => {
+    expect(Object.hasOwn(SPRIG_FUNCS, name)).toBe(false);
+    expect(parseError(`{{ ${name} "x" }}`)).toBe(`template: t:1: function "${name}" not defined`);
+  });
 });
 
 // Go's nil and nil slices, as sprig's list functions give them: found by comparing with Go's text/template and sprig
@@ -784,6 +765,13 @@ describe("Go's nil from sprig's functions", () => {
   ])('%s', (_name, text, expected) => {
     expect(render(text)).toBe(expected);
   });
+});
+
+test("sprig's integer arithmetic never gives JavaScript's negative zero (go-yaml would write it as -0)", () => {
+  const arithmetic = SPRIG_FUNCS as Record<string, (...args: unknown[]) => unknown>;
+  const results = [arithmetic['mul']!(0, -3), arithmetic['div']!(-1, 2), arithmetic['mod']!(-3, 3)];
+  expect(results.map((n) => Object.is(n, -0))).toEqual([false, false, false]);
+  expect(goYaml(results)).toBe('- 0\n- 0\n- 0\n');
 });
 
 // sprig's regex functions over Go's regexp (RE2 syntax, linear time: re2.ts, which re2.test.ts covers in depth).
@@ -1191,6 +1179,8 @@ spec:
       return Object.hasOwn(annotations, String(name)) ? annotations[String(name)] : String(fallback ?? '');
     },
     toJSON: (value) => (value === undefined || value === null ? '{}' : JSON.stringify(value)),
+    // istiod's toYaml ends its YAML with a newline, which sprig's indent then pads like any other line.
+    toYaml: (value) => goYaml(value),
   };
 
   const values = {
@@ -1266,6 +1256,7 @@ spec:
       requests:
         cpu: 100m
         memory: 128Mi
+      
 `);
   });
 
@@ -1306,6 +1297,7 @@ spec:
       value: '{}'
     resources:
       {}
+      
   hostNetwork: true
 `);
   });
