@@ -8,7 +8,8 @@
 // (JSON numbers are float64 in Go and integers here; a missing field prints "" here, `<no value>` in Go).
 import { spawnSync } from 'node:child_process';
 
-import { parseGoTemplate } from '../../src/injector/engine/go-template/index.js';
+import { ISTIO_FUNCTIONS } from '../../src/injector/engine/custom-templates.js';
+import { parseGoTemplate, type FuncMap } from '../../src/injector/engine/go-template/index.js';
 import { option, random } from './common.js';
 
 interface TemplateCase {
@@ -31,6 +32,18 @@ const DATA = {
   Unicode: 'αβγ-😀',
   L: ['b', 'a', 'c', 'a', ''],
   M: { k: 'v', a: 'x,y,z', z: '' },
+  Tricky: {
+    y: 'yes',
+    n: 'no',
+    on: 'on',
+    num: '12',
+    f: '1.5',
+    t: 'true',
+    null: 'null',
+    colon: 'a: b',
+    dash: '- x',
+    multi: 'a\nb',
+  },
   T: true,
   F: false,
   Nested: { L: ['x', 'y'], M: { inner: 'deep' } },
@@ -107,6 +120,7 @@ function generator(next: () => number) {
           () => `(toString ${sub(pick<Kind>(['int', 'bool', 'list', 'map']))})`,
           () => `(toJson ${sub(pick<Kind>(['string', 'int', 'list', 'map']))})`,
           () => `(toPrettyJson ${sub('map')})`,
+          () => `(toYaml ${sub(pick<Kind>(['string', 'int', 'bool', 'list', 'map', 'map']))})`,
           () => `(b64enc ${sub('string')})`,
           () => `(b64dec (b64enc ${sub('string')}))`,
           () => `(default "fallback" ${sub('string')})`,
@@ -185,7 +199,7 @@ function generator(next: () => number) {
           () => `(slice ${sub('list')} ${pick(['0', '1'])})`,
         ])();
       case 'map':
-        if (leaf) return pick(['.M', '.Nested.M', '(dict)', '(dict "n" (first (list)) "k" "w")']);
+        if (leaf) return pick(['.M', '.Nested.M', '.Tricky', '(dict)', '(dict "n" (first (list)) "k" "w")']);
         return pick([
           () => `(dict "a" ${sub('string')} "b" ${sub('int')} "c" ${sub('list')})`,
           () => `(merge (dict "k" "mine") ${sub('map')})`,
@@ -241,15 +255,18 @@ function generator(next: () => number) {
   };
 }
 
+/** istiod's functions that template.go has too (library calls there), as meshrev's custom templates get them. */
+const ISTIO_LIBRARY_FUNCTIONS: FuncMap = { toYaml: ISTIO_FUNCTIONS['toYaml']! };
+
 function meshrevAnswer(c: TemplateCase): TemplateResult {
   let template;
   try {
-    template = parseGoTemplate('t', c.template);
+    template = parseGoTemplate('t', c.template, { funcNames: Object.keys(ISTIO_LIBRARY_FUNCTIONS) });
   } catch (error) {
     return { parseError: error instanceof Error ? error.message : String(error) };
   }
   try {
-    return { output: template.execute(structuredClone(c.data)) };
+    return { output: template.execute(structuredClone(c.data), ISTIO_LIBRARY_FUNCTIONS) };
   } catch (error) {
     return { execError: error instanceof Error ? error.message : String(error) };
   }
