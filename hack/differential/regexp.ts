@@ -3,10 +3,8 @@
 // must be Go's. Not a test (it needs Go); run it after changing re2.ts. From the repository root:
 //   make differential [DIFFERENTIAL_ARGS="--cases 20000 --seed 7"]
 // which builds hack/differential (Go, standard library only) and runs node dist/hack/differential/regexp.js <binary>.
-import { spawnSync } from 'node:child_process';
-
 import { compileRe2 } from '../../src/injector/engine/go-template/re2.js';
-import { option, random } from './common.js';
+import { askGo, goBinaryArgument, option, random } from './common.js';
 
 interface RegexpCase {
   pattern: string;
@@ -138,23 +136,16 @@ function meshrevAnswer(c: RegexpCase): RegexpResult {
   }
 }
 
-const goBinary = process.argv[2];
-if (!goBinary)
-  throw new Error('usage: node dist/hack/differential/regexp.js <go-binary> [--cases N] [--seed S]');
+const goBinary = goBinaryArgument('regexp');
 const seed = option('--seed', 1);
 const cases = generateCases(option('--cases', 10_000), seed);
-const go = spawnSync(goBinary, {
-  input: `${cases.map((c) => JSON.stringify(c)).join('\n')}\n`,
-  maxBuffer: 1 << 28,
-});
-if (go.status !== 0) throw new Error(`${goBinary} failed: ${go.stderr.toString()}`);
-const answers = go.stdout.toString().trim().split('\n');
+const answers = askGo<RegexpResult>(goBinary, [], cases);
 
 let mismatches = 0;
 let errors = 0;
 let matched = 0;
 cases.forEach((c, i) => {
-  const expected = JSON.parse(answers[i] ?? '{}') as RegexpResult;
+  const expected = answers[i] ?? {};
   if (expected.error !== undefined) errors++;
   if (expected.match === true) matched++;
   const actual = meshrevAnswer(c);

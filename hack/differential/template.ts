@@ -6,11 +6,9 @@
 //
 // The data holds no numbers and the templates read no missing fields: those are where meshrev differs on purpose
 // (JSON numbers are float64 in Go and integers here; a missing field prints "" here, `<no value>` in Go).
-import { spawnSync } from 'node:child_process';
-
 import { ISTIO_FUNCTIONS } from '../../src/injector/engine/custom-templates.js';
 import { parseGoTemplate, type FuncMap } from '../../src/injector/engine/go-template/index.js';
-import { option, random } from './common.js';
+import { askGo, goBinaryArgument, option, random } from './common.js';
 
 interface TemplateCase {
   template: string;
@@ -272,21 +270,14 @@ function meshrevAnswer(c: TemplateCase): TemplateResult {
   }
 }
 
-const goBinary = process.argv[2];
-if (!goBinary)
-  throw new Error('usage: node dist/hack/differential/template.js <go-binary> [--cases N] [--seed S]');
+const goBinary = goBinaryArgument('template');
 const seed = option('--seed', 1);
 const nextTemplate = generator(random(seed));
 const cases: TemplateCase[] = Array.from({ length: option('--cases', 5_000) }, () => ({
   template: nextTemplate(),
   data: DATA,
 }));
-const go = spawnSync(goBinary, ['template'], {
-  input: `${cases.map((c) => JSON.stringify(c)).join('\n')}\n`,
-  maxBuffer: 1 << 28,
-});
-if (go.status !== 0) throw new Error(`${goBinary} failed: ${go.stderr.toString()}`);
-const answers = go.stdout.toString().trim().split('\n');
+const answers = askGo<TemplateResult>(goBinary, ['template'], cases);
 
 /**
  * Differences meshrev has on purpose, each with how to recognise it; the README lists them. Go's untyped nil (what
@@ -320,7 +311,7 @@ let mismatches = 0;
 const known = new Map<string, number>();
 const counts = { output: 0, parseError: 0, execError: 0 };
 cases.forEach((c, i) => {
-  const expected = JSON.parse(answers[i] ?? '{}') as TemplateResult;
+  const expected = answers[i] ?? {};
   const actual = meshrevAnswer(c);
   const outcome = (r: TemplateResult) =>
     r.output !== undefined ? 'output' : r.parseError !== undefined ? 'parseError' : 'execError';
