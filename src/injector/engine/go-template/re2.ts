@@ -417,10 +417,14 @@ function repeatNode(sub: Node, min: number, max: number, greedy: boolean, counte
   let size: number;
   if (max < 0) size = min === 0 ? sub.size + 2 : min * sub.size + 1;
   else size = min * sub.size + (max - min) * (sub.size + 1);
+  // Go refuses nested counted repeats whose counts multiply past 1000. It counts a repeat by its maximum (its
+  // minimum when unbounded); x{0} can never match, so what it repeats no longer counts, while x{0,} counts as
+  // what it repeats.
   let repeatProduct = sub.repeatProduct;
-  if (counted) {
+  if (counted && max === 0) repeatProduct = 0;
+  else if (counted) {
     const factor = max < 0 ? min : max;
-    repeatProduct = factor === 0 ? 0 : factor * Math.max(1, sub.repeatProduct);
+    if (factor > 0) repeatProduct = factor * Math.max(1, sub.repeatProduct);
   }
   return {
     kind: 'repeat',
@@ -677,11 +681,12 @@ class Parser {
     // After `(`, `|` or at the start there is nothing to repeat (a flag group such as (?i) pushes nothing).
     const sub = this.top.items.pop();
     if (!sub) throw this.error(MISSING_REPEAT_ARGUMENT, this.src.slice(opStart, end));
-    const node = repeatNode(sub, min, max, greedy, counted);
+    // Size first, then the nested counts, in Go's order: (x{1000}){1000} is too large before it is a bad count.
+    const node = this.checked(repeatNode(sub, min, max, greedy, counted));
     if (counted && (min >= 2 || max >= 2) && node.repeatProduct > MAX_REPEAT_COUNT) {
       throw this.error(INVALID_REPEAT_SIZE, this.src.slice(opStart, end));
     }
-    this.push(this.checked(node));
+    this.push(node);
     this.pos = end;
   }
 

@@ -721,6 +721,27 @@ describe('size and nesting limits', () => {
   });
 });
 
+describe('nested counted repeats (found by comparing with Go: make differential)', () => {
+  test.each([
+    // Counts multiply through x{0,} (counted as what it repeats) but not through x{0}, which never matches.
+    ['(?:(?:a{1000}){0,}){2}', 'error parsing regexp: invalid repeat count: `{2}`'],
+    ['(?:a{400}){3}', 'error parsing regexp: invalid repeat count: `{3}`'],
+  ])('%s is refused', (pattern, message) => {
+    expect(compileError(pattern)).toBe(message);
+  });
+
+  test('a repeat of x{0} and a product within 1000 compile', () => {
+    expect(compileRe2('(?:(?:a{600}){0}){2}').matchString('')).toBe(true);
+    expect(compileRe2('(?:a{100}){10}').matchString('a'.repeat(1000))).toBe(true);
+  });
+
+  test('size is checked before the counts, as Go does', () => {
+    // Over Go's program bound (and meshrev's), with counts multiplying past 1000 too: Go reports the size.
+    const pattern = '(?:[a-z]{1000}x{1000}[0-9]{1000}y{1000}){1000}';
+    expect(compileError(pattern)).toBe(`error parsing regexp: expression too large: \`${pattern}\``);
+  });
+});
+
 describe('matching is linear in the input', () => {
   const n = 10_000;
   test.each([
