@@ -65,10 +65,83 @@ const VALID_ATOMS = [
   '$',
   '\\A',
   '\\z',
+  '[\\p{Greek}\\d]',
+  '[^\\s\\pL]',
+  '[[:upper:][:digit:]]',
+  '[[:word:]]',
+  '[[:punct:]]',
+  '[[:space:]]',
+  '(?i:[a-c])',
+  '(?i)[k-m]',
+  '\\0',
+  '\\101',
+  '\\x{1F600}',
+  '\\p{Lu}',
+  '\\pN',
+  '\\p{Han}',
+  '\\P{Ll}',
+  '[\\x{0}-\\x{7f}]',
+  '(?:)',
+  '(|a)',
+  '(?<n>x)',
+  '(?i-s:.)',
+  '(?s:.)',
+  '(?m:$)',
+  '\\Q*\\E',
+  '[\\Q]\\E]',
+  '[-a]',
+  '[]a]',
+  'x{2}{3}',
+  '\\f',
+  '\\v',
+  '\\t',
+  '[\\x41-\\x43]',
+  'a{,3}',
+  '{',
+  'a{2,1}',
 ];
-const INVALID_ATOMS = ['\\', '(', ')', '[', '*', 'x{', '\\1', '(?=a)', '[z-a]', '(?P<>a)', '\\C', 'a**'];
-const QUANTIFIERS = ['', '', '', '*', '+', '?', '*?', '+?', '??', '{2}', '{1,3}', '{0,}', '{2,}?'];
-const FLAGS = ['(?i)', '(?m)', '(?s)', '(?U)', '(?-i)'];
+const INVALID_ATOMS = [
+  '\\',
+  '(',
+  ')',
+  '[',
+  '*',
+  'x{',
+  '\\1',
+  '(?=a)',
+  '(?<=a)',
+  '(?!a)',
+  '[z-a]',
+  '(?P<>a)',
+  '(?P<1a>x)',
+  '\\C',
+  '\\Z',
+  'a**',
+  'a{1001}',
+  '\\p{Nope}',
+  '[[:nope:]]',
+  '\\x{110000}',
+  '(?z)',
+  '\\8',
+];
+const QUANTIFIERS = [
+  '',
+  '',
+  '',
+  '*',
+  '+',
+  '?',
+  '*?',
+  '+?',
+  '??',
+  '{2}',
+  '{1,3}',
+  '{0,}',
+  '{2,}?',
+  '{0}',
+  '{1000}',
+];
+const FLAGS = ['(?i)', '(?m)', '(?s)', '(?U)', '(?-i)', '(?im)', '(?i-m)', '(?sU)'];
 const INPUT_PIECES = [
   'a',
   'b',
@@ -142,6 +215,7 @@ const cases = generateCases(option('--cases', 10_000), seed);
 const answers = askGo<RegexpResult>(goBinary, [], cases);
 
 let mismatches = 0;
+let tooLarge = 0;
 let errors = 0;
 let matched = 0;
 cases.forEach((c, i) => {
@@ -151,6 +225,12 @@ cases.forEach((c, i) => {
   const actual = meshrevAnswer(c);
   const want = expected.error !== undefined ? { error: expected.error } : expected;
   if (JSON.stringify(actual) === JSON.stringify(want)) return;
+  // meshrev refuses programs over 10,000 instructions, far below Go's bound, and may do so before it reaches an
+  // error Go reports further on in the same pattern: a documented difference.
+  if (actual.error?.includes(': expression too large: ') === true) {
+    tooLarge++;
+    return;
+  }
   if (++mismatches <= 20) {
     console.log(
       `mismatch: ${JSON.stringify(c)}\n  go:      ${JSON.stringify(want)}\n  meshrev: ${JSON.stringify(actual)}`,
@@ -158,6 +238,7 @@ cases.forEach((c, i) => {
   }
 });
 console.log(
-  `regexp: ${cases.length} cases (seed ${seed}; ${errors} syntax errors, ${matched} matching), ${mismatches} differ from Go`,
+  `regexp: ${cases.length} cases (seed ${seed}; ${errors} syntax errors, ${matched} matching), ${mismatches} differ from Go` +
+    (tooLarge > 0 ? `; known differences: over meshrev's program size ${tooLarge}` : ''),
 );
 process.exitCode = mismatches === 0 ? 0 : 1;
