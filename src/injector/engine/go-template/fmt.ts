@@ -397,6 +397,10 @@ function badVerb(verb: string, arg: unknown): string {
 }
 
 function formatArg(arg: unknown, verb: string, spec: Spec, depth: number): string {
+  // %T prints the operand's type, whatever it holds (nil as <nil>).
+  if (verb === 'T') return pad(arg === null ? '<nil>' : goTypeName(arg), spec);
+  // In %+v the plus asks for struct field names, which JSON values do not have; numbers get no sign from it.
+  if (verb === 'v' && spec.plus) spec = { ...spec, plus: false };
   switch (typeof arg) {
     case 'undefined':
       // A typed zero value of unknown type: format it as the empty string.
@@ -418,16 +422,20 @@ function formatArg(arg: unknown, verb: string, spec: Spec, depth: number): strin
       checkDepth(depth);
       if (verb === 'v' && spec.sharp) return goSyntax(arg, depth);
       if (Array.isArray(arg)) {
-        return `[${arg.map((element) => formatArg(element ?? null, verb, spec, depth + 1)).join(' ')}]`;
+        return `[${arg.map((element) => formatElement(element, verb, spec, depth + 1)).join(' ')}]`;
       }
       const map = arg as GoMap;
       const entries = sortedKeys(map).map(
-        (key) =>
-          `${formatArg(key, verb, spec, depth + 1)}:${formatArg(map[key] ?? null, verb, spec, depth + 1)}`,
+        (key) => `${formatArg(key, verb, spec, depth + 1)}:${formatElement(map[key], verb, spec, depth + 1)}`,
       );
       return `map[${entries.join(' ')}]`;
     }
   }
+}
+
+/** An element of a slice or map: a nil one is written as <nil> whatever the verb, width or flags. */
+function formatElement(element: unknown, verb: string, spec: Spec, depth: number): string {
+  return element === null || element === undefined ? '<nil>' : formatArg(element, verb, spec, depth);
 }
 
 /** %#v: a Go-syntax representation of the value. */
@@ -477,8 +485,11 @@ function formatNumberArg(value: number, verb: string, spec: Spec): string {
       return integer ? pad(quoteRune(value, spec.plus), spec) : badVerb(verb, value);
     case 'U': {
       if (!integer) return badVerb(verb, value);
-      const hex = `U+${value.toString(16).toUpperCase().padStart(4, '0')}`;
-      return pad(spec.sharp ? `${hex} '${String.fromCodePoint(validRune(value))}'` : hex, spec);
+      // Go formats the integer as a uint64, so a negative one wraps around.
+      const code = BigInt.asUintN(64, BigInt(value));
+      const hex = `U+${code.toString(16).toUpperCase().padStart(4, '0')}`;
+      const printable = value >= 0 && value <= 0x10ffff && validRune(value) === value;
+      return pad(spec.sharp && printable ? `${hex} '${String.fromCodePoint(value)}'` : hex, spec);
     }
     case 'e':
     case 'E':

@@ -520,6 +520,34 @@ describe('printf', () => {
   });
 });
 
+// Found by comparing with Go's fmt (`make differential`); each expected value is what Go printed.
+describe('printf, as Go prints what differed', () => {
+  test.each([
+    [
+      '%T names the type (nil as <nil>)',
+      '{{ printf "%T %T %T %T %T" 1 "a" (list) (dict) (first (list)) }}',
+      'int string []interface {} map[string]interface {} <nil>',
+    ],
+    [
+      '%+v gives a number no sign, in a map too (%+d does)',
+      '{{ printf "%+v|%+v|%+d" 1 (dict "b" 0) 1 }}',
+      '1|map[b:0]|+1',
+    ],
+    [
+      'a nil element is <nil> whatever the verb and width',
+      '{{ printf "%-8v|%x" (dict "n" (first (list))) (list (first (list)) 10) }}',
+      'map[n       :<nil>]|[<nil> a]',
+    ],
+    [
+      '%U reads a negative number as a uint64',
+      '{{ printf "%U|%#U|%#U" -3 65 -1 }}',
+      "U+FFFFFFFFFFFFFFFD|U+0041 'A'|U+FFFFFFFFFFFFFFFF",
+    ],
+  ])('%s', (_name, text, expected) => {
+    expect(render(text)).toBe(expected);
+  });
+});
+
 describe('sprig functions', () => {
   const data = { Empty: '', Name: 'n', L: [3, 1, 2], Nums: ['1', '2'], NaN: NaN };
   test.each([
