@@ -265,6 +265,15 @@ function generator(next: () => number) {
       () => `${open}with ${expression(anyKind(), 1)}${close}<{{ . }}>{{ else }}empty{{ end }}`,
       () =>
         `${open}$x := ${expression(anyKind(), 1)}${close}{{ $x }}|{{ $x = ${expression('string', 2)} }}{{ $x }}`,
+      () =>
+        `${open}range $i, $v := .L${close}{{ $.S }}:{{ $i }}{{ range .Nested.L }}{{ if eq . "y" }}{{ break }}{{ end }}{{ $v }}{{ . }}{{ end }};{{ end }}`,
+      () =>
+        `{{ $x := ${expression(anyKind(), 1)} }}{{ if ${expression('bool', 1)} }}{{ $x = ${expression(anyKind(), 1)} }}{{ end }}{{ $x }}`,
+      () => `${open}with $y := ${expression(anyKind(), 1)}${close}{{ $y }}/{{ . }}{{ end }}`,
+      () =>
+        `${open}range $k, $v := .Tricky${close}{{ if hasPrefix "n" $k }}{{ continue }}{{ end }}{{ $k }}={{ $v | quote }},{{ end }}`,
+      () =>
+        `${open}if and ${expression(anyKind(), 1)} (not ${expression(anyKind(), 1)})${close}yes{{ else }}no{{ end }}`,
       // A comment must touch its delimiters, or be set off from them by trim markers.
       () => pick(['{{/* a comment */}}', '{{- /* a comment */ -}}']),
       // define only at the top level, and each name once.
