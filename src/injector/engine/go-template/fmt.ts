@@ -318,7 +318,12 @@ export function quoteRune(code: number, asciiOnly = false): string {
   return `'${escapeRune(ch, valid ? code : 0xfffd, "'", asciiOnly)}'`;
 }
 
-function canBackquote(s: string): boolean {
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/** strconv.CanBackquote: no backquote, no control character but tab, no DEL or BOM, and valid UTF-8. */
+export function canBackquote(s: string): boolean {
+  // A lone surrogate would not be valid UTF-8 in Go.
+  if (LONE_SURROGATE.test(s)) return false;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
     if (c === 0x60 || c === 0x7f || c === 0xfeff || (c < 0x20 && c !== 0x09)) return false;

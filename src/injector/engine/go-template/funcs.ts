@@ -6,6 +6,7 @@ import { Document, isScalar, parse as parseYaml, Scalar, visit, type Pair } from
 import {
   type GoMap,
   activeLimits,
+  canBackquote,
   checkDepth,
   checkResultSize,
   compareStrings,
@@ -650,16 +651,6 @@ function mustCompilePattern(value: unknown): Re2 {
       `regexp: Compile(${canBackquote(pattern) ? `\`${pattern}\`` : quoteGo(pattern)}): ${error.message}`,
     );
   }
-}
-
-/** strconv.CanBackquote: no backquote, no control character but tab, no DEL, no BOM, valid UTF-8. */
-function canBackquote(s: string): boolean {
-  for (const char of s) {
-    const cp = char.codePointAt(0)!;
-    if ((cp < 0x20 && cp !== 0x09) || cp === 0x60 || cp === 0x7f || cp === 0xfeff) return false;
-    if (cp >= 0xd800 && cp <= 0xdfff) return false; // a lone surrogate is not UTF-8
-  }
-  return true;
 }
 
 /** One function and its must* twin: `compile` is MustCompile for the first and Compile for the second. */
