@@ -7,6 +7,7 @@ import { parse as parseYaml } from 'yaml';
 
 import {
   GoTemplateError,
+  goTypeName,
   goYaml,
   parseGoTemplate,
   sprint,
@@ -58,9 +59,7 @@ export const ISTIO_FUNCTIONS: FuncMap = {
   // "% <n>s", whose width ignores a minus sign.
   indent: (spaces, text) => {
     if (typeof spaces !== 'number' || !Number.isInteger(spaces)) {
-      throw new Error(
-        `wrong type for value; expected int; got ${typeof spaces === 'string' ? 'string' : 'float64'}`,
-      );
+      throw new Error(`wrong type for value; expected int; got ${goTypeName(spaces)}`);
     }
     const pad = ' '.repeat(Math.abs(spaces));
     return goString(text)

@@ -39,7 +39,7 @@ import { GoTemplateError, parseTemplateSet } from './parse.js';
 
 export { GoTemplateError } from './parse.js';
 export { SPRIG_FUNCS, goYaml, toGoJson } from './funcs.js';
-export { sprint } from './fmt.js';
+export { goTypeName, sprint } from './fmt.js';
 export type { FuncMap, TemplateFunction } from './funcs.js';
 
 export interface CompiledTemplate {
