@@ -165,7 +165,6 @@ const le = (...args: unknown[]): boolean => lessThan('le', args) || eq(args[0], 
 const gt = (...args: unknown[]): boolean => !(lessThan('gt', args) || eq(args[0], args[1]));
 const ge = (...args: unknown[]): boolean => !lessThan('ge', args);
 
-/** The text of html/js/urlquery arguments: a lone string as is, otherwise fmt.Sprint. */
 /** The text html, js and urlquery escape: their arguments printed as Sprint does, with nil as <no value>. */
 function argsText(args: readonly unknown[]): string {
   if (args.length === 1 && typeof args[0] === 'string') return args[0];
@@ -514,8 +513,8 @@ export function toGoJson(value: unknown, raw: boolean, indentUnit = '', depth = 
 /** A plain copy for the YAML writer: no undefined values, no forbidden keys, no shared references. */
 function yamlReady(value: unknown, depth: number): unknown {
   if (typeof value === 'function') throw new Error(`yaml: cannot marshal type ${goTypeName(value)}`);
-  if (typeof value !== 'object' || value === null || value === NIL_LIST)
-    return value === NIL_LIST ? null : (value ?? null);
+  if (value === NIL_LIST) return null;
+  if (typeof value !== 'object' || value === null) return value ?? null;
   checkDepth(depth);
   if (Array.isArray(value)) return value.map((element) => yamlReady(element, depth + 1));
   const copy: GoMap = {};
@@ -583,7 +582,7 @@ const NOT_PRINTABLE_IN_YAML =
 function needsDoubleQuotes(s: string): boolean {
   if (s === '' || NOT_PRINTABLE_IN_YAML.test(s)) return true;
   // Several lines go in a literal block, unless a line ends in a space (which a block would lose).
-  if (s.includes('\n')) return / \n|\n$| $/.test(s) && / \n| $/.test(s);
+  if (s.includes('\n')) return / \n| $/.test(s);
   // One line: quoted twice over when YAML 1.1 would read it as a bool, number, null or date.
   if (s.trim() !== s) return false;
   try {
