@@ -64,6 +64,30 @@ const BUILT_IN_DEFAULTS: Readonly<Record<string, unknown>> = {
   controlPlaneAuthPolicy: 'MUTUAL_TLS',
 };
 
+/**
+ * Enum fields at their zero value, which protojson leaves out like any other proto3 zero: REDIRECT and NONE are
+ * the first values of their enums.
+ */
+const ENUM_ZEROS: Readonly<Record<string, string>> = {
+  interceptionMode: 'REDIRECT',
+  controlPlaneAuthPolicy: 'NONE',
+};
+
+/**
+ * The ProxyConfig istiod's templates see: the built-in defaults (mesh.DefaultProxyConfig) under `config`, and the
+ * enums at their zero value, which a Go template prints by name. One view per config object; never mutated.
+ */
+export function proxyConfigWithDefaults(config: ProxyConfig): ProxyConfig {
+  let view = viewsWithDefaults.get(config);
+  if (view === undefined) {
+    view = Object.freeze({ ...ENUM_ZEROS, ...BUILT_IN_DEFAULTS, ...config });
+    viewsWithDefaults.set(config, view);
+  }
+  return view;
+}
+
+const viewsWithDefaults = new WeakMap<ProxyConfig, ProxyConfig>();
+
 const DURATION_FIELDS = new Set([
   'drainDuration',
   'discoveryRefreshDelay',
@@ -171,6 +195,7 @@ function encodeProxyConfig(config: ProxyConfig): string {
     if (value === undefined || value === null) continue;
     if (DURATION_FIELDS.has(key) && typeof value === 'string') value = formatDuration(value);
     if (key in BUILT_IN_DEFAULTS && sameValue(value, BUILT_IN_DEFAULTS[key])) continue;
+    if (ENUM_ZEROS[key] === value) continue;
     // proto3 scalars at their zero value are not emitted; wrapper and message fields are.
     if (value === '' || (value === 0 && key !== 'concurrency') || (value === false && !isWrapperBool(key)))
       continue;

@@ -106,21 +106,39 @@ export function appendMultusNetwork(existing: string, network: string): string {
   return `${existing}, ${network}`;
 }
 
-function omitNil(value: unknown): unknown {
-  if (value === null || value === undefined) return undefined;
+/**
+ * istiod's omitNil: drops nil (JSON null) values from maps and lists, recursively. A map or list that lost an entry
+ * and is left empty becomes nil itself; one that had no nil in it is kept as it is, even when empty.
+ */
+export function omitNil(value: unknown): unknown {
+  return withoutNils(value).value;
+}
+
+function withoutNils(value: unknown): { value: unknown; changed: boolean } {
+  if (value === null || value === undefined) return { value: null, changed: true };
   if (Array.isArray(value)) {
-    const out = value.map(omitNil).filter((v) => v !== undefined);
-    return out.length === 0 ? undefined : out;
+    const kept: unknown[] = [];
+    let changed = false;
+    for (const item of value as unknown[]) {
+      const inner = withoutNils(item);
+      changed ||= inner.changed;
+      if (inner.value !== null) kept.push(inner.value);
+    }
+    if (!changed) return { value, changed };
+    return { value: kept.length === 0 ? null : kept, changed };
   }
   if (isObject(value)) {
-    const out: JsonObject = {};
-    for (const [k, v] of Object.entries(value)) {
-      const kept = omitNil(v);
-      if (kept !== undefined) out[k] = kept;
+    const kept: JsonObject = {};
+    let changed = false;
+    for (const [key, item] of Object.entries(value)) {
+      const inner = withoutNils(item);
+      changed ||= inner.changed;
+      if (inner.value !== null) kept[key] = inner.value;
     }
-    return Object.keys(out).length === 0 ? undefined : out;
+    if (!changed) return { value, changed };
+    return { value: Object.keys(kept).length === 0 ? null : kept, changed };
   }
-  return value;
+  return { value, changed: false };
 }
 
 /** The `resources` define: resource annotations win outright (only the annotated fields), else the values. */
@@ -152,7 +170,11 @@ const valuesResources = new WeakMap<InjectorSettings, ResourceRequirements | und
 
 function resourcesFromValues(settings: InjectorSettings): ResourceRequirements | undefined {
   if (valuesResources.has(settings)) return valuesResources.get(settings);
-  const fromValues = omitNil(settings.resources);
+  // The template renders them only when the map is not empty (Go's `if`), through omitNil.
+  const fromValues =
+    isObject(settings.resources) && Object.keys(settings.resources).length > 0
+      ? omitNil(settings.resources)
+      : undefined;
   const resources = isObject(fromValues) ? canonicalResources(fromValues as ResourceRequirements) : undefined;
   // Shared by every pod these settings inject: frozen, so a caller that edits its output pod fails loudly.
   if (resources !== undefined) {
@@ -186,16 +208,22 @@ function meshTrustDomain(ctx: TemplateContext): string {
   return ctx.settings.mesh.trustDomain || ctx.settings.trustDomain;
 }
 
-function otelResourceAttributes(ctx: TemplateContext): string {
-  const enriched = (ctx.settings.mesh.extensionProviders ?? []).some((provider) => {
-    const otel = provider['opentelemetry'];
+/**
+ * istiod's otelResourceAttributes: OTEL_RESOURCE_ATTRIBUTES for the proxy, when an OpenTelemetry provider asks for
+ * OTel's semantic conventions (otherwise ''). Custom templates call it with the same arguments.
+ */
+export function otelResourceAttributes(
+  extensionProviders: readonly unknown[],
+  annotations: Readonly<Record<string, string>>,
+  labels: Readonly<Record<string, string>>,
+  namespace: string,
+  containers: readonly Container[],
+): string {
+  const enriched = extensionProviders.some((provider) => {
+    const otel = isObject(provider) ? provider['opentelemetry'] : undefined;
     return isObject(otel) && otel['serviceAttributeEnrichment'] === 'OTEL_SEMANTIC_CONVENTIONS';
   });
   if (!enriched) return '';
-  const annotations = ctx.metadata.annotations ?? {};
-  const labels = ctx.metadata.labels ?? {};
-  const namespace = ctx.deployMeta.namespace;
-  const containers = ctx.spec.containers ?? [];
   const attrs: string[] = [];
   const ns = annotations['resource.opentelemetry.io/service.namespace'];
   if (ns) attrs.push(`service.namespace=${ns}`);
@@ -221,6 +249,14 @@ function otelResourceAttributes(ctx: TemplateContext): string {
   else if (containers.length > 0)
     attrs.push(`service.instance.id=${namespace}.$(POD_NAME).${containers[0]?.name ?? ''}`);
   return attrs.join(',');
+}
+
+/** The app containers' names; with none, no value, as Go's omitempty leaves it when istiod marshals the pod. */
+function appContainersEnv(ctx: TemplateContext): EnvVar {
+  const names = appContainerNames(ctx).join(',');
+  return names === ''
+    ? { name: 'ISTIO_META_APP_CONTAINERS' }
+    : { name: 'ISTIO_META_APP_CONTAINERS', value: names };
 }
 
 function proxyMetadataEnv(ctx: TemplateContext): EnvVar[] {
@@ -680,7 +716,7 @@ export const sidecarTemplate: InjectionTemplate = (ctx) => {
     resourceEnv('ISTIO_CPU_LIMIT', 'limits.cpu'),
     { name: 'PROXY_CONFIG', value: proxyConfigJson(proxyConfig) + '\n' },
     { name: 'ISTIO_META_POD_PORTS', value: podPortsJson(ctx.spec) },
-    { name: 'ISTIO_META_APP_CONTAINERS', value: appContainerNames(ctx).join(',') },
+    appContainersEnv(ctx),
     resourceEnv('GOMEMLIMIT', 'limits.memory'),
     ...complianceEnv(ctx),
     { name: 'ISTIO_META_CLUSTER_ID', value: settings.clusterName || 'Kubernetes' },
@@ -711,7 +747,13 @@ export const sidecarTemplate: InjectionTemplate = (ctx) => {
       // istiod renders nothing for an unparsable datadog annotation
     }
   }
-  const otel = otelResourceAttributes(ctx);
+  const otel = otelResourceAttributes(
+    ctx.settings.mesh.extensionProviders ?? [],
+    ctx.metadata.annotations ?? {},
+    ctx.metadata.labels ?? {},
+    ctx.deployMeta.namespace,
+    ctx.spec.containers ?? [],
+  );
   if (otel) env.push({ name: 'OTEL_RESOURCE_ATTRIBUTES', value: otel });
   env.push(...proxyMetadataEnv(ctx));
 
@@ -822,7 +864,7 @@ export const gatewayTemplate: InjectionTemplate = (ctx) => {
     { name: 'ISTIO_META_POD_PORTS', value: podPortsJson(ctx.spec) },
     resourceEnv('GOMEMLIMIT', 'limits.memory'),
     ...complianceEnv(ctx),
-    { name: 'ISTIO_META_APP_CONTAINERS', value: appContainerNames(ctx).join(',') },
+    appContainersEnv(ctx),
     { name: 'ISTIO_META_CLUSTER_ID', value: settings.clusterName || 'Kubernetes' },
     fieldEnv('ISTIO_META_NODE_NAME', 'spec.nodeName'),
     { name: 'ISTIO_META_INTERCEPTION_MODE', value: proxyConfig.interceptionMode || 'REDIRECT' },
@@ -907,7 +949,7 @@ export const grpcAgentTemplate: InjectionTemplate = (ctx) => {
     ...identityEnv(ctx),
     { name: 'PROXY_CONFIG', value: proxyConfigJson(proxyConfig) + '\n' },
     { name: 'ISTIO_META_POD_PORTS', value: podPortsJson(ctx.spec) },
-    { name: 'ISTIO_META_APP_CONTAINERS', value: appContainerNames(ctx).join(',') },
+    appContainersEnv(ctx),
     { name: 'ISTIO_META_CLUSTER_ID', value: settings.clusterName || 'Kubernetes' },
     fieldEnv('ISTIO_META_NODE_NAME', 'spec.nodeName'),
   );

@@ -217,20 +217,53 @@ describe('injectPod', () => {
     });
   });
 
-  test('a pod with 2000 env vars injects in well under 10 ms', () => {
+  // Its speed is measured by `make bench` (the 2,000-env pod); here, that the patch leaves the big container alone.
+  test('a pod with 2000 env vars is injected without its container being rewritten', () => {
     const env = Array.from({ length: 2000 }, (_, i) => ({ name: `VAR_${i}`, value: `value-${i}` }));
     const pod = helloPod({ containers: [{ name: 'big', image: 'big', env }] });
-    const settings = defaultInjectorSettings();
-    for (let i = 0; i < 5; i++)
-      injectPod({ pod, namespace: 'shop', settings, nodeKubeletMinorVersions: [33] });
-    const times: number[] = [];
-    for (let i = 0; i < 21; i++) {
-      const start = performance.now();
-      injectPod({ pod, namespace: 'shop', settings, nodeKubeletMinorVersions: [33] });
-      times.push(performance.now() - start);
-    }
-    times.sort((a, b) => a - b);
-    expect(times[10]).toBeLessThan(10);
+    const outcome = injectPod({
+      pod,
+      namespace: 'shop',
+      settings: defaultInjectorSettings(),
+      nodeKubeletMinorVersions: [33],
+    });
+    if (outcome.kind !== 'injected') throw new Error(`expected injection, got ${JSON.stringify(outcome)}`);
+    expect(outcome.patch.filter((op) => op.path.startsWith('/spec/containers'))).toEqual([]);
+    expect(JSON.stringify(outcome.patch)).not.toContain('VAR_1999');
+    expect((applyJsonPatch(pod, outcome.patch) as Pod).spec?.containers?.[0]?.env).toEqual(env);
+  });
+
+  test('PROXY_CONFIG leaves out what protojson and istiod`s cleaning leave out: defaults and enum zero values', () => {
+    const proxyConfig = (config: string) =>
+      envOf(
+        injected(helloPod({ annotations: { 'proxy.istio.io/config': config } })).spec?.initContainers?.find(
+          (c) => c.name === 'istio-proxy',
+        ),
+      )['PROXY_CONFIG'];
+    expect(proxyConfig('{"interceptionMode": "REDIRECT", "statusPort": 15020}')).toBe('{}\n');
+    expect(proxyConfig('{"interceptionMode": "TPROXY", "controlPlaneAuthPolicy": "NONE"}')).toBe(
+      '{"interceptionMode":"TPROXY"}\n',
+    );
+  });
+
+  test('a pod whose only container is istio-proxy gets ISTIO_META_APP_CONTAINERS without a value, as Go omits ""', () => {
+    const out = injected(helloPod({ containers: [{ name: 'istio-proxy', image: 'auto' }] }));
+    const proxy = out.spec?.initContainers?.find((c) => c.name === 'istio-proxy');
+    expect(proxy?.env?.find((e) => e.name === 'ISTIO_META_APP_CONTAINERS')).toEqual({
+      name: 'ISTIO_META_APP_CONTAINERS',
+    });
+  });
+
+  test('proxy resources from the values go through omitNil: nils dropped, a map emptied by that dropped too', () => {
+    const resourcesOf = (resources: Record<string, unknown>) =>
+      injected(helloPod(), {
+        ...defaultInjectorSettings(),
+        resources,
+      } as InjectorSettings).spec?.initContainers?.find((c) => c.name === 'istio-proxy')?.resources;
+    expect(resourcesOf({ requests: { cpu: '100m', memory: null }, limits: { cpu: null } })).toEqual({
+      requests: { cpu: '100m' },
+    });
+    expect(resourcesOf({})).toBeUndefined();
   });
 });
 
