@@ -342,6 +342,18 @@ export function istiodEnv(cpr: ControlPlaneRevision, version: string): Map<strin
   return env;
 }
 
+/** The spellings Go's strconv.ParseBool reads as true, as istiod reads its boolean variables. */
+const GO_TRUE = new Set(['1', 't', 'T', 'TRUE', 'true', 'True']);
+
+/**
+ * Whether istiod publishes its root certificate as a ClusterTrustBundle (`ENABLE_CLUSTER_TRUST_BUNDLE_API` in
+ * `spec.istiod.env`, Helm's `pilot.env`). The chart then mounts the bundle instead of the istio-ca-root-cert
+ * ConfigMap, in istiod and in every proxy its injector injects.
+ */
+export function clusterTrustBundleEnabled(cpr: ControlPlaneRevision): boolean {
+  return GO_TRUE.has(cpr.spec.istiod.env?.['ENABLE_CLUSTER_TRUST_BUNDLE_API'] ?? '');
+}
+
 /**
  * What istiod's process finds in its environment, as far as the spec decides it: the literal values above, and the
  * namespace and service account its fieldRefs resolve to. The pod's name and the values taken from its resources
@@ -490,10 +502,25 @@ function istiodDeployment(
             { name: 'cacerts', secret: { secretName: 'cacerts', optional: true } },
             { name: 'istio-kubeconfig', secret: { secretName: 'istio-kubeconfig', optional: true } },
             { name: 'istio-csr-dns-cert', secret: { secretName: 'istiod-tls', optional: true } },
-            {
-              name: 'istio-csr-ca-configmap',
-              configMap: { name: 'istio-ca-root-cert', defaultMode: 420, optional: true },
-            },
+            clusterTrustBundleEnabled(cpr)
+              ? {
+                  name: 'istio-csr-ca-configmap',
+                  projected: {
+                    sources: [
+                      {
+                        clusterTrustBundle: {
+                          name: 'istio.io:istiod-ca:root-cert',
+                          path: 'root-cert.pem',
+                          optional: true,
+                        },
+                      },
+                    ],
+                  },
+                }
+              : {
+                  name: 'istio-csr-ca-configmap',
+                  configMap: { name: 'istio-ca-root-cert', defaultMode: 420, optional: true },
+                },
           ],
         },
       },

@@ -105,6 +105,11 @@ export interface InjectorSettings {
    * find with os.Getenv, read by the `env` function of custom templates.
    */
   istiodEnvironment: ReadonlyMap<string, string>;
+  /**
+   * The chart's `env` value (istiod's extra environment, `spec.istiod.env`), as the injector ConfigMap hands it to
+   * templates under `.Values.pilot.env`: `true` and `false` as the booleans Helm would have read them as.
+   */
+  pilotEnv: Readonly<Record<string, string | boolean>>;
   /** `gateways.securityContext` for the gateway template's pod security context. */
   gatewaySecurityContext?: Record<string, unknown>;
   // --- injector config (`config` key of the injector ConfigMap)
@@ -190,6 +195,7 @@ export function defaultInjectorSettings(overrides: Partial<InjectorSettings> = {
     cni: { enabled: false, provider: 'default' },
     compliancePolicy: '',
     istiodEnvironment: new Map(),
+    pilotEnv: {},
     policy: 'enabled',
     neverInjectSelector: [],
     alwaysInjectSelector: [],

@@ -63,6 +63,38 @@ describe('injectorSettingsOf', () => {
     expect(fips3.get('GODEBUG')).toBe('fips140=only');
   });
 
+  test('ENABLE_CLUSTER_TRUST_BUNDLE_API, read as istiod parses it, makes proxies mount the ClusterTrustBundle', () => {
+    const volumeOf = (settings: ReturnType<typeof injectorSettingsOf>) => {
+      const outcome = injectPod({ pod: POD, namespace: 'shop', settings, nodeKubeletMinorVersions: [33] });
+      if (outcome.kind !== 'injected') throw new Error(`expected injection, got ${JSON.stringify(outcome)}`);
+      const pod = applyJsonPatch(POD, outcome.patch) as Pod;
+      return pod.spec?.volumes?.find((v) => v.name === 'istiod-ca-cert');
+    };
+    const plain = injectorSettingsOf(revision('plain'), '1.29.6');
+    expect(plain.enableClusterTrustBundle).toBe(false);
+    expect(volumeOf(plain)).toEqual({ name: 'istiod-ca-cert', configMap: { name: 'istio-ca-root-cert' } });
+    for (const value of ['true', 'True', '1']) {
+      const bundle = injectorSettingsOf(
+        revision('bundle', { istiod: { env: { ENABLE_CLUSTER_TRUST_BUNDLE_API: value } } }),
+        '1.29.6',
+      );
+      expect(bundle.enableClusterTrustBundle).toBe(true);
+      expect(volumeOf(bundle)).toEqual({
+        name: 'istiod-ca-cert',
+        projected: {
+          sources: [{ clusterTrustBundle: { name: 'istio.io:istiod-ca:root-cert', path: 'root-cert.pem' } }],
+        },
+      });
+    }
+    const off = injectorSettingsOf(
+      revision('off', { istiod: { env: { ENABLE_CLUSTER_TRUST_BUNDLE_API: 'false' } } }),
+      '1.29.6',
+    );
+    expect(off.enableClusterTrustBundle).toBe(false);
+    // Templates see the chart's `pilot.env` as Helm would have read it: true and false are booleans.
+    expect(off.pilotEnv).toEqual({ ENABLE_CLUSTER_TRUST_BUNDLE_API: false });
+  });
+
   test('a variable named like an Object.prototype member is only a variable', () => {
     const settings = injectorSettingsOf(
       revision('odd', { istiod: { env: { ['__proto__']: 'x', constructor: 'y' } } }),
@@ -70,5 +102,8 @@ describe('injectorSettingsOf', () => {
     );
     expect(settings.istiodEnvironment.get('constructor')).toBe('y');
     expect(Object.getPrototypeOf(settings.istiodEnvironment)).toBe(Map.prototype);
+    expect(Object.getPrototypeOf(settings.pilotEnv)).toBe(Object.prototype);
+    expect(Object.hasOwn(settings.pilotEnv, 'constructor')).toBe(true);
+    expect(settings.pilotEnv['constructor']).toBe('y');
   });
 });

@@ -307,6 +307,41 @@ describe('desiredRevisionObjects', () => {
       });
     });
 
+    it('reads the CA from the istio-ca-root-cert ConfigMap, or from the ClusterTrustBundle when istiod publishes one', () => {
+      const caVolume = (cpr: ReturnType<typeof revision>) =>
+        (
+          at(
+            only(desiredRevisionObjects(cpr, CONTEXT), 'Deployment'),
+            'spec',
+            'template',
+            'spec',
+            'volumes',
+          ) as Array<{
+            name: string;
+          }>
+        ).find((volume) => volume.name === 'istio-csr-ca-configmap');
+      expect(caVolume(revision('canary'))).toEqual({
+        name: 'istio-csr-ca-configmap',
+        configMap: { name: 'istio-ca-root-cert', defaultMode: 420, optional: true },
+      });
+      expect(
+        caVolume(revision('canary', { istiod: { env: { ENABLE_CLUSTER_TRUST_BUNDLE_API: 'true' } } })),
+      ).toEqual({
+        name: 'istio-csr-ca-configmap',
+        projected: {
+          sources: [
+            {
+              clusterTrustBundle: {
+                name: 'istio.io:istiod-ca:root-cert',
+                path: 'root-cert.pem',
+                optional: true,
+              },
+            },
+          ],
+        },
+      });
+    });
+
     it("switches off istiod's injector and its webhook patching so it never fights meshrev", () => {
       const env = envMap(desiredRevisionObjects(revision('canary'), CONTEXT));
       expect(env.get('REVISION')).toBe('canary');
