@@ -15,14 +15,18 @@ import {
   type CompiledTemplate,
   type FuncMap,
 } from './go-template/index.js';
-import type { InjectorSettings } from './settings.js';
+import { forEachGoStruct, goMarshal, type GoStructType } from './go-json.js';
+import { proxyConfigJson, proxyConfigWithDefaults } from './proxy-config.js';
+import type { InjectorSettings, ProxyConfig } from './settings.js';
 import {
   appendMultusNetwork,
   excludeInboundPort,
+  omitNil,
+  otelResourceAttributes,
   type InjectionTemplate,
   type TemplateContext,
 } from './templates.js';
-import { isObject, type Container, type JsonObject, type Pod } from './types.js';
+import { isObject, type Container, type JsonObject, type Pod, type PodSpec } from './types.js';
 
 /** istiod parses every template as "inject", so its errors read `template: inject:3:14: …`. */
 const GO_TEMPLATE_NAME = 'inject';
@@ -51,8 +55,14 @@ export const ISTIO_FUNCTIONS: FuncMap = {
       return undefined;
     }
   },
-  structToJSON: (value) => goJson(value),
-  protoToJSON: (value) => (value === undefined || value === null ? '{}' : JSON.stringify(value)),
+  structToJSON: (value) => structJson(value),
+  // A ProxyConfig is written as istiod's cleanProxyConfig leaves it: without the built-in defaults.
+  protoToJSON: (value) =>
+    value === undefined || value === null
+      ? '{}'
+      : goTypes.get(value as object) === 'ProxyConfig'
+        ? proxyConfigJson(value as ProxyConfig)
+        : JSON.stringify(value),
   // sigs.k8s.io/yaml's Marshal, as istiod's toYaml.
   toYaml: (value) => goYaml(value),
   // Istio's indent leaves the first line alone (the template puts it after a key). It pads with Sprintf's
@@ -74,7 +84,50 @@ export const ISTIO_FUNCTIONS: FuncMap = {
   contains: (needle, haystack) => String(haystack).includes(String(needle)),
   toLower: (text) => String(text).toLowerCase(),
   appendMultusNetwork: (existing, network) => appendMultusNetwork(goString(existing), goString(network)),
+  excludeInterfaces: (interfaces) => goString(interfaces),
+  // The map functions below take and give Go's map[string]string, as labels and annotations are.
+  omit: (map, ...keys) => {
+    const dropped = new Set(keys.map(goString));
+    const out: Record<string, string> = {};
+    for (const [key, value] of stringEntries(map)) if (!dropped.has(key)) out[key] = value;
+    return out;
+  },
+  strdict: (...items) => {
+    const out: Record<string, string> = {};
+    for (let i = 0; i < items.length; i += 2) {
+      out[goString(items[i])] = i + 1 < items.length ? goString(items[i + 1]) : '';
+    }
+    return out;
+  },
+  mergeMaps: (...maps) => mergeStringMaps(maps),
+  // encoding/json of the merged map: keys sorted, and `null` when there is no map at all.
+  toJsonMap: (...maps) => {
+    const merged = mergeStringMaps(maps);
+    return merged === null ? 'null' : toGoJson(merged, false);
+  },
+  omitNil: (value) => omitNil(value),
+  otelResourceAttributes: (mesh, annotations, labels, namespace, containers) =>
+    otelResourceAttributes(
+      isObject(mesh) && Array.isArray(mesh['extensionProviders']) ? mesh['extensionProviders'] : [],
+      Object.fromEntries(stringEntries(annotations)),
+      Object.fromEntries(stringEntries(labels)),
+      goString(namespace),
+      Array.isArray(containers) ? (containers as Container[]) : [],
+    ),
 };
+
+/** A map[string]string argument's entries (nil, or anything not a map, has none). */
+function stringEntries(map: unknown): Array<[string, string]> {
+  return isObject(map) ? Object.entries(map).map(([key, value]) => [key, goString(value)]) : [];
+}
+
+/** istiod's mergeMaps: later maps win; nil when given none. */
+function mergeStringMaps(maps: readonly unknown[]): Record<string, string> | null {
+  if (maps.length === 0) return null;
+  const out: Record<string, string> = {};
+  for (const map of maps) for (const [key, value] of stringEntries(map)) out[key] = value;
+  return out;
+}
 
 const functionsByRevision = new WeakMap<InjectorSettings, FuncMap>();
 
@@ -102,6 +155,54 @@ function goString(value: unknown): string {
 /** encoding/json, as istiod's toJSON and structToJSON marshal (nil is `{}` there). */
 function goJson(value: unknown): string {
   return value === undefined || value === null ? '{}' : toGoJson(value, false);
+}
+
+/**
+ * The Go type of template data objects where a function's output depends on it: the pod spec's structs, so that
+ * structToJSON writes fields in struct order with their omitempty rules as encoding/json does (the sidecar template
+ * marshals each port into ISTIO_META_POD_PORTS), and ProxyConfig, which protoToJSON cleans of istiod's defaults.
+ */
+type GoType = GoStructType | 'ProxyConfig';
+const goTypes = new WeakMap<object, GoType>();
+
+function rememberGoTypes(spec: PodSpec, proxyConfigs: readonly ProxyConfig[]): void {
+  const remember = (object: object, type: GoType) => goTypes.set(object, type);
+  forEachGoStruct(spec.containers, 'Container', remember);
+  forEachGoStruct(spec.initContainers, 'Container', remember);
+  for (const config of proxyConfigs) remember(config, 'ProxyConfig');
+}
+
+/**
+ * A deep copy of template data that keeps each object's Go type. Own enumerable keys only, `__proto__` included as
+ * a plain key, as structuredClone would copy them.
+ */
+function copyTemplateData(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  let copy: unknown[] | Record<string, unknown>;
+  if (Array.isArray(value)) copy = value.map(copyTemplateData);
+  else {
+    const object: Record<string, unknown> = {};
+    for (const [key, item] of Object.entries(value)) {
+      Object.defineProperty(object, key, {
+        value: copyTemplateData(item),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    }
+    copy = object;
+  }
+  const type = goTypes.get(value);
+  if (type !== undefined) goTypes.set(copy, type);
+  return copy;
+}
+
+/** istiod's structToJSON: encoding/json of a struct (or a list of them), `{}` for nil. */
+function structJson(value: unknown): string {
+  if (value === undefined || value === null) return '{}';
+  const first: unknown = Array.isArray(value) ? value[0] : value;
+  const type = isObject(first) ? goTypes.get(first) : undefined;
+  return type === undefined || type === 'ProxyConfig' ? goJson(value) : goMarshal(value, type);
 }
 
 /** The containers' ports as istiod lists them: in order, repeats kept, UDP and SCTP ones left out. */
@@ -155,13 +256,16 @@ const ISTIO_FUNCTION_NAMES = [...Object.keys(ISTIO_FUNCTIONS), 'env'];
  */
 export function templateData(ctx: TemplateContext): JsonObject {
   const { settings } = ctx;
+  const proxyConfig = proxyConfigWithDefaults(ctx.proxyConfig);
+  const mesh = meshConfigOf(settings);
+  rememberGoTypes(ctx.spec, [proxyConfig, mesh['defaultConfig'] as ProxyConfig]);
   return {
     TypeMeta: ctx.typeMeta,
     DeploymentMeta: ctx.deployMeta,
     ObjectMeta: ctx.metadata,
     Spec: ctx.spec,
-    ProxyConfig: ctx.proxyConfig,
-    MeshConfig: meshConfigOf(settings),
+    ProxyConfig: proxyConfig,
+    MeshConfig: mesh,
     Values: valuesOf(settings),
     Revision: settings.revision || 'default',
     NativeSidecars: ctx.nativeSidecars,
@@ -169,7 +273,9 @@ export function templateData(ctx: TemplateContext): JsonObject {
     ProxyInitImage: ctx.proxyInitImage,
     ProxyUID: ctx.proxyUid,
     ProxyGID: ctx.proxyGid,
-    InboundTrafficPolicyMode: settings.mesh.inboundTrafficPolicyMode ?? '',
+    // istiod's InboundTrafficPolicyMode: the mesh's mode in lower case, passthrough when unset.
+    InboundTrafficPolicyMode:
+      settings.mesh.inboundTrafficPolicyMode === 'LOCALHOST' ? 'localhost' : 'passthrough',
     CompliancePolicy: settings.compliancePolicy,
   };
 }
@@ -196,7 +302,7 @@ function valuesOf(settings: InjectorSettings): JsonObject {
 function buildMeshConfig(settings: InjectorSettings): JsonObject {
   const { mesh } = settings;
   return {
-    defaultConfig: mesh.defaultConfig,
+    defaultConfig: proxyConfigWithDefaults(mesh.defaultConfig),
     trustDomain: mesh.trustDomain ?? settings.trustDomain,
     rootNamespace: mesh.rootNamespace ?? settings.istioNamespace,
     ...(mesh.enablePrometheusMerge === undefined
@@ -213,7 +319,11 @@ function buildMeshConfig(settings: InjectorSettings): JsonObject {
   };
 }
 
-/** The istio-discovery chart values a template may read, as the revision's spec sets them. */
+/**
+ * The values istiod's templates read: what the chart puts in the injector ConfigMap (`global`,
+ * `sidecarInjectorWebhook` and `revision`, with `pilot.cni`, `pilot.env` and `gateways`' security settings), as the
+ * revision's spec sets them over the chart's defaults.
+ */
 function buildValues(s: InjectorSettings): JsonObject {
   return {
     revision: s.revision === 'default' ? '' : s.revision,
@@ -231,10 +341,13 @@ function buildValues(s: InjectorSettings): JsonObject {
       multiCluster: { clusterName: s.clusterName },
       trustBundleName: s.trustBundleName,
       pilotCertProvider: s.pilotCertProvider,
+      mountMtlsCerts: s.mountMtlsCerts,
+      sds: { token: { aud: s.tokenAudience } },
       logAsJson: s.logAsJson,
       logging: { level: s.agentLogLevel },
       sts: { servicePort: s.stsPort },
       proxy: {
+        autoInject: s.policy,
         image: s.proxyImage,
         clusterDomain: s.clusterDomain,
         logLevel: s.proxyLogLevel,
@@ -242,6 +355,7 @@ function buildValues(s: InjectorSettings): JsonObject {
         resources: s.resources,
         statusPort: s.statusPort,
         privileged: s.privileged,
+        capNetBindService: s.capNetBindService,
         readinessInitialDelaySeconds: s.readinessInitialDelaySeconds,
         readinessPeriodSeconds: s.readinessPeriodSeconds,
         readinessFailureThreshold: s.readinessFailureThreshold,
@@ -261,7 +375,13 @@ function buildValues(s: InjectorSettings): JsonObject {
       proxy_init: { image: s.proxyInitImage, forceApplyIptables: s.forceApplyIptables },
       nativeNftables: s.nativeNftables,
     },
-    pilot: { cni: { enabled: s.cni.enabled, provider: s.cni.provider } },
+    pilot: {
+      cni: { enabled: s.cni.enabled, provider: s.cni.provider },
+      env: s.pilotEnv,
+      // Not in the ConfigMap the chart renders (the template's default applies); Istio's own tests pass it.
+      ...(s.crlConfigMapName ? { crlConfigMapName: s.crlConfigMapName } : {}),
+    },
+    gateways: { securityContext: s.gatewaySecurityContext ?? {}, seccompProfile: {} },
     sidecarInjectorWebhook: {
       defaultTemplates: s.defaultTemplates,
       injectedAnnotations: s.injectedAnnotations,
@@ -337,7 +457,7 @@ function customTemplate(name: string, parsed: Parsed): InjectionTemplate {
     try {
       // A copy: sprig's set, unset and merge change the maps they are given, and the engine's pod, the settings'
       // values and the mesh config are shared (the patch is built from what the pipeline replaced).
-      text = parsed.template.execute(structuredClone(templateData(ctx)), functionsFor(ctx.settings));
+      text = parsed.template.execute(copyTemplateData(templateData(ctx)), functionsFor(ctx.settings));
     } catch (error) {
       const message =
         error instanceof GoTemplateError || error instanceof Error ? error.message : String(error);
@@ -352,6 +472,29 @@ function customTemplate(name: string, parsed: Parsed): InjectionTemplate {
     if (fragment === null || fragment === undefined) return {};
     if (!isObject(fragment))
       throw new Error(`injection template "${name}" must render a Pod fragment (a YAML map)`);
-    return fragment as Pod;
+    return withGoContainers(fragment) as Pod;
   };
+}
+
+/**
+ * The fragment's containers as istiod's unmarshalling of the rendered YAML into a corev1.Pod leaves them, and as the
+ * built-in templates write them: only the fields Go's structs have, quantities in canonical form (`2000m` is `2`),
+ * and zero values of omitempty fields dropped (`initialDelaySeconds: 0`).
+ */
+function asGoContainer(container: JsonObject): JsonObject {
+  const out = JSON.parse(goMarshal(container, 'Container')) as JsonObject;
+  // Go writes a container without resources as `resources: {}`; meshrev's templates leave the key out.
+  if (container['resources'] === undefined) delete out['resources'];
+  return out;
+}
+
+function withGoContainers(fragment: JsonObject): JsonObject {
+  const spec = fragment['spec'];
+  if (!isObject(spec)) return fragment;
+  const out: JsonObject = { ...spec };
+  for (const key of ['containers', 'initContainers']) {
+    const list = spec[key];
+    if (Array.isArray(list)) out[key] = list.map((c) => (isObject(c) ? asGoContainer(c) : c));
+  }
+  return { ...fragment, spec: out };
 }

@@ -291,6 +291,30 @@ export function goMarshal(value: unknown, type: keyof typeof STRUCTS | 'map'): s
   return type === 'map' ? encodeAny(value) : encodeTyped(value, type);
 }
 
+/** The Go struct types goMarshal knows, for callers that keep a value's type beside it. */
+export type GoStructType = keyof typeof STRUCTS;
+
+/**
+ * Calls `visit` with every object in `value` (an object of struct `type`, or a list of them) that a known struct
+ * type describes, its nested structs included, so that a caller can remember which Go type each object stands for.
+ */
+export function forEachGoStruct(
+  value: unknown,
+  type: GoStructType,
+  visit: (object: object, type: GoStructType) => void,
+): void {
+  if (Array.isArray(value)) {
+    for (const item of value) forEachGoStruct(item, type, visit);
+    return;
+  }
+  if (!isObject(value)) return;
+  visit(value, type);
+  for (const [name, fieldType] of STRUCTS[type] ?? []) {
+    if (fieldType !== undefined && Object.hasOwn(STRUCTS, fieldType))
+      forEachGoStruct(value[name], fieldType, visit);
+  }
+}
+
 /** Marshals a map of struct values, keys sorted like a Go map. */
 export function goMarshalMap(
   value: Readonly<Record<string, unknown>>,

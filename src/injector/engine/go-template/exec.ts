@@ -376,7 +376,8 @@ class Execution {
 
   /**
    * One field step. Missing values yield missing values (typed zero structs in Go); maps resolve the field
-   * through its candidate keys; scalars answer only the protobuf wrapper getters GetValue/Value.
+   * through its candidate keys; scalars answer only the protobuf wrapper getters GetValue/Value, and strings
+   * String too (a protobuf enum's, which gives its name).
    */
   private evalField(
     field: FieldRef,
@@ -400,10 +401,12 @@ class Execution {
       }
       return value;
     }
-    if (
-      (field.name === 'GetValue' || field.name === 'Value') &&
-      (typeof receiver === 'string' || typeof receiver === 'number' || typeof receiver === 'boolean')
-    ) {
+    const wrapperGetter = field.name === 'GetValue' || field.name === 'Value';
+    const scalar =
+      typeof receiver === 'string' || typeof receiver === 'number' || typeof receiver === 'boolean';
+    // A protobuf enum is its name in JSON, and its String method gives that name.
+    const enumName = field.name === 'String' && typeof receiver === 'string';
+    if ((wrapperGetter && scalar) || enumName) {
       if (hasArgs) throw this.error(`${field.name} has arguments but cannot be invoked as function`);
       return receiver;
     }

@@ -204,7 +204,158 @@ spec:
         'Values',
       ].sort(),
     );
-    expect(data['ProxyConfig']).toEqual({ concurrency: 2 });
+    // istiod's ProxyConfig carries mesh.DefaultProxyConfig under what the mesh and the pod set, and Go prints an
+    // unset enum by its zero value's name.
+    expect(data['ProxyConfig']).toEqual({
+      concurrency: 2,
+      configPath: './etc/istio/proxy',
+      binaryPath: '/usr/local/bin/envoy',
+      serviceCluster: 'istio-proxy',
+      drainDuration: '45s',
+      terminationDrainDuration: '5s',
+      discoveryAddress: 'istiod.istio-system.svc:15012',
+      proxyAdminPort: 15000,
+      statNameLength: 189,
+      statusPort: 15020,
+      controlPlaneAuthPolicy: 'MUTUAL_TLS',
+      interceptionMode: 'REDIRECT',
+    });
+  });
+});
+
+/** Renders `template` as the only template of a pod (annotations in `extra`), and returns the injected pod. */
+function renderOnly(
+  template: string,
+  extra: Record<string, string> = {},
+  settings?: Partial<InjectorSettings>,
+): Pod {
+  const base = settingsWith({ probe: template });
+  return injected({ ...base, ...settings }, pod({ 'inject.istio.io/templates': 'probe', ...extra }));
+}
+
+const INBOUND_MODE = `metadata:
+  annotations:
+    inbound: "{{ .InboundTrafficPolicyMode }}"
+`;
+
+describe('what istiod hands its templates, as Istio`s own templates read it', () => {
+  test('the proxy config: enums print by name (String too), and protoToJSON leaves out istiod`s defaults', () => {
+    const out = renderOnly(`metadata:
+  annotations:
+    mode: "{{ .ProxyConfig.InterceptionMode }}/{{ .ProxyConfig.InterceptionMode.String }}"
+    config: {{ protoToJSON .ProxyConfig | quote }}
+    mesh-default: {{ protoToJSON .MeshConfig.DefaultConfig | quote }}
+`);
+    expect(out.metadata?.annotations).toMatchObject({
+      mode: 'REDIRECT/REDIRECT',
+      config: '{}',
+      'mesh-default': '{}',
+    });
+    const tproxy = renderOnly(
+      `metadata:
+  annotations:
+    config: {{ protoToJSON .ProxyConfig | quote }}
+`,
+      { 'proxy.istio.io/config': '{"interceptionMode": "TPROXY", "concurrency": 3}' },
+    );
+    expect(tproxy.metadata?.annotations?.['config']).toBe('{"concurrency":3,"interceptionMode":"TPROXY"}');
+  });
+
+  test('structToJSON writes a port in Go`s field order, as ISTIO_META_POD_PORTS needs', () => {
+    const target: Pod = {
+      ...pod({ 'inject.istio.io/templates': 'probe' }),
+      spec: {
+        containers: [
+          {
+            name: 'hello',
+            image: 'example/hello:1',
+            ports: [{ containerPort: 80, protocol: 'TCP', name: 'http' }],
+          },
+        ],
+      },
+    };
+    const settings = settingsWith({
+      probe: `metadata:
+  annotations:
+    ports: '{{ range .Spec.Containers }}{{ range .Ports }}{{ structToJSON . }}{{ end }}{{ end }}'
+    list: '{{ range .Spec.Containers }}{{ structToJSON .Ports }}{{ end }}'
+    plain: '{{ structToJSON (dict "b" 1 "a" 2) }}'
+`,
+    });
+    expect(injected(settings, target).metadata?.annotations).toMatchObject({
+      ports: '{"name":"http","containerPort":80,"protocol":"TCP"}',
+      list: '[{"name":"http","containerPort":80,"protocol":"TCP"}]',
+      plain: '{"a":2,"b":1}',
+    });
+  });
+
+  test('the values the injector ConfigMap carries: token audience, mTLS certs, pilot env, gateways', () => {
+    const out = renderOnly(
+      `metadata:
+  annotations:
+    aud: "{{ .Values.global.sds.token.aud }}"
+    mtls: "{{ .Values.global.mountMtlsCerts }}"
+    auto: "{{ .Values.global.proxy.autoInject }}"
+    bind: "{{ .Values.global.proxy.capNetBindService }}"
+    bundle: "{{ eq (.Values.pilot.env).ENABLE_CLUSTER_TRUST_BUNDLE_API true }}"
+    other: "{{ .Values.pilot.env.OTHER }}"
+    gateways: "{{ .Values.gateways.securityContext.runAsUser }}"
+    inbound: "{{ .InboundTrafficPolicyMode }}"
+`,
+      {},
+      {
+        pilotEnv: { ENABLE_CLUSTER_TRUST_BUNDLE_API: true, OTHER: 'x' },
+        gatewaySecurityContext: { runAsUser: 1000 },
+      },
+    );
+    expect(out.metadata?.annotations).toMatchObject({
+      aud: 'istio-ca',
+      mtls: 'false',
+      auto: 'enabled',
+      bind: 'false',
+      bundle: 'true',
+      other: 'x',
+      gateways: '1000',
+      inbound: 'passthrough',
+    });
+    const localhost = renderOnly(
+      INBOUND_MODE,
+      {},
+      {
+        mesh: { ...defaultInjectorSettings().mesh, inboundTrafficPolicyMode: 'LOCALHOST' },
+      },
+    );
+    expect(localhost.metadata?.annotations?.['inbound']).toBe('localhost');
+  });
+
+  test('rendered containers are read into Go`s structs, as istiod does: quantities canonical, omitempty zeros gone', () => {
+    const out = renderOnly(`spec:
+  containers:
+  - name: extra
+    image: example/extra:1
+    resources:
+      limits: {cpu: 2000m, memory: 1024Mi}
+      requests: {cpu: "0.5"}
+    readinessProbe:
+      initialDelaySeconds: 0
+      periodSeconds: 15
+      httpGet: {path: /ready, port: 8080}
+    notAContainerField: dropped
+  - name: bare
+    image: example/bare:1
+`);
+    const extra = out.spec?.containers?.find((c) => c.name === 'extra');
+    expect(extra).toEqual({
+      name: 'extra',
+      image: 'example/extra:1',
+      resources: { limits: { cpu: '2', memory: '1Gi' }, requests: { cpu: '500m' } },
+      readinessProbe: { httpGet: { path: '/ready', port: 8080 }, periodSeconds: 15 },
+    });
+    // Go writes `resources: {}` for a container without any; meshrev's templates leave the key out.
+    expect(out.spec?.containers?.find((c) => c.name === 'bare')).toEqual({
+      name: 'bare',
+      image: 'example/bare:1',
+    });
   });
 });
 
@@ -246,6 +397,47 @@ describe("istiod's template functions", () => {
     ],
   ])('toYaml %s', (_name, value, expected) => {
     expect(call('toYaml', value)).toBe(expected);
+  });
+
+  test('the map[string]string functions: omit, strdict, mergeMaps and toJsonMap', () => {
+    expect(call('omit', { a: '1', b: '2', c: '3' }, 'a', 'c')).toEqual({ b: '2' });
+    expect(call('omit', undefined, 'a')).toEqual({});
+    // An odd count leaves the last key with an empty value.
+    expect(call('strdict', 'a', '1', 'b')).toEqual({ a: '1', b: '' });
+    expect(call('mergeMaps', { a: '1', b: '2' }, { b: '3' })).toEqual({ a: '1', b: '3' });
+    expect(call('mergeMaps')).toBeNull();
+    expect(call('toJsonMap', { z: '1', a: '<' }, { m: '2' })).toBe('{"a":"\\u003c","m":"2","z":"1"}');
+    expect(call('toJsonMap')).toBe('null');
+    expect(call('excludeInterfaces', 'eth1,eth2')).toBe('eth1,eth2');
+  });
+
+  test('omitNil drops nils; a map or list emptied by that becomes nil, one that held none stays as it is', () => {
+    expect(call('omitNil', { limits: { cpu: null, memory: '1Gi' }, requests: {} })).toEqual({
+      limits: { memory: '1Gi' },
+      requests: {},
+    });
+    expect(call('omitNil', { limits: { cpu: null }, requests: { cpu: '1' } })).toEqual({
+      requests: { cpu: '1' },
+    });
+    expect(call('omitNil', { a: [null, 1, null], b: [null] })).toEqual({ a: [1] });
+    expect(call('omitNil', { a: null })).toBeNull();
+    expect(call('omitNil', {})).toEqual({});
+  });
+
+  test('otelResourceAttributes enriches only for an OpenTelemetry provider asking for semantic conventions', () => {
+    const mesh = {
+      extensionProviders: [
+        { name: 'otel', opentelemetry: { serviceAttributeEnrichment: 'OTEL_SEMANTIC_CONVENTIONS' } },
+      ],
+    };
+    const containers = [{ name: 'app', image: 'registry:5000/shop/app:1.2@sha256:abc' }];
+    expect(
+      call('otelResourceAttributes', mesh, {}, { 'app.kubernetes.io/version': 'v9' }, 'shop', containers),
+    ).toBe('service.namespace=shop,service.version=v9,service.instance.id=shop.$(POD_NAME).app');
+    expect(call('otelResourceAttributes', mesh, {}, {}, 'shop', containers)).toBe(
+      'service.namespace=shop,service.version=1.2@sha256:abc,service.instance.id=shop.$(POD_NAME).app',
+    );
+    expect(call('otelResourceAttributes', { extensionProviders: [] }, {}, {}, 'shop', containers)).toBe('');
   });
 
   test('includeInboundPorts and applicationPorts list ports in order, repeats kept, UDP and SCTP left out', () => {
