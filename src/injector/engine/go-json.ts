@@ -282,6 +282,8 @@ function encodeTyped(value: unknown, type: string | undefined): string {
 function zeroValue(struct: string, name: string, fieldType: string | undefined): string {
   if (fieldType !== undefined && STRUCTS[fieldType]) return '{}';
   if (name === 'containerPort' || name === 'port') return '0';
+  // A zero resource.Quantity marshals as "0" (omitempty never drops a struct).
+  if (fieldType === 'quantity') return '"0"';
   if (struct === 'InjectionStatus' && name !== 'revision') return 'null';
   return '""';
 }

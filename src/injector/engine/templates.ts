@@ -189,8 +189,38 @@ function fieldEnv(name: string, fieldPath: string): EnvVar {
   return { name, valueFrom: { fieldRef: { fieldPath } } };
 }
 
-function resourceEnv(name: string, resource: string): EnvVar {
-  return { name, valueFrom: { resourceFieldRef: { resource, divisor: '1' } } };
+/**
+ * The Istio minor release whose templates the revision's istiod renders: `settings.tag` is the revision's version
+ * (1.29.6). Any other tag (the conformance corpus's `latest`) means the newest templates, which the corpus holds.
+ * The releases differ in a few lines, listed where the templates read this.
+ */
+function istioMinor(settings: InjectorSettings): number {
+  let minor = minorByTag.get(settings.tag);
+  if (minor === undefined) {
+    const match = /^1\.(\d+)\.\d+/.exec(settings.tag);
+    minor = match ? Number(match[1]) : Number.POSITIVE_INFINITY;
+    if (minorByTag.size >= 64) minorByTag.clear();
+    minorByTag.set(settings.tag, minor);
+  }
+  return minor;
+}
+
+const minorByTag = new Map<string, number>();
+
+/**
+ * Resource env. Istio 1.29's templates set the divisor to 1; 1.28's leave it out, and istiod's Go structs then
+ * write the zero Quantity, "0" (which the kubelet reads as 1).
+ */
+function resourceEnv(ctx: TemplateContext, name: string, resource: string): EnvVar {
+  const divisor = istioMinor(ctx.settings) <= 28 ? '0' : '1';
+  return { name, valueFrom: { resourceFieldRef: { resource, divisor } } };
+}
+
+/** GOMEMLIMIT, and GOMAXPROCS up to Istio 1.30 (later templates leave Go to read its CPU limit itself). */
+function goRuntimeEnv(ctx: TemplateContext): EnvVar[] {
+  const env = [resourceEnv(ctx, 'GOMEMLIMIT', 'limits.memory')];
+  if (istioMinor(ctx.settings) <= 30) env.push(resourceEnv(ctx, 'GOMAXPROCS', 'limits.cpu'));
+  return env;
 }
 
 /** ISTIO_META_POD_PORTS: every container port as Go JSON, one per line, exactly as the template lays it out. */
@@ -285,7 +315,9 @@ function complianceEnv(ctx: TemplateContext): EnvVar[] {
   const policy = ctx.settings.compliancePolicy;
   if (!policy) return [];
   const env: EnvVar[] = [{ name: 'COMPLIANCE_POLICY', value: policy }];
-  if (policy === 'fips-140-3') env.push({ name: 'GODEBUG', value: 'fips140=only' });
+  // Istio 1.31's templates add Go's FIPS 140-3 mode for that policy.
+  if (policy === 'fips-140-3' && istioMinor(ctx.settings) > 30)
+    env.push({ name: 'GODEBUG', value: 'fips140=only' });
   return env;
 }
 
@@ -500,7 +532,11 @@ function canonicalName(ctx: TemplateContext, truncate: boolean): string {
     label(ctx, 'app.kubernetes.io/name') ||
     label(ctx, 'app') ||
     ctx.deployMeta.name;
-  return truncate ? name.slice(0, 63).replace(/^[-_.]+|[-_.]+$/g, '') : name;
+  if (!truncate) return name;
+  const cut = name.slice(0, 63);
+  // Up to Istio 1.30 the template trimmed one trailing "-" (trimSuffix); later ones trim "-", "_" and "." at both ends.
+  if (istioMinor(ctx.settings) <= 30) return cut.endsWith('-') ? cut.slice(0, -1) : cut;
+  return cut.replace(/^[-_.]+|[-_.]+$/g, '');
 }
 
 function canonicalRevision(ctx: TemplateContext): string {
@@ -687,7 +723,12 @@ export const sidecarTemplate: InjectionTemplate = (ctx) => {
     const metadataEnv = proxyMetadataEnv(ctx);
     initContainers.push({
       name: settings.cni.enabled ? 'istio-validation' : 'istio-init',
-      image: chooseImage(ctx, settings.proxyInitImage, ctx.proxyInitImage),
+      // Up to Istio 1.30 the template gave istio-init the proxy's image unless the values named a full reference.
+      image: chooseImage(
+        ctx,
+        settings.proxyInitImage,
+        istioMinor(settings) <= 30 ? ctx.proxyImage : ctx.proxyInitImage,
+      ),
       args,
       ...imagePullPolicy(ctx),
       ...(metadataEnv.length > 0 ? { env: metadataEnv } : {}),
@@ -713,11 +754,11 @@ export const sidecarTemplate: InjectionTemplate = (ctx) => {
   }
   env.push(
     ...identityEnv(ctx),
-    resourceEnv('ISTIO_CPU_LIMIT', 'limits.cpu'),
+    resourceEnv(ctx, 'ISTIO_CPU_LIMIT', 'limits.cpu'),
     { name: 'PROXY_CONFIG', value: proxyConfigJson(proxyConfig) + '\n' },
     { name: 'ISTIO_META_POD_PORTS', value: podPortsJson(ctx.spec) },
     appContainersEnv(ctx),
-    resourceEnv('GOMEMLIMIT', 'limits.memory'),
+    ...goRuntimeEnv(ctx),
     ...complianceEnv(ctx),
     { name: 'ISTIO_META_CLUSTER_ID', value: settings.clusterName || 'Kubernetes' },
     fieldEnv('ISTIO_META_NODE_NAME', 'spec.nodeName'),
@@ -747,13 +788,16 @@ export const sidecarTemplate: InjectionTemplate = (ctx) => {
       // istiod renders nothing for an unparsable datadog annotation
     }
   }
-  const otel = otelResourceAttributes(
-    ctx.settings.mesh.extensionProviders ?? [],
-    ctx.metadata.annotations ?? {},
-    ctx.metadata.labels ?? {},
-    ctx.deployMeta.namespace,
-    ctx.spec.containers ?? [],
-  );
+  // Istio 1.30 added OpenTelemetry's resource attributes.
+  const otel =
+    istioMinor(settings) >= 30 &&
+    otelResourceAttributes(
+      ctx.settings.mesh.extensionProviders ?? [],
+      ctx.metadata.annotations ?? {},
+      ctx.metadata.labels ?? {},
+      ctx.deployMeta.namespace,
+      ctx.spec.containers ?? [],
+    );
   if (otel) env.push({ name: 'OTEL_RESOURCE_ATTRIBUTES', value: otel });
   env.push(...proxyMetadataEnv(ctx));
 
@@ -837,7 +881,11 @@ export const sidecarTemplate: InjectionTemplate = (ctx) => {
     ...istiodCaVolume(ctx),
     {
       name: 'istio-ca-crl',
-      configMap: { name: settings.crlConfigMapName || 'istio-ca-crl', optional: true },
+      // Istio 1.29 made the CRL ConfigMap's name a value.
+      configMap: {
+        name: (istioMinor(settings) > 28 && settings.crlConfigMapName) || 'istio-ca-crl',
+        optional: true,
+      },
     },
     ...mtlsCertsVolume(ctx),
     ...userVolumes(ctx),
@@ -859,10 +907,10 @@ export const gatewayTemplate: InjectionTemplate = (ctx) => {
   const gid = ctx.proxyGid || 1337;
   const env: EnvVar[] = [
     ...identityEnv(ctx),
-    resourceEnv('ISTIO_CPU_LIMIT', 'limits.cpu'),
+    resourceEnv(ctx, 'ISTIO_CPU_LIMIT', 'limits.cpu'),
     { name: 'PROXY_CONFIG', value: proxyConfigJson(proxyConfig) + '\n' },
     { name: 'ISTIO_META_POD_PORTS', value: podPortsJson(ctx.spec) },
-    resourceEnv('GOMEMLIMIT', 'limits.memory'),
+    ...goRuntimeEnv(ctx),
     ...complianceEnv(ctx),
     appContainersEnv(ctx),
     { name: 'ISTIO_META_CLUSTER_ID', value: settings.clusterName || 'Kubernetes' },

@@ -60,7 +60,8 @@ describe('injectorSettingsOf', () => {
       ),
     );
     expect(fips3.get('COMPLIANCE_POLICY')).toBe('fips-140-3');
-    expect(fips3.get('GODEBUG')).toBe('fips140=only');
+    // Go's FIPS 140-3 mode (GODEBUG) comes with Istio 1.31's templates, not 1.29's.
+    expect(fips3.has('GODEBUG')).toBe(false);
   });
 
   test('ENABLE_CLUSTER_TRUST_BUNDLE_API, read as istiod parses it, makes proxies mount the ClusterTrustBundle', () => {

@@ -340,6 +340,9 @@ describe('what istiod hands its templates, as Istio`s own templates read it', ()
       initialDelaySeconds: 0
       periodSeconds: 15
       httpGet: {path: /ready, port: 8080}
+    env:
+    - name: CPU
+      valueFrom: {resourceFieldRef: {resource: limits.cpu}}
     notAContainerField: dropped
   - name: bare
     image: example/bare:1
@@ -350,6 +353,8 @@ describe('what istiod hands its templates, as Istio`s own templates read it', ()
       image: 'example/extra:1',
       resources: { limits: { cpu: '2', memory: '1Gi' }, requests: { cpu: '500m' } },
       readinessProbe: { httpGet: { path: '/ready', port: 8080 }, periodSeconds: 15 },
+      // A divisor left out is Go's zero Quantity, which it writes as "0".
+      env: [{ name: 'CPU', valueFrom: { resourceFieldRef: { resource: 'limits.cpu', divisor: '0' } } }],
     });
     // Go writes `resources: {}` for a container without any; meshrev's templates leave the key out.
     expect(out.spec?.containers?.find((c) => c.name === 'bare')).toEqual({

@@ -267,6 +267,97 @@ describe('injectPod', () => {
   });
 });
 
+describe("a revision's Istio release decides the few lines its templates changed", () => {
+  const proxyOf = (pod: Pod) =>
+    [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].find(
+      (c) => c.name === 'istio-proxy',
+    );
+  const release = (tag: string, extra: Partial<InjectorSettings> = {}): InjectorSettings => ({
+    ...defaultInjectorSettings(),
+    tag,
+    ...extra,
+  });
+  const resourceEnvOf = (settings: InjectorSettings) =>
+    (proxyOf(injected(helloPod(), settings))?.env ?? [])
+      .filter((e) => e.valueFrom?.resourceFieldRef)
+      .map((e) => [e.name, (e.valueFrom?.resourceFieldRef as { divisor?: string } | undefined)?.divisor]);
+
+  test('GOMAXPROCS up to 1.30, and the resource divisor 1.28 leaves to Go`s zero Quantity', () => {
+    expect(resourceEnvOf(release('latest'))).toEqual([
+      ['ISTIO_CPU_LIMIT', '1'],
+      ['GOMEMLIMIT', '1'],
+    ]);
+    expect(resourceEnvOf(release('1.30.3'))).toEqual([
+      ['ISTIO_CPU_LIMIT', '1'],
+      ['GOMEMLIMIT', '1'],
+      ['GOMAXPROCS', '1'],
+    ]);
+    expect(resourceEnvOf(release('1.28.10'))).toEqual([
+      ['ISTIO_CPU_LIMIT', '0'],
+      ['GOMEMLIMIT', '0'],
+      ['GOMAXPROCS', '0'],
+    ]);
+  });
+
+  test('GODEBUG for FIPS 140-3 only from 1.31, OpenTelemetry attributes only from 1.30', () => {
+    const env = (tag: string) =>
+      envOf(
+        proxyOf(
+          injected(
+            helloPod(),
+            release(tag, {
+              compliancePolicy: 'fips-140-3',
+              mesh: {
+                ...defaultInjectorSettings().mesh,
+                extensionProviders: [
+                  {
+                    name: 'otel',
+                    opentelemetry: { serviceAttributeEnrichment: 'OTEL_SEMANTIC_CONVENTIONS' },
+                  },
+                ],
+              },
+            }),
+          ),
+        ),
+      );
+    expect(env('latest')).toMatchObject({ GODEBUG: 'fips140=only' });
+    expect(env('latest')['OTEL_RESOURCE_ATTRIBUTES']).toBeDefined();
+    expect(env('1.30.3')['GODEBUG']).toBeUndefined();
+    expect(env('1.30.3')['OTEL_RESOURCE_ATTRIBUTES']).toBeDefined();
+    expect(env('1.29.6')['OTEL_RESOURCE_ATTRIBUTES']).toBeUndefined();
+  });
+
+  test('istio-init runs the proxy image up to 1.30, unless the values name a full reference', () => {
+    const initImage = (tag: string) =>
+      injected(helloPod(), release(tag, { proxyInitImage: 'proxyinit' })).spec?.initContainers?.find(
+        (c) => c.name === 'istio-init',
+      )?.image;
+    expect(initImage('latest')).toBe('registry.istio.io/testing/proxyinit:latest');
+    expect(initImage('1.30.3')).toBe('registry.istio.io/testing/proxyv2:1.30.3');
+  });
+
+  test('a canonical name cut at 63 characters: one trailing "-" trimmed up to 1.30, "-_." at both ends after', () => {
+    const name = `_${'a'.repeat(61)}-tail`;
+    const canonical = (tag: string) =>
+      injected({ ...helloPod(), metadata: { ...helloPod().metadata, labels: { app: name } } }, release(tag))
+        .metadata?.labels?.['service.istio.io/canonical-name'];
+    expect(canonical('latest')).toBe('a'.repeat(61));
+    expect(canonical('1.30.3')).toBe(`_${'a'.repeat(61)}`);
+  });
+
+  test('the CRL ConfigMap`s name is a value from 1.29', () => {
+    const crl = (tag: string) =>
+      injected(helloPod(), release(tag, { crlConfigMapName: 'my-crl' })).spec?.volumes?.find(
+        (v) => v.name === 'istio-ca-crl',
+      );
+    expect(crl('1.29.6')).toEqual({ name: 'istio-ca-crl', configMap: { name: 'my-crl', optional: true } });
+    expect(crl('1.28.10')).toEqual({
+      name: 'istio-ca-crl',
+      configMap: { name: 'istio-ca-crl', optional: true },
+    });
+  });
+});
+
 describe('kubeInjectDocuments', () => {
   test('workloads are injected, other objects and host-network pods pass through with a warning', () => {
     const warnings: string[] = [];
