@@ -84,6 +84,11 @@ differential: build ## Compare the custom templates' Go template and regexp engi
 	$(NODE) dist/hack/differential/regexp.js dist/differential-go $(DIFFERENTIAL_ARGS)
 	$(NODE) dist/hack/differential/template.js dist/differential-go $(DIFFERENTIAL_ARGS)
 
+.PHONY: template-parity
+template-parity: build ## Render the corpus with Istio's own templates as custom templates and compare with the built-in ones (ISTIO_FILES=<istio-discovery chart files dir>, ISTIO_RELEASE=<x.y.z> for a release's files)
+	@test -n "$(ISTIO_FILES)" || { echo "set ISTIO_FILES to the istio-discovery chart's files/ directory of the corpus's Istio commit"; exit 2; }
+	$(NODE) dist/hack/template-parity.js $(ISTIO_FILES) $(if $(ISTIO_RELEASE),--release $(ISTIO_RELEASE))
+
 .PHONY: deploy
 deploy: ## Install meshrev into the cluster $KUBECONFIG points at (server-side apply)
 	$(KUBECTL) --kubeconfig $(KUBECONFIG) apply --server-side -k deploy/
