@@ -48,11 +48,12 @@ export const ISTIO_FUNCTIONS: FuncMap = {
     value === '' || value === undefined || value === null ? fallback : value,
   toJSON: (value) => goJson(value),
   toJson: (value) => goJson(value),
+  // Text that is not JSON gives the string "{}" (istiod logs a warning), which `range` then refuses.
   fromJSON: (text) => {
     try {
-      return JSON.parse(String(text)) as unknown;
+      return JSON.parse(goString(text)) as unknown;
     } catch {
-      return undefined;
+      return '{}';
     }
   },
   structToJSON: (value) => structJson(value),
@@ -465,7 +466,8 @@ function customTemplate(name: string, parsed: Parsed): InjectionTemplate {
     }
     let fragment: unknown;
     try {
-      fragment = parseYaml(text, { version: '1.1' });
+      // Go's YAML reader (sigs.k8s.io/yaml, not strict) lets a repeated key's last value win.
+      fragment = parseYaml(text, { version: '1.1', uniqueKeys: false });
     } catch (error) {
       throw new Error(`injection template "${name}" rendered invalid YAML: ${(error as Error).message}`);
     }

@@ -2,6 +2,7 @@
 // name renders (files/injection-template.yaml, gateway-injection-template.yaml, grpc-agent.yaml, grpc-simple.yaml),
 // which the engine then strategically merges onto the pod. Values that Go would drop when unmarshalling into
 // corev1 types (zero probe fields, empty strings) are left out here for the same result.
+import { sprint } from './go-template/fmt.js';
 import { goMarshal } from './go-json.js';
 import { proxyConfigJson } from './proxy-config.js';
 import { canonicalResources } from './quantity.js';
@@ -372,23 +373,47 @@ function userVolumes(ctx: TemplateContext): Volume[] {
   return jsonAnnotationEntries(ctx, 'sidecar.istio.io/userVolume') as Volume[];
 }
 
-/** `range $name, $value := fromJSON (annotation)`: a JSON object of name → spec, iterated in key order. */
-function jsonAnnotationEntries(ctx: TemplateContext, name: string): JsonObject[] {
+/**
+ * What the templates' `range $key, $value := fromJSON (index .ObjectMeta.Annotations name)` iterates over: an
+ * object's entries in key order, a list's by index, nothing for null. istiod's fromJSON gives the string "{}" for
+ * text that is not JSON, and range refuses a string or any other scalar, so such an annotation fails the injection.
+ */
+function rangeOverJsonAnnotation(ctx: TemplateContext, name: string): Array<[string, unknown]> {
   const raw = ctx.metadata.annotations?.[name];
   if (raw === undefined) return [];
   let parsed: unknown;
   try {
     parsed = JSON.parse(raw);
   } catch {
-    return [];
+    throw new Error(
+      `failed to run injection template: annotation ${name} is not JSON: ${JSON.stringify(raw)}`,
+    );
   }
-  if (!isObject(parsed)) return [];
-  return Object.keys(parsed)
-    .sort()
-    .map((key) => {
-      const value = parsed[key];
-      return { name: key, ...(isObject(value) ? value : {}) };
-    });
+  if (parsed === null) return [];
+  if (Array.isArray(parsed)) return parsed.map((value, index) => [String(index), value]);
+  if (isObject(parsed))
+    return Object.keys(parsed)
+      .sort()
+      .map((key) => [key, parsed[key]]);
+  throw new Error(
+    `failed to run injection template: annotation ${name} is not a JSON object or list: ${raw}`,
+  );
+}
+
+/**
+ * User volumes and mounts: `- name: "<key>"` followed by the value's YAML, so the value must be an object with
+ * fields (anything else is not YAML there, and istiod fails the injection), and a `name` in it wins (the last of
+ * two equal YAML keys does).
+ */
+function jsonAnnotationEntries(ctx: TemplateContext, name: string): JsonObject[] {
+  return rangeOverJsonAnnotation(ctx, name).map(([key, value]) => {
+    if (!isObject(value) || Object.keys(value).length === 0) {
+      throw new Error(
+        `failed to run injection template: annotation ${name}: entry ${JSON.stringify(key)} is not a JSON object with fields`,
+      );
+    }
+    return { name: key, ...value };
+  });
 }
 
 function istiodCaVolume(ctx: TemplateContext): Volume[] {
@@ -778,14 +803,9 @@ export const sidecarTemplate: InjectionTemplate = (ctx) => {
     });
   }
   env.push(...meshIdEnv(ctx));
-  if (settings.tracer === 'datadog' && isset(ctx, 'apm.datadoghq.com/env')) {
-    try {
-      const parsed: unknown = JSON.parse(annotations['apm.datadoghq.com/env'] ?? '');
-      if (isObject(parsed)) {
-        for (const key of Object.keys(parsed).sort()) env.push({ name: key, value: String(parsed[key]) });
-      }
-    } catch {
-      // istiod renders nothing for an unparsable datadog annotation
+  if (settings.tracer === 'datadog') {
+    for (const [name, value] of rangeOverJsonAnnotation(ctx, 'apm.datadoghq.com/env')) {
+      env.push({ name, value: sprint([value]) });
     }
   }
   // Istio 1.30 added OpenTelemetry's resource attributes.
@@ -1043,7 +1063,19 @@ export const grpcAgentTemplate: InjectionTemplate = (ctx) => {
       mounts.push({ mountPath: '/etc/certs/', name: 'istio-certs', readOnly: true });
     mounts.push({ name: 'istio-podinfo', mountPath: '/etc/istio/pod' });
   }
-  mounts.push(...userVolumeMounts(ctx));
+  const userMounts = userVolumeMounts(ctx);
+  if (statusPort !== '0') mounts.push(...userMounts);
+  else if (userMounts.length > 0) {
+    // With the status port off, istiod's grpc-agent template skips everything from the readiness probe to its
+    // mounts, and the user's mounts it writes after that land in the env list: its Go structs keep their names
+    // only. After an imagePullPolicy line they are not YAML, and istiod fails the injection.
+    if (settings.imagePullPolicy) {
+      throw new Error(
+        'failed parsing generated injected YAML (check Istio sidecar injector configuration): the grpc-agent template puts sidecar.istio.io/userVolumeMount after imagePullPolicy when the status port is 0',
+      );
+    }
+    env.push(...userMounts.map((mount) => ({ name: String(mount['name']) })));
+  }
   if (mounts.length > 0) proxy.volumeMounts = mounts as Container['volumeMounts'];
 
   const appContainers: Container[] = appContainerNames(ctx).map((name) => ({

@@ -328,6 +328,15 @@ describe('what istiod hands its templates, as Istio`s own templates read it', ()
     expect(localhost.metadata?.annotations?.['inbound']).toBe('localhost');
   });
 
+  test('a key the rendered YAML repeats keeps its last value, as Go`s YAML reader does', () => {
+    const out = renderOnly(`metadata:
+  annotations:
+    repeated: first
+    repeated: last
+`);
+    expect(out.metadata?.annotations?.['repeated']).toBe('last');
+  });
+
   test('rendered containers are read into Go`s structs, as istiod does: quantities canonical, omitempty zeros gone', () => {
     const out = renderOnly(`spec:
   containers:
@@ -402,6 +411,11 @@ describe("istiod's template functions", () => {
     ],
   ])('toYaml %s', (_name, value, expected) => {
     expect(call('toYaml', value)).toBe(expected);
+  });
+
+  test('fromJSON gives the string "{}" for text that is not JSON, as istiod`s does', () => {
+    expect(call('fromJSON', '{"a":[1]}')).toEqual({ a: [1] });
+    expect(call('fromJSON', 'not json')).toBe('{}');
   });
 
   test('the map[string]string functions: omit, strdict, mergeMaps and toJsonMap', () => {

@@ -358,6 +358,80 @@ describe("a revision's Istio release decides the few lines its templates changed
   });
 });
 
+describe('annotations the templates range over with fromJSON', () => {
+  const proxyOf = (pod: Pod) =>
+    [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].find(
+      (c) => c.name === 'istio-proxy',
+    );
+  const outcome = (annotations: Record<string, string>, settings = defaultInjectorSettings()) =>
+    injectPod({
+      pod: helloPod({ annotations }),
+      namespace: 'shop',
+      settings,
+      nodeKubeletMinorVersions: [33],
+    });
+  const userVolumes = (value: string) =>
+    injected(helloPod({ annotations: { 'sidecar.istio.io/userVolume': value } })).spec?.volumes?.filter(
+      (v) => !v.name.startsWith('istio') && !/^(workload|credential)-/.test(v.name),
+    );
+
+  test('user volumes come from an object by name, from a list by index or their own name, from null not at all', () => {
+    expect(userVolumes('{"b":{"emptyDir":{}},"a":{"name":"renamed","emptyDir":{}}}')).toEqual([
+      { name: 'renamed', emptyDir: {} },
+      { name: 'b', emptyDir: {} },
+    ]);
+    expect(userVolumes('[{"emptyDir":{}},{"name":"named","emptyDir":{}}]')).toEqual([
+      { name: '0', emptyDir: {} },
+      { name: 'named', emptyDir: {} },
+    ]);
+    expect(userVolumes('null')).toEqual([]);
+  });
+
+  test.each([
+    ['sidecar.istio.io/userVolume', 'not json', 'annotation sidecar.istio.io/userVolume is not JSON'],
+    [
+      'sidecar.istio.io/userVolume',
+      '5',
+      'annotation sidecar.istio.io/userVolume is not a JSON object or list',
+    ],
+    ['sidecar.istio.io/userVolumeMount', '{"e":{}}', 'entry "e" is not a JSON object with fields'],
+  ])('%s: %s fails the injection as the template does', (name, value, message) => {
+    const result = outcome({ [name]: value });
+    expect(result.kind).toBe('rejected');
+    if (result.kind === 'rejected') expect(result.message).toContain(message);
+  });
+
+  test('with the datadog tracer, apm.datadoghq.com/env becomes env printed as Go prints it, and bad JSON fails', () => {
+    const datadog = { ...defaultInjectorSettings(), tracer: 'datadog' };
+    const env = envOf(
+      proxyOf(
+        injected(
+          helloPod({ annotations: { 'apm.datadoghq.com/env': '{"DD_ENV":"prod","DD_TRACE":true}' } }),
+          datadog,
+        ),
+      ),
+    );
+    expect(env).toMatchObject({ DD_ENV: 'prod', DD_TRACE: 'true' });
+    expect(outcome({ 'apm.datadoghq.com/env': 'nope' }, datadog).kind).toBe('rejected');
+    // Without the datadog tracer the template never reads it.
+    expect(outcome({ 'apm.datadoghq.com/env': 'nope' }).kind).toBe('injected');
+  });
+
+  test('grpc-agent with the status port off writes the user`s mounts into env, as istiod`s template does', () => {
+    const annotations = {
+      'inject.istio.io/templates': 'grpc-agent',
+      'status.sidecar.istio.io/port': '0',
+      'sidecar.istio.io/userVolumeMount': '{"extra":{"mountPath":"/x"}}',
+    };
+    const proxy = proxyOf(injected(helloPod({ annotations })));
+    expect(proxy?.volumeMounts).toBeUndefined();
+    expect(proxy?.env?.at(-1)).toEqual({ name: 'extra' });
+    expect(outcome(annotations, { ...defaultInjectorSettings(), imagePullPolicy: 'Always' }).kind).toBe(
+      'rejected',
+    );
+  });
+});
+
 describe('kubeInjectDocuments', () => {
   test('workloads are injected, other objects and host-network pods pass through with a warning', () => {
     const warnings: string[] = [];
