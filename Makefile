@@ -87,7 +87,7 @@ differential: build ## Compare the custom templates' Go template and regexp engi
 .PHONY: template-parity
 template-parity: build ## Render the corpus with Istio's own templates as custom templates and compare with the built-in ones (ISTIO_FILES=<istio-discovery chart files dir>, ISTIO_RELEASE=<x.y.z> for a release's files)
 	@test -n "$(ISTIO_FILES)" || { echo "set ISTIO_FILES to the istio-discovery chart's files/ directory of the corpus's Istio commit"; exit 2; }
-	$(NODE) dist/hack/template-parity.js $(ISTIO_FILES) $(if $(ISTIO_RELEASE),--release $(ISTIO_RELEASE))
+	$(NODE) dist/hack/template-parity.js $(ISTIO_FILES) $(if $(ISTIO_RELEASE),--release $(ISTIO_RELEASE)) $(PARITY_ARGS)
 
 .PHONY: deploy
 deploy: ## Install meshrev into the cluster $KUBECONFIG points at (server-side apply)
