@@ -193,7 +193,42 @@ export function randomSettings(next: Random, base: RevisionSettingsInput, tag: s
     };
   }
   if (maybe(0.1)) spec.meshConfig = { ...spec.meshConfig, inboundTrafficPolicy: { mode: 'LOCALHOST' } };
-  const settings = settingsFromRevision('default', spec);
+  if (maybe(0.1)) spec.meshConfig = { ...spec.meshConfig, trustDomain: 'example.org' };
+  if (maybe(0.1))
+    spec.meshConfig = { ...spec.meshConfig, proxyListenPort: 15101, proxyInboundListenPort: 15106 };
+  if (maybe(0.2)) {
+    spec.meshConfig = {
+      ...spec.meshConfig,
+      defaultConfig: pick([
+        { holdApplicationUntilProxyStarts: true },
+        { concurrency: 2, proxyMetadata: { ISTIO_META_DNS_AUTO_ALLOCATE: 'true' } },
+        { tracing: { zipkin: { address: 'zipkin.tracing:9411' } } },
+        { drainDuration: '30s', terminationDrainDuration: '10s' },
+        { image: { imageType: 'distroless' } },
+      ]),
+    };
+  }
+  if (maybe(0.1)) proxy.variant = 'distroless';
+  if (maybe(0.1)) proxy.logLevel = 'debug';
+  if (maybe(0.1)) proxy.componentLogLevel = 'misc:info';
+  if (maybe(0.1)) proxy.agentLogLevel = 'default:debug';
+  if (maybe(0.1)) proxy.readinessInitialDelaySeconds = 2;
+  if (maybe(0.1)) proxy.readinessPeriodSeconds = 5;
+  if (maybe(0.1)) proxy.readinessFailureThreshold = 10;
+  if (maybe(0.1)) proxy.startupProbe = { enabled: pick([true, false]), failureThreshold: 30 };
+  if (maybe(0.1)) proxy.clusterDomain = 'corp.local';
+  if (maybe(0.1)) proxy.includeInboundPorts = '8080';
+  if (maybe(0.1)) proxy.excludeInboundPorts = '9000';
+  if (maybe(0.1)) proxy.includeOutboundPorts = '443';
+  if (maybe(0.1)) proxy.excludeIPRanges = '169.254.169.254/32';
+  if (maybe(0.1)) proxy.capNetBindService = true;
+  if (maybe(0.1)) proxy.outlierLogPath = '/dev/stdout';
+  if (maybe(0.1)) proxy.seccompProfile = { type: 'RuntimeDefault' };
+  if (maybe(0.1)) proxy.lifecycle = { preStop: { exec: { command: ['sleep', '5'] } } };
+  if (maybe(0.1)) spec.injection = { ...spec.injection, rewriteAppHTTPProbe: false };
+  const revision = pick(['default', 'default', 'canary', 'asm-1-30']);
+  if (revision !== 'default' && maybe(0.5)) delete spec.caAddress;
+  const settings = settingsFromRevision(revision, spec);
   return {
     ...settings,
     ...(maybe(0.15) ? { compliancePolicy: pick(['fips-140-2', 'fips-140-3']) } : {}),
