@@ -110,7 +110,7 @@ export const IstiodSpecSchema = withRules(
     env: stringMap()
       .optional()
       .describe(
-        "Extra environment variables of the istiod container (Helm's pilot.env); the injector reads them as istiod's does (COMPLIANCE_POLICY reaches the proxies, ENABLE_CLUSTER_TRUST_BUNDLE_API=true mounts the CA from the ClusterTrustBundle in istiod and the proxies, custom templates read them with env and .Values.pilot.env)",
+        "Extra environment variables of the istiod container (Helm's pilot.env); the injector reads them as istiod's does (COMPLIANCE_POLICY reaches the proxies, ENABLE_CLUSTER_TRUST_BUNDLE_API=true mounts the CA from the ClusterTrustBundle in istiod and the proxies, ENABLE_NATIVE_SIDECARS decides the layout when proxy.nativeSidecars is auto, custom templates read them with env and .Values.pilot.env)",
       ),
     nodeSelector: stringMap().optional(),
     tolerations: z.array(TolerationSchema).optional(),

@@ -77,7 +77,7 @@ export const ProxySpecSchema = z
       .enum(['auto', 'true', 'false'])
       .default('auto')
       .describe(
-        "Inject istio-proxy as a native sidecar (init container with restartPolicy Always): auto = when every node (or the pod's node) runs kubelet 1.33 or newer",
+        "Inject istio-proxy as a native sidecar (init container with restartPolicy Always): auto = when every node (or the pod's node) runs kubelet 1.33 or newer, unless istiod.env sets ENABLE_NATIVE_SIDECARS, which then decides as in istiod",
       ),
     statusPort: port()
       .optional()

@@ -5,13 +5,18 @@
 import { clusterTrustBundleEnabled, istiodEnvironmentValues } from '../controllers/revision/desired.js';
 import type { ControlPlaneRevision } from '../crds/controlplanerevision.js';
 import { settingsFromRevision } from '../crds/proxy.js';
-import type { InjectorSettings } from './engine/settings.js';
+import type { InjectorSettings, NativeSidecarMode } from './engine/settings.js';
 
 /** The settings `/inject/<revision>` and `meshrev kube-inject` use for `cpr`, running Istio `version`. */
 export function injectorSettingsOf(cpr: ControlPlaneRevision, version: string): InjectorSettings {
   const istiodEnvironment = istiodEnvironmentValues(cpr, version);
+  const settings = settingsFromRevision(cpr.metadata.name, { ...cpr.spec, version });
   return {
-    ...settingsFromRevision(cpr.metadata.name, { ...cpr.spec, version }),
+    ...settings,
+    nativeSidecars: nativeSidecarMode(
+      settings.nativeSidecars,
+      cpr.spec.istiod.env?.['ENABLE_NATIVE_SIDECARS'],
+    ),
     istiodEnvironment,
     compliancePolicy: istiodEnvironment.get('COMPLIANCE_POLICY') ?? '',
     enableClusterTrustBundle: clusterTrustBundleEnabled(cpr),
@@ -22,4 +27,17 @@ export function injectorSettingsOf(cpr: ControlPlaneRevision, version: string): 
       ]),
     ),
   };
+}
+
+/**
+ * istiod's injector takes its native-sidecar mode from ENABLE_NATIVE_SIDECARS (`true`, `false` or `auto`; anything
+ * else turns them off). `spec.proxy.nativeSidecars` set to `true` or `false` decides; left at `auto`, istiod's
+ * variable in `spec.istiod.env` does, as it would for istiod's own injector.
+ */
+function nativeSidecarMode(
+  fromSpec: NativeSidecarMode,
+  fromEnvironment: string | undefined,
+): NativeSidecarMode {
+  if (fromSpec !== 'auto' || fromEnvironment === undefined) return fromSpec;
+  return fromEnvironment === 'true' || fromEnvironment === 'auto' ? fromEnvironment : 'false';
 }

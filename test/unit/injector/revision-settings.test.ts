@@ -96,6 +96,22 @@ describe('injectorSettingsOf', () => {
     expect(off.pilotEnv).toEqual({ ENABLE_CLUSTER_TRUST_BUNDLE_API: false });
   });
 
+  test("ENABLE_NATIVE_SIDECARS decides the layout as istiod's does, unless spec.proxy.nativeSidecars says true or false", () => {
+    const mode = (env: Record<string, string>, nativeSidecars?: 'auto' | 'true' | 'false') =>
+      injectorSettingsOf(
+        revision('r', { istiod: { env }, ...(nativeSidecars ? { proxy: { nativeSidecars } } : {}) }),
+        '1.29.6',
+      ).nativeSidecars;
+    expect(mode({})).toBe('auto');
+    expect(mode({ ENABLE_NATIVE_SIDECARS: 'false' })).toBe('false');
+    expect(mode({ ENABLE_NATIVE_SIDECARS: 'true' })).toBe('true');
+    // istiod reads an unknown value as off.
+    expect(mode({ ENABLE_NATIVE_SIDECARS: 'yes' })).toBe('false');
+    expect(mode({ ENABLE_NATIVE_SIDECARS: 'false' }, 'auto')).toBe('false');
+    expect(mode({ ENABLE_NATIVE_SIDECARS: 'false' }, 'true')).toBe('true');
+    expect(mode({}, 'false')).toBe('false');
+  });
+
   test('a variable named like an Object.prototype member is only a variable', () => {
     const settings = injectorSettingsOf(
       revision('odd', { istiod: { env: { ['__proto__']: 'x', constructor: 'y' } } }),
