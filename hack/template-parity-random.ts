@@ -142,8 +142,10 @@ export function randomPod(next: Random): { pod: Pod; namespace: string } {
   if (maybe(0.1)) containers.push({ name: 'istio-proxy', image: 'auto' } as Container);
   const owner = pick(['ReplicaSet', 'ReplicaSet', 'StatefulSet', 'Job', 'none']);
   const name = pick(NAMES);
+  // test-ns is the corpus's OpenShift-style namespace, with SCC ranges that an openshift revision reads.
+  const namespace = pick(['shop', 'shop', 'test-ns']);
   const metadata: Record<string, unknown> = {
-    namespace: 'shop',
+    namespace,
     labels: owner === 'ReplicaSet' ? { ...labels, 'pod-template-hash': '5d4f8' } : labels,
     annotations,
   };
@@ -158,7 +160,7 @@ export function randomPod(next: Random): { pod: Pod; namespace: string } {
   if (maybe(0.2)) spec['initContainers'] = [{ name: 'setup', image: 'busybox' }];
   if (maybe(0.1)) spec['securityContext'] = { runAsUser: 1000, fsGroup: 2000 };
   if (maybe(0.1)) spec['imagePullSecrets'] = [{ name: 'pull' }];
-  return { pod: { metadata, spec } as Pod, namespace: 'shop' };
+  return { pod: { metadata, spec } as Pod, namespace };
 }
 
 /** A revision spec over the corpus's defaults, with the fields that change what the templates render. */
@@ -226,6 +228,7 @@ export function randomSettings(next: Random, base: RevisionSettingsInput, tag: s
   if (maybe(0.1)) proxy.seccompProfile = { type: 'RuntimeDefault' };
   if (maybe(0.1)) proxy.lifecycle = { preStop: { exec: { command: ['sleep', '5'] } } };
   if (maybe(0.1)) spec.injection = { ...spec.injection, rewriteAppHTTPProbe: false };
+  if (maybe(0.2)) spec.platform = 'openshift';
   const revision = pick(['default', 'default', 'canary', 'asm-1-30']);
   if (revision !== 'default' && maybe(0.5)) delete spec.caAddress;
   const settings = settingsFromRevision(revision, spec);
