@@ -16,7 +16,6 @@ import { isDeepStrictEqual } from 'node:util';
 
 import {
   applyJsonPatch,
-  injectPod,
   kubeInjectDocuments,
   type InjectorSettings,
   type Pod,
@@ -30,7 +29,8 @@ import {
   corpusPresent,
   injectableDocs,
   isObject,
-  NAMESPACE_ANNOTATIONS,
+  injectInUpstreamCluster,
+  NODE_MINORS,
   objectToPod,
   readDocs,
   readRows,
@@ -47,9 +47,6 @@ const TEMPLATE_FILES: Readonly<Record<string, string>> = {
 const REJECTED = 'rejected: ';
 /** Comparisons where both sides refused the pod, with different messages. */
 let bothRefused = 0;
-
-/** Upstream's test nodes run kubelet 1.33 and 1.34 (the conformance suite's NODE_MINORS). */
-const NODE_MINORS = [33, 34];
 
 function istioTemplates(dir: string): Record<string, string> {
   const templates: Record<string, string> = {};
@@ -75,15 +72,8 @@ function injectPodTwice(
   namespace: string,
   settings: InjectorSettings,
 ): { injected: unknown; reinjected: unknown } {
-  const namespaceAnnotations = NAMESPACE_ANNOTATIONS[namespace];
   const once = (pod: Pod): Pod | string => {
-    const outcome = injectPod({
-      pod,
-      namespace,
-      settings,
-      nodeKubeletMinorVersions: NODE_MINORS,
-      ...(namespaceAnnotations ? { namespaceAnnotations } : {}),
-    });
+    const outcome = injectInUpstreamCluster(pod, namespace, settings);
     if (outcome.kind === 'rejected') return `${REJECTED}${outcome.message}`;
     return outcome.kind === 'injected' ? (applyJsonPatch(pod, outcome.patch) as Pod) : pod;
   };

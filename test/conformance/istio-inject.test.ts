@@ -15,17 +15,15 @@ import {
   corpusDir,
   corpusPresent,
   injectableDocs,
+  injectInUpstreamCluster,
   isObject,
-  NAMESPACE_ANNOTATIONS,
+  NODE_MINORS,
   normalize,
   objectToPod,
   readDocs,
   readRows,
   type CorpusRow,
 } from './support/corpus.js';
-
-/** Nodes of upstream's fake cluster: kubelet 1.33 and 1.34, so native sidecars in 'auto' mode. */
-const NODE_MINORS = [33, 34];
 
 const dir = corpusDir();
 const present = corpusPresent(dir);
@@ -86,14 +84,7 @@ function norm(value: unknown): unknown {
 }
 
 function inject(pod: Pod, namespace: string, settings: InjectorSettings): Pod {
-  const namespaceAnnotations = NAMESPACE_ANNOTATIONS[namespace];
-  const outcome = injectPod({
-    pod,
-    namespace,
-    settings,
-    nodeKubeletMinorVersions: NODE_MINORS,
-    ...(namespaceAnnotations ? { namespaceAnnotations } : {}),
-  });
+  const outcome = injectInUpstreamCluster(pod, namespace, settings);
   if (outcome.kind === 'rejected') throw new Error(`injection rejected: ${outcome.message}`);
   return outcome.kind === 'injected' ? (applyJsonPatch(pod, outcome.patch) as Pod) : pod;
 }
@@ -213,17 +204,8 @@ describe('Istio injection conformance corpus', () => {
         const [a, b] = ['kube-api-access-abc12', 'kube-api-access-q9z8x'];
         const podA = withToken(a);
         expect(tokenVolumeName(podA, JSON.stringify(podA))).toBe(a);
-        const patchOf = (pod: Pod): string => {
-          const namespaceAnnotations = NAMESPACE_ANNOTATIONS[namespace];
-          const outcome = injectPod({
-            pod,
-            namespace,
-            settings: plan.settings,
-            nodeKubeletMinorVersions: NODE_MINORS,
-            ...(namespaceAnnotations ? { namespaceAnnotations } : {}),
-          });
-          return JSON.stringify(outcome);
-        };
+        const patchOf = (pod: Pod): string =>
+          JSON.stringify(injectInUpstreamCluster(pod, namespace, plan.settings));
         expect(patchOf(withToken(b))).toBe(patchOf(podA).split(a).join(b));
       }
     });

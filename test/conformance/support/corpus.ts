@@ -6,7 +6,12 @@ import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 
 import { settingsFromRevision, type RevisionSettingsInput } from '../../../src/crds/proxy.js';
-import type { InjectorSettings } from '../../../src/injector/engine/index.js';
+import {
+  injectPod,
+  type InjectionOutcome,
+  type InjectorSettings,
+  type Pod,
+} from '../../../src/injector/engine/index.js';
 
 import { isObject, type JsonObject } from '../../../src/injector/engine/types.js';
 
@@ -169,6 +174,25 @@ export const NAMESPACE_ANNOTATIONS: Readonly<Record<string, Record<string, strin
     'openshift.io/sa.scc.supplemental-groups': '1000620000/10000',
   },
 };
+
+/** Upstream's fake cluster's nodes run kubelet 1.33 and 1.34, so native sidecars in 'auto' mode. */
+export const NODE_MINORS = [33, 34];
+
+/** The admission outcome for `pod` in upstream's fake cluster: its nodes, and its namespaces' annotations. */
+export function injectInUpstreamCluster(
+  pod: Pod,
+  namespace: string,
+  settings: InjectorSettings,
+): InjectionOutcome {
+  const namespaceAnnotations = NAMESPACE_ANNOTATIONS[namespace];
+  return injectPod({
+    pod,
+    namespace,
+    settings,
+    nodeKubeletMinorVersions: NODE_MINORS,
+    ...(namespaceAnnotations ? { namespaceAnnotations } : {}),
+  });
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Settings
