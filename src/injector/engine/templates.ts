@@ -810,14 +810,15 @@ export const sidecarTemplate: InjectionTemplate = (ctx) => {
   }
   // Istio 1.30 added OpenTelemetry's resource attributes.
   const otel =
-    istioMinor(settings) >= 30 &&
-    otelResourceAttributes(
-      ctx.settings.mesh.extensionProviders ?? [],
-      ctx.metadata.annotations ?? {},
-      ctx.metadata.labels ?? {},
-      ctx.deployMeta.namespace,
-      ctx.spec.containers ?? [],
-    );
+    istioMinor(settings) < 30
+      ? ''
+      : otelResourceAttributes(
+          ctx.settings.mesh.extensionProviders ?? [],
+          ctx.metadata.annotations ?? {},
+          ctx.metadata.labels ?? {},
+          ctx.deployMeta.namespace,
+          ctx.spec.containers ?? [],
+        );
   if (otel) env.push({ name: 'OTEL_RESOURCE_ATTRIBUTES', value: otel });
   env.push(...proxyMetadataEnv(ctx));
 
