@@ -1,7 +1,8 @@
 // The injector's settings for a revision: what its spec configures for injection (settingsFromRevision), and what
 // the revision's istiod finds in its environment, which istiod's own injector reads: its compliance policy, which
-// the proxies it injects enforce with it, and the variables custom templates ask for with `env`; and the chart values
-// that set that environment, which decide whether proxies mount istiod's root certificate from a ClusterTrustBundle.
+// the proxies it injects enforce with it, its native-sidecar mode, and the variables custom templates ask for with
+// `env`; and the chart values that set that environment, which decide whether proxies mount istiod's root
+// certificate from a ClusterTrustBundle.
 import { clusterTrustBundleEnabled, istiodEnvironmentValues } from '../controllers/revision/desired.js';
 import type { ControlPlaneRevision } from '../crds/controlplanerevision.js';
 import { settingsFromRevision } from '../crds/proxy.js';
@@ -15,7 +16,7 @@ export function injectorSettingsOf(cpr: ControlPlaneRevision, version: string): 
     ...settings,
     nativeSidecars: nativeSidecarMode(
       settings.nativeSidecars,
-      cpr.spec.istiod.env?.['ENABLE_NATIVE_SIDECARS'],
+      istiodEnvironment.get('ENABLE_NATIVE_SIDECARS'),
     ),
     istiodEnvironment,
     compliancePolicy: istiodEnvironment.get('COMPLIANCE_POLICY') ?? '',
