@@ -292,11 +292,13 @@ function derivedOf(settings: InjectorSettings): { mesh: JsonObject; values: Json
   return entry;
 }
 
-function meshConfigOf(settings: InjectorSettings): JsonObject {
+/** The mesh config istiod's templates see for these settings (`make istiod-parity` gives it to istiod too). */
+export function meshConfigOf(settings: InjectorSettings): JsonObject {
   return derivedOf(settings).mesh;
 }
 
-function valuesOf(settings: InjectorSettings): JsonObject {
+/** The chart values istiod's templates see for these settings (`make istiod-parity` gives them to istiod too). */
+export function valuesOf(settings: InjectorSettings): JsonObject {
   return derivedOf(settings).values;
 }
 
@@ -487,6 +489,14 @@ function asGoContainer(container: JsonObject): JsonObject {
   const out = JSON.parse(goMarshal(container, 'Container')) as JsonObject;
   // Go writes a container without resources as `resources: {}`; meshrev's templates leave the key out.
   if (container['resources'] === undefined) delete out['resources'];
+  // istiod merges the YAML before Go reads it, so a probe field written as 0 still replaces the pod's value: it is
+  // kept for the merge, and dropped after it (inject.ts).
+  for (const probe of ['readinessProbe', 'livenessProbe', 'startupProbe']) {
+    const written = container[probe];
+    const read = out[probe];
+    if (!isObject(written) || !isObject(read)) continue;
+    for (const [field, value] of Object.entries(written)) if (value === 0) read[field] = 0;
+  }
   return out;
 }
 

@@ -8,12 +8,13 @@ import { isObject } from './types.js';
 /**
  * One struct field: its JSON name, the struct type of its value (or 'map' for a Go map, 'quantity' for a
  * resource.Quantity), and how emptiness is treated: 'omitempty' drops zero values, 'always' never drops,
- * 'pointer' drops only absent values (a Go pointer keeps false and 0).
+ * 'pointer' drops only absent values (a Go pointer keeps false and 0), 'nullable' writes null for them (a pointer
+ * without omitempty).
  */
 type FieldSpec = readonly [
   name: string,
   type: string | undefined,
-  presence: 'omitempty' | 'always' | 'pointer',
+  presence: 'omitempty' | 'always' | 'pointer' | 'nullable',
 ];
 
 const STRUCTS: Readonly<Record<string, readonly FieldSpec[]>> = {
@@ -122,7 +123,8 @@ const STRUCTS: Readonly<Record<string, readonly FieldSpec[]>> = {
   ],
   GRPCAction: [
     ['port', undefined, 'always'],
-    ['service', undefined, 'pointer'],
+    // A pointer without omitempty: Go writes null when it is unset.
+    ['service', undefined, 'nullable'],
   ],
   Lifecycle: [
     ['postStart', 'LifecycleHandler', 'pointer'],
@@ -272,7 +274,11 @@ function encodeTyped(value: unknown, type: string | undefined): string {
     const fieldValue = value[name];
     const absent = fieldValue === undefined || fieldValue === null;
     if (presence === 'omitempty' ? isEmpty(fieldValue) : presence === 'pointer' && absent) continue;
-    const encoded = absent ? zeroValue(type, name, fieldType) : encodeTyped(fieldValue, fieldType);
+    const encoded = absent
+      ? presence === 'nullable'
+        ? 'null'
+        : zeroValue(type, name, fieldType)
+      : encodeTyped(fieldValue, fieldType);
     out += (out === '' ? '{' : ',') + key + encoded;
   }
   return out === '' ? '{}' : out + '}';

@@ -293,6 +293,65 @@ function moveToInitContainers(pod: Pod, name: string, original: Pod): Pod {
   });
 }
 
+/** The probe fields istiod's built-in templates always write, zero or not. */
+const TEMPLATE_PROBE_FIELDS = ['initialDelaySeconds', 'periodSeconds', 'timeoutSeconds', 'failureThreshold'];
+const TEMPLATE_PROBES = ['readinessProbe', 'startupProbe'] as const;
+
+/**
+ * istiod merges the template's YAML onto the pod, where a probe field the template writes as 0 still replaces the
+ * pod's value before Go's omitempty drops it. The built-in templates leave zeros out, so where the pod already had
+ * the container (an istio-proxy of the user's, or of an earlier injection in the same list), the fields they wrote
+ * as 0 are removed here instead.
+ */
+function withTemplateProbeZeros(merged: Pod, rendered: Pod, original: Pod): Pod {
+  let pod = merged;
+  for (const container of [...(rendered.spec?.containers ?? []), ...(rendered.spec?.initContainers ?? [])]) {
+    if (!findInPod(container.name, original)) continue;
+    pod = mapContainer(pod, container.name, (c) => {
+      let next = c;
+      for (const probe of TEMPLATE_PROBES) {
+        const written = container[probe];
+        const current = next[probe];
+        if (!isObject(written) || !isObject(current)) continue;
+        const zeroed = TEMPLATE_PROBE_FIELDS.filter(
+          (f) => written[f] === undefined && current[f] !== undefined,
+        );
+        if (zeroed.length === 0) continue;
+        const kept: JsonObject = { ...current };
+        for (const field of zeroed) delete kept[field];
+        next = { ...next, [probe]: kept };
+      }
+      return next;
+    });
+  }
+  return pod;
+}
+
+/**
+ * A custom template's containers keep the probe fields it wrote as 0 through the merge (custom-templates.ts), so
+ * that they replace the pod's values as in istiod; Go's omitempty then drops them from the result.
+ */
+function withoutProbeZeros(merged: Pod, rendered: Pod): Pod {
+  let pod = merged;
+  for (const container of [...(rendered.spec?.containers ?? []), ...(rendered.spec?.initContainers ?? [])]) {
+    if (!PROBES.some((probe) => isObject(container[probe]))) continue;
+    pod = mapContainer(pod, container.name, (c) => {
+      let next = c;
+      for (const probe of PROBES) {
+        const current = next[probe];
+        if (!isObject(current) || !Object.values(current).includes(0)) continue;
+        const kept: JsonObject = {};
+        for (const [field, value] of Object.entries(current)) if (value !== 0) kept[field] = value;
+        next = { ...next, [probe]: kept };
+      }
+      return next;
+    });
+  }
+  return pod;
+}
+
+const PROBES = ['readinessProbe', 'livenessProbe', 'startupProbe'] as const;
+
 function mapContainer(pod: Pod, name: string, update: (c: Container) => Container): Pod {
   const spec = pod.spec ?? {};
   for (const key of ['containers', 'initContainers'] as const) {
@@ -610,6 +669,10 @@ function runInjection(req: InjectionRequest, namespace: string): InjectionOutcom
       merged = moveToInitContainers(merged, PROXY, original);
     }
     merged = strategicMerge(merged, rendered);
+    merged =
+      BUILT_IN_TEMPLATES[name] === template
+        ? withTemplateProbeZeros(merged, rendered, original)
+        : withoutProbeZeros(merged, rendered);
   }
 
   let pod = reapplyOverrides(merged, original, templatePod, proxyConfig);

@@ -328,6 +328,43 @@ describe('what istiod hands its templates, as Istio`s own templates read it', ()
     expect(localhost.metadata?.annotations?.['inbound']).toBe('localhost');
   });
 
+  test('re-injected, a probe field a template writes as 0 replaces the pod`s value, then goes, as in istiod`s merge', () => {
+    // "extra" came from an earlier injection (the status lists it), so the template's version is merged over it
+    // rather than the pod's copy being re-applied as a user override.
+    const target: Pod = {
+      ...pod({
+        'inject.istio.io/templates': 'probe',
+        'sidecar.istio.io/status': '{"containers":["extra"],"initContainers":null,"volumes":null}',
+      }),
+      spec: {
+        containers: [
+          { name: 'hello', image: 'example/hello:1' },
+          {
+            name: 'extra',
+            image: 'example/extra:1',
+            readinessProbe: {
+              httpGet: { path: '/ready', port: 8080 },
+              initialDelaySeconds: 7,
+              periodSeconds: 9,
+            },
+          },
+        ],
+      },
+    };
+    const settings = settingsWith({
+      probe: `spec:
+  containers:
+  - name: extra
+    readinessProbe:
+      initialDelaySeconds: 0
+`,
+    });
+    expect(injected(settings, target).spec?.containers?.[1]?.readinessProbe).toEqual({
+      httpGet: { path: '/ready', port: 8080 },
+      periodSeconds: 9,
+    });
+  });
+
   test('a key the rendered YAML repeats keeps its last value, as Go`s YAML reader does', () => {
     const out = renderOnly(`metadata:
   annotations:

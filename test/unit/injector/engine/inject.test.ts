@@ -358,6 +358,40 @@ describe("a revision's Istio release decides the few lines its templates changed
   });
 });
 
+describe('what istiod`s Go structs and merge leave', () => {
+  test('a gRPC probe without a service is handed to the agent with "service": null, as Go writes the pointer', () => {
+    const pod = helloPod({
+      containers: [{ name: 'app', image: 'app', readinessProbe: { grpc: { port: 7070 } } } as Container],
+    });
+    const proxy = injected(pod).spec?.initContainers?.find((c) => c.name === 'istio-proxy');
+    expect(envOf(proxy)['ISTIO_KUBE_APP_PROBERS']).toBe(
+      '{"/app-health/app/readyz":{"grpc":{"port":7070,"service":null}}}',
+    );
+  });
+
+  test('re-injecting an istio-proxy the pod already has: probe fields the template writes as 0 replace the pod`s', () => {
+    const classic = { ...defaultInjectorSettings(), nativeSidecars: 'false' as const };
+    const first = injected(helloPod(), classic);
+    const edited: Pod = {
+      ...first,
+      spec: {
+        ...first.spec,
+        containers: (first.spec?.containers ?? []).map((c) =>
+          c.name === 'istio-proxy'
+            ? { ...c, readinessProbe: { ...c.readinessProbe, initialDelaySeconds: 1, successThreshold: 2 } }
+            : c,
+        ),
+      },
+    };
+    const probe = injected(edited, classic).spec?.containers?.find(
+      (c) => c.name === 'istio-proxy',
+    )?.readinessProbe;
+    // The template writes initialDelaySeconds (0) but not successThreshold, which the merge keeps.
+    expect(probe?.['initialDelaySeconds']).toBeUndefined();
+    expect(probe?.['successThreshold']).toBe(2);
+  });
+});
+
 describe('annotations the templates range over with fromJSON', () => {
   const proxyOf = (pod: Pod) =>
     [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].find(
