@@ -89,6 +89,13 @@ template-parity: build ## Render the corpus with Istio's own templates as custom
 	@test -n "$(ISTIO_FILES)" || { echo "set ISTIO_FILES to the istio-discovery chart's files/ directory of the corpus's Istio commit"; exit 2; }
 	$(NODE) dist/hack/template-parity.js $(ISTIO_FILES) $(if $(ISTIO_RELEASE),--release $(ISTIO_RELEASE)) $(PARITY_ARGS)
 
+.PHONY: istiod-parity
+istiod-parity: build ## Inject the corpus and random pods with istiod's own injector (built from the istio.io/istio module, about 400 MB of Go modules) and with meshrev's, and compare (ISTIO_FILES as for template-parity)
+	@test -n "$(ISTIO_FILES)" || { echo "set ISTIO_FILES to the istio-discovery chart's files/ directory of the corpus's Istio commit"; exit 2; }
+	cd hack/istiod-parity && go build -o $(CURDIR)/dist/istiod-parity .
+	$(NODE) dist/hack/istiod-parity.js dist/istiod-parity $(ISTIO_FILES) --native true $(PARITY_ARGS)
+	$(NODE) dist/hack/istiod-parity.js dist/istiod-parity $(ISTIO_FILES) --native false $(PARITY_ARGS)
+
 .PHONY: deploy
 deploy: ## Install meshrev into the cluster $KUBECONFIG points at (server-side apply)
 	$(KUBECTL) --kubeconfig $(KUBECONFIG) apply --server-side -k deploy/

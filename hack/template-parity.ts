@@ -12,7 +12,6 @@
 // both sides). Nothing of Istio's is kept in this repository.
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { isDeepStrictEqual } from 'node:util';
 
 import {
   applyJsonPatch,
@@ -21,6 +20,7 @@ import {
   type Pod,
 } from '../src/injector/engine/index.js';
 import { option, random } from './differential/common.js';
+import { podDifferences } from './pod-differences.js';
 import { randomPod, randomSettings } from './template-parity-random.js';
 import {
   baseSpec,
@@ -81,41 +81,21 @@ function injectPodTwice(
   return { injected: first, reinjected: typeof first === 'string' ? first : once(first) };
 }
 
-/** Where two values differ, as JSON paths with both sides (containers, env and volumes matched by name). */
-function differences(a: unknown, b: unknown, at = '', out: string[] = []): string[] {
-  if (isDeepStrictEqual(a, b)) return out;
-  // Both refuse the pod: the built-in templates say why in their own words, Istio's with the template's position.
-  if (typeof a === 'string' && typeof b === 'string' && a.startsWith(REJECTED) && b.startsWith(REJECTED)) {
-    bothRefused += 1;
-    if (process.argv.includes('--show-refusals')) console.log(`both refused:\n  ${a}\n  ${b}`);
-    return out;
-  }
-  const named = (list: unknown[]) => list.every((item) => isObject(item) && typeof item['name'] === 'string');
-  if (Array.isArray(a) && Array.isArray(b) && named(a) && named(b)) {
-    const names = (list: unknown[]) => list.map((item) => (item as { name: string }).name);
-    if (!isDeepStrictEqual(names(a), names(b)))
-      out.push(`${at}: names [${names(a).join(', ')}] vs [${names(b).join(', ')}]`);
-    for (const name of new Set([...names(a), ...names(b)])) {
-      const find = (list: unknown[]) => list.find((item) => (item as { name: string }).name === name);
-      differences(find(a), find(b), `${at}[${name}]`, out);
+/** Where the two sides' pods differ, injected and injected again; a pod both refuse agrees (in its own words). */
+function differences(
+  builtin: { injected: unknown; reinjected: unknown },
+  istio: { injected: unknown; reinjected: unknown },
+): string[] {
+  const sides = { left: 'built-in', right: "Istio's template" };
+  return (['injected', 'reinjected'] as const).flatMap((round) => {
+    const [a, b] = [builtin[round], istio[round]];
+    if (typeof a === 'string' && typeof b === 'string' && a.startsWith(REJECTED) && b.startsWith(REJECTED)) {
+      bothRefused += 1;
+      if (process.argv.includes('--show-refusals')) console.log(`both refused:\n  ${a}\n  ${b}`);
+      return [];
     }
-    return out;
-  }
-  if (Array.isArray(a) && Array.isArray(b) && a.length === b.length) {
-    a.forEach((item, i) => differences(item, b[i], `${at}[${i}]`, out));
-    return out;
-  }
-  if (isObject(a) && isObject(b)) {
-    for (const key of new Set([...Object.keys(a), ...Object.keys(b)]))
-      differences(a[key], b[key], `${at}.${key}`, out);
-    return out;
-  }
-  const shown = (value: unknown) => {
-    const text = JSON.stringify(value) ?? 'absent';
-    return text.length > 200 ? `${text.slice(0, 200)}…` : text;
-  };
-  out.push(`${at}: ${shown(a)} (built-in) vs ${shown(b)} (Istio's template)`);
-  return out;
+    return podDifferences(a, b, sides, `.${round}`);
+  });
 }
 
 function main(): number {
@@ -153,7 +133,7 @@ function main(): number {
       const options = { nodeKubeletMinorVersions: NODE_MINORS };
       const want = kubeInjectDocuments(readDocs(corpus, row.input), builtin, options);
       const got = kubeInjectDocuments(readDocs(corpus, row.input), istio, options);
-      const diff = differences(want, got);
+      const diff = podDifferences(want, got, { left: 'built-in', right: "Istio's template" });
       if (diff.length > 0) mismatches.push(`kube-inject ${title}\n  ${diff.join('\n  ')}`);
       continue;
     }
