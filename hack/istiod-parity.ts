@@ -9,8 +9,6 @@
 //   [--native true|false] [--show K]. The binary reads ENABLE_NATIVE_SIDECARS when it starts; --native sets it and
 // meshrev's proxy.nativeSidecars alike (istiod's auto mode reads nodes, which the in-process webhook has none of).
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 
 import { stringify } from 'yaml';
@@ -23,7 +21,7 @@ import {
   type Pod,
 } from '../src/injector/engine/index.js';
 import { option, random } from './differential/common.js';
-import { podDifferences } from './pod-differences.js';
+import { istioTemplates, podDifferences, TEMPLATE_FILE_NAMES } from './parity-common.js';
 import { randomPod, randomSettings } from './template-parity-random.js';
 import {
   baseSpec,
@@ -38,13 +36,6 @@ import {
   readDocs,
   readRows,
 } from '../test/conformance/support/corpus.js';
-
-const TEMPLATE_FILES: Readonly<Record<string, string>> = {
-  sidecar: 'injection-template.yaml',
-  gateway: 'gateway-injection-template.yaml',
-  'grpc-agent': 'grpc-agent.yaml',
-  'grpc-simple': 'grpc-simple.yaml',
-};
 
 interface Case {
   title: string;
@@ -147,10 +138,10 @@ function main(): number {
     );
     return 2;
   }
-  const templates: Record<string, string> = {};
-  for (const [name, file] of Object.entries(TEMPLATE_FILES)) {
-    const at = path.join(filesDir, file);
-    if (existsSync(at)) templates[name] = readFileSync(at, 'utf8');
+  const templates = istioTemplates(filesDir);
+  if (Object.keys(templates).length === 0) {
+    console.error(`no Istio template in ${filesDir} (looked for ${TEMPLATE_FILE_NAMES.join(', ')})`);
+    return 2;
   }
   const nativeAt = process.argv.indexOf('--native');
   const native = nativeAt > 0 ? process.argv[nativeAt + 1] === 'true' : true;

@@ -10,8 +10,6 @@
 // the conformance suite. With `--release 1.30.3` both sides render as a revision of that Istio version, so a
 // release's own templates check the lines meshrev's templates change per release (its images name that version on
 // both sides). Nothing of Istio's is kept in this repository.
-import { existsSync, readFileSync } from 'node:fs';
-import path from 'node:path';
 
 import {
   applyJsonPatch,
@@ -20,7 +18,7 @@ import {
   type Pod,
 } from '../src/injector/engine/index.js';
 import { option, random } from './differential/common.js';
-import { podDifferences } from './pod-differences.js';
+import { istioTemplates, podDifferences, TEMPLATE_FILE_NAMES } from './parity-common.js';
 import { randomPod, randomSettings } from './template-parity-random.js';
 import {
   baseSpec,
@@ -37,25 +35,10 @@ import {
 } from '../test/conformance/support/corpus.js';
 
 /** The chart's file for each built-in template meshrev renders. */
-const TEMPLATE_FILES: Readonly<Record<string, string>> = {
-  sidecar: 'injection-template.yaml',
-  gateway: 'gateway-injection-template.yaml',
-  'grpc-agent': 'grpc-agent.yaml',
-  'grpc-simple': 'grpc-simple.yaml',
-};
 
 const REJECTED = 'rejected: ';
 /** Comparisons where both sides refused the pod, with different messages. */
 let bothRefused = 0;
-
-function istioTemplates(dir: string): Record<string, string> {
-  const templates: Record<string, string> = {};
-  for (const [name, file] of Object.entries(TEMPLATE_FILES)) {
-    const at = path.join(dir, file);
-    if (existsSync(at)) templates[name] = readFileSync(at, 'utf8');
-  }
-  return templates;
-}
 
 /** The pod after injection (or the rejection message), and after injecting that pod again. */
 function injectTwice(
@@ -110,7 +93,7 @@ function main(): number {
   }
   const templates = istioTemplates(dir);
   if (Object.keys(templates).length === 0) {
-    console.error(`no Istio template in ${dir} (looked for ${Object.values(TEMPLATE_FILES).join(', ')})`);
+    console.error(`no Istio template in ${dir} (looked for ${TEMPLATE_FILE_NAMES.join(', ')})`);
     return 2;
   }
   const corpus = corpusDir();

@@ -1,7 +1,30 @@
-// Where two injected pods (or any two JSON values) differ, for the parity tools' reports.
+// What the parity tools (template-parity, istiod-parity) share: Istio's template files, and where two pods differ.
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 
 import { isObject } from '../src/injector/engine/types.js';
+
+/** The istio-discovery chart's file for each built-in template meshrev renders. */
+const TEMPLATE_FILES: Readonly<Record<string, string>> = {
+  sidecar: 'injection-template.yaml',
+  gateway: 'gateway-injection-template.yaml',
+  'grpc-agent': 'grpc-agent.yaml',
+  'grpc-simple': 'grpc-simple.yaml',
+};
+
+/** Istio's template texts in `dir` (the chart's `files/`), by template name; files that are absent are left out. */
+export function istioTemplates(dir: string): Record<string, string> {
+  const templates: Record<string, string> = {};
+  for (const [name, file] of Object.entries(TEMPLATE_FILES)) {
+    const at = path.join(dir, file);
+    if (existsSync(at)) templates[name] = readFileSync(at, 'utf8');
+  }
+  return templates;
+}
+
+/** The file names istioTemplates looks for. */
+export const TEMPLATE_FILE_NAMES = Object.values(TEMPLATE_FILES);
 
 /**
  * The JSON paths at which `a` and `b` differ, each with both values (named `left` and `right`): lists of named
