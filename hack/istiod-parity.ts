@@ -98,10 +98,16 @@ function istiodInjects(answer: IstiodAnswer): Pod | string {
   return applyJsonPatch(answer.base, patch) as Pod;
 }
 
-/** Runs every case through istiod's webhook (one process: it reads its native-sidecar mode when it starts). */
+/** What istiod reads from its process environment when it starts. */
+interface IstiodEnvironment {
+  native: boolean;
+  compliancePolicy: string;
+}
+
+/** Runs every case through istiod's webhook, in one process started with `environment`. */
 function askIstiod(
   binary: string,
-  native: boolean,
+  environment: IstiodEnvironment,
   cases: readonly Case[],
   templates: Record<string, string>,
 ): Array<Pod | string> {
@@ -117,7 +123,11 @@ function askIstiod(
   const istiod = spawnSync(binary, [], {
     input: `${input.join('\n')}\n`,
     maxBuffer: 1 << 30,
-    env: { ...process.env, ENABLE_NATIVE_SIDECARS: native ? 'true' : 'false' },
+    env: {
+      ...process.env,
+      ENABLE_NATIVE_SIDECARS: environment.native ? 'true' : 'false',
+      COMPLIANCE_POLICY: environment.compliancePolicy,
+    },
   });
   if (istiod.status !== 0) throw new Error(`${binary} failed: ${istiod.stderr.toString().slice(0, 2000)}`);
   return istiod.stdout
@@ -145,9 +155,17 @@ function main(): number {
   }
   const nativeAt = process.argv.indexOf('--native');
   const native = nativeAt > 0 ? process.argv[nativeAt + 1] === 'true' : true;
+  const complianceAt = process.argv.indexOf('--compliance');
+  const compliancePolicy = complianceAt > 0 ? (process.argv[complianceAt + 1] ?? '') : '';
+  const environment: IstiodEnvironment = { native, compliancePolicy };
+  // A case runs only in the process whose environment it names; the rest of its settings are its own.
+  const runs = (settings: InjectorSettings): boolean =>
+    settings.platform !== 'openshift' &&
+    (settings.compliancePolicy === '' || settings.compliancePolicy === compliancePolicy);
   const withMode = (settings: InjectorSettings): InjectorSettings => ({
     ...settings,
     nativeSidecars: native ? 'true' : 'false',
+    compliancePolicy,
   });
 
   const cases: Case[] = [];
@@ -157,7 +175,7 @@ function main(): number {
       const plan = caseSettings(corpus, row);
       if (plan.kind !== 'webhook') continue;
       // istiod reads its compliance policy and platform from its process environment when it starts.
-      if (plan.settings.compliancePolicy !== '' || plan.settings.platform === 'openshift') continue;
+      if (!runs(plan.settings)) continue;
       for (const doc of injectableDocs(readDocs(corpus, row.input))) {
         const metadata = isObject(doc['metadata']) ? doc['metadata'] : {};
         cases.push({
@@ -174,17 +192,16 @@ function main(): number {
   for (let i = 0; i < option('--random', 0); i++) {
     const settings = randomSettings(next, baseSpec(), 'latest');
     const { pod, namespace } = randomPod(next);
-    // istiod's OpenShift mode and compliance policy are process-wide; the in-process webhook has neither.
-    if (settings.platform === 'openshift' || settings.compliancePolicy !== '') continue;
+    if (!runs(settings)) continue;
     cases.push({ title: `random ${i} (seed ${seed})`, pod, namespace, settings: withMode(settings) });
   }
 
   // Round one injects each pod; round two injects each side's own result again, as a re-invocation would.
   const again = (c: Case, pod: Pod | string): Case => (typeof pod === 'string' ? c : { ...c, pod });
-  const first = askIstiod(binary, native, cases, templates);
+  const first = askIstiod(binary, environment, cases, templates);
   const second = askIstiod(
     binary,
-    native,
+    environment,
     cases.map((c, i) => again(c, first[i] ?? '')),
     templates,
   );
@@ -218,7 +235,7 @@ function main(): number {
     }
   });
   console.log(
-    `istiod parity (native sidecars ${native ? 'on' : 'off'}): ${sameFirst} of ${cases.length} pods injected alike ` +
+    `istiod parity (native sidecars ${native ? 'on' : 'off'}${compliancePolicy ? `, ${compliancePolicy}` : ''}): ${sameFirst} of ${cases.length} pods injected alike ` +
       `by meshrev and istiod (${refused} refused by both); ${sameBoth} also alike when injected again`,
   );
   return sameFirst === cases.length ? 0 : 1;
