@@ -295,36 +295,21 @@ function moveToInitContainers(pod: Pod, name: string, original: Pod): Pod {
 
 /** The probe fields istiod's built-in templates always write, zero or not. */
 const TEMPLATE_PROBE_FIELDS = ['initialDelaySeconds', 'periodSeconds', 'timeoutSeconds', 'failureThreshold'];
-const TEMPLATE_PROBES = ['readinessProbe', 'startupProbe'] as const;
+const PROBES = ['readinessProbe', 'livenessProbe', 'startupProbe'] as const;
 
 /**
  * istiod merges the template's YAML onto the pod, where a probe field the template writes as 0 still replaces the
  * pod's value before Go's omitempty drops it. The built-in templates leave zeros out, so where the pod already had
- * the container (an istio-proxy of the user's, or of an earlier injection in the same list), the fields they wrote
- * as 0 are removed here instead.
+ * the container (an istio-proxy of the user's, or of an earlier injection in the same list), the fields they always
+ * write and left out (their zeros) are removed here instead.
  */
 function withTemplateProbeZeros(merged: Pod, rendered: Pod, original: Pod): Pod {
-  let pod = merged;
-  for (const container of [...(rendered.spec?.containers ?? []), ...(rendered.spec?.initContainers ?? [])]) {
-    if (!findInPod(container.name, original)) continue;
-    pod = mapContainer(pod, container.name, (c) => {
-      let next = c;
-      for (const probe of TEMPLATE_PROBES) {
-        const written = container[probe];
-        const current = next[probe];
-        if (!isObject(written) || !isObject(current)) continue;
-        const zeroed = TEMPLATE_PROBE_FIELDS.filter(
-          (f) => written[f] === undefined && current[f] !== undefined,
-        );
-        if (zeroed.length === 0) continue;
-        const kept: JsonObject = { ...current };
-        for (const field of zeroed) delete kept[field];
-        next = { ...next, [probe]: kept };
-      }
-      return next;
-    });
-  }
-  return pod;
+  return dropProbeFields(
+    merged,
+    renderedContainers(rendered).filter((c) => findInPod(c.name, original) !== undefined),
+    (field, _value, written) =>
+      written !== undefined && written[field] === undefined && TEMPLATE_PROBE_FIELDS.includes(field),
+  );
 }
 
 /**
@@ -332,16 +317,38 @@ function withTemplateProbeZeros(merged: Pod, rendered: Pod, original: Pod): Pod 
  * that they replace the pod's values as in istiod; Go's omitempty then drops them from the result.
  */
 function withoutProbeZeros(merged: Pod, rendered: Pod): Pod {
+  return dropProbeFields(
+    merged,
+    renderedContainers(rendered).filter((c) => PROBES.some((probe) => isObject(c[probe]))),
+    (_field, value) => value === 0,
+  );
+}
+
+function renderedContainers(rendered: Pod): Container[] {
+  return [...(rendered.spec?.containers ?? []), ...(rendered.spec?.initContainers ?? [])];
+}
+
+/**
+ * Removes from the merged pod's copy of each of `containers` the probe fields `drop` picks, given the field, its
+ * merged value and the probe as the template wrote it (undefined when it wrote none).
+ */
+function dropProbeFields(
+  merged: Pod,
+  containers: readonly Container[],
+  drop: (field: string, value: unknown, written: JsonObject | undefined) => boolean,
+): Pod {
   let pod = merged;
-  for (const container of [...(rendered.spec?.containers ?? []), ...(rendered.spec?.initContainers ?? [])]) {
-    if (!PROBES.some((probe) => isObject(container[probe]))) continue;
+  for (const container of containers) {
     pod = mapContainer(pod, container.name, (c) => {
       let next = c;
       for (const probe of PROBES) {
         const current = next[probe];
-        if (!isObject(current) || !Object.values(current).includes(0)) continue;
-        const kept: JsonObject = {};
-        for (const [field, value] of Object.entries(current)) if (value !== 0) kept[field] = value;
+        if (!isObject(current)) continue;
+        const written = isObject(container[probe]) ? (container[probe] as JsonObject) : undefined;
+        const dropped = Object.keys(current).filter((field) => drop(field, current[field], written));
+        if (dropped.length === 0) continue;
+        const kept: JsonObject = { ...current };
+        for (const field of dropped) delete kept[field];
         next = { ...next, [probe]: kept };
       }
       return next;
@@ -349,8 +356,6 @@ function withoutProbeZeros(merged: Pod, rendered: Pod): Pod {
   }
   return pod;
 }
-
-const PROBES = ['readinessProbe', 'livenessProbe', 'startupProbe'] as const;
 
 function mapContainer(pod: Pod, name: string, update: (c: Container) => Container): Pod {
   const spec = pod.spec ?? {};
