@@ -2,10 +2,7 @@
 // (InjectionService: revision spec → settingsFromRevision → engine, plus the operator's metrics hooks), over
 // HTTPS keep-alive on 127.0.0.1, beside a trivial HTTPS echo server (parse the review, answer allowed:true)
 // handling the same payloads in the same run as the ceiling. The load comes from a forked child process.
-import { fork, type ChildProcess } from 'node:child_process';
 import https from 'node:https';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import pino from 'pino';
 
@@ -33,7 +30,8 @@ import {
   summarize,
   type Target,
 } from './common.js';
-import type { ChildMessage, LoadResult, LoadSpec, ParentMessage } from './load-generator.js';
+import { LoadChild } from './load-child.js';
+import type { LoadResult, LoadSpec } from './load-generator.js';
 import { PAYLOAD_NAMES, PAYLOAD_TITLES, payloadBody, type PayloadName } from './payloads.js';
 
 const REVISION = 'bench-1-29';
@@ -149,59 +147,6 @@ const LATENCY_RATES: Record<PayloadName, number> = { small: 1000, realistic: 200
 function mapLookup(objects: KubeObject[]): ObjectLookup {
   const byName = new Map(objects.map((o) => [o.metadata?.name ?? '', o]));
   return { get: (key) => byName.get(key), list: () => [...byName.values()] };
-}
-
-class LoadChild {
-  private nextId = 1;
-  private readonly waiters = new Map<
-    number,
-    { resolve: (r: LoadResult) => void; reject: (e: Error) => void }
-  >();
-  private constructor(private readonly child: ChildProcess) {
-    child.on('message', (message: ChildMessage) => {
-      if (message.kind === 'ready') return;
-      const waiter = this.waiters.get(message.id);
-      this.waiters.delete(message.id);
-      if (message.kind === 'result') waiter?.resolve(message.result);
-      else waiter?.reject(new Error(`load generator: ${message.message}`));
-    });
-    child.on('exit', (code) => {
-      for (const w of this.waiters.values()) w.reject(new Error(`load generator exited (${code})`));
-      this.waiters.clear();
-    });
-  }
-
-  static async start(): Promise<LoadChild> {
-    const script = join(dirname(fileURLToPath(import.meta.url)), 'load-generator.js');
-    const child = fork(script, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    await new Promise<void>((resolve, reject) => {
-      child.once('message', () => resolve());
-      child.once('error', reject);
-      child.once('exit', (code) => reject(new Error(`load generator exited before it was ready (${code})`)));
-    });
-    return new LoadChild(child);
-  }
-
-  pid(): number | undefined {
-    return this.child.pid;
-  }
-
-  run(spec: LoadSpec): Promise<LoadResult> {
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.waiters.set(id, { resolve, reject });
-      this.child.send({ kind: 'run', id, spec } satisfies ParentMessage);
-    });
-  }
-
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null) return;
-    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
-    this.child.send({ kind: 'exit' } satisfies ParentMessage);
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 5000);
-    await exited;
-    clearTimeout(timer);
-  }
 }
 
 /**

@@ -2,6 +2,8 @@
 // prints the table and writes bench/results/<date>-<commit>.{json,md}, bench/results/latest.md and the table in
 // bench/README.md. `--quick` (or BENCH_QUICK=1) shortens every phase for a smoke run; those results are
 // written under bench/results/quick/ so they never replace a full run's files.
+import { getHeapStatistics } from 'node:v8';
+
 import { loadText, log, machineInfo, reportMarkdown, writeResults, type SectionResult } from './common.js';
 import { injectionOptionsFromEnv, runInjectionBench } from './injection.js';
 import { reconcileOptionsFromEnv, runReconcileBench } from './reconcile.js';
@@ -29,6 +31,9 @@ async function main(argv: string[]): Promise<number> {
     'GC exposed (--expose-gc)': (globalThis as { gc?: unknown }).gc === undefined ? 'no' : 'yes',
     // The injection suite's servers run in this process, so it should carry the operator's flags (`make bench` does).
     'Node flags of the benchmark process': process.execArgv.join(' ') || '(none)',
+    // Node sizes V8's heap from the machine's memory, or from a container's memory limit (the Deployment's 512 MiB
+    // gives a 128 MiB old generation); how far RSS climbs under load follows this limit (docs/performance.md).
+    'V8 heap limit of the benchmark process': `${(getHeapStatistics().heap_size_limit / 2 ** 20).toFixed(0)} MiB`,
     "operator's V8 flags given to it": OPERATOR_NODE_FLAGS.every((f) => process.execArgv.includes(f))
       ? 'yes'
       : `no (run via make bench for ${OPERATOR_NODE_FLAGS.join(' ')})`,

@@ -2,8 +2,10 @@
 // through the API (held by a scheduling gate, so neither the scheduler nor KWOK works on them), a few revisions,
 // and the operator as a separate process (`node <OPERATOR_NODE_FLAGS> dist/src/cli/main.js operator`): its RSS (/proc/<pid>/status)
 // and heap (its /metrics) after sync against the same operator idle on the empty cluster, and the time until a
-// relabelled namespace shows in the revisions' in-use counts.
-import { spawn, type ChildProcess } from 'node:child_process';
+// relabelled namespace shows in the revisions' in-use counts. Where the machine allows it the operator runs in a
+// memory cgroup with its Deployment's limit (cgroup.ts), and at the end its injector takes bursts of admission
+// requests on top of the 50,000 pods its informers hold: the most memory it needs, against the limit it ships with.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import { createServer } from 'node:net';
@@ -11,10 +13,19 @@ import { join } from 'node:path';
 
 import { repoPath } from '../hack/cluster/local-cluster.js';
 import { OPERATOR_NODE_FLAGS } from '../src/cli/node-flags.js';
-import { API_GROUP_VERSION, CONTROL_PLANE_REVISION_KIND } from '../src/crds/constants.js';
+import {
+  API_GROUP_VERSION,
+  CONTROL_PLANE_REVISION_KIND,
+  DEFAULT_CONTROL_PLANE_NAMESPACE,
+} from '../src/crds/constants.js';
+import { DEFAULT_INJECTION_CACHE_LIMITS } from '../src/injector/cache.js';
 import { Informer, kubeListWatcher } from '../src/runtime/informer.js';
 import { isAlreadyExists, type KubeClient } from '../src/runtime/kube.js';
 import type { KubeObject } from '../src/runtime/types.js';
+import { revisionWebhookConfigurationName } from '../src/controllers/common/names.js';
+import { createMemoryCgroup, deploymentMemoryLimitBytes, type MemoryCgroup } from './cgroup.js';
+import { LoadChild } from './load-child.js';
+import type { LoadSpec } from './load-generator.js';
 import {
   componentLog,
   ensureNamespace,
@@ -44,6 +55,8 @@ export interface ScaleOptions {
   relabels: number;
   concurrency: number;
   sampleSeconds: number;
+  /** Length of each closed-loop injection burst at the end (the open-loop phase runs twice as long). */
+  injectionBurstSeconds: number;
 }
 
 export function scaleOptionsFromEnv(quick: boolean): ScaleOptions {
@@ -54,6 +67,7 @@ export function scaleOptionsFromEnv(quick: boolean): ScaleOptions {
     relabels: envNumber('BENCH_SCALE_RELABELS', 5),
     concurrency: envNumber('BENCH_SCALE_CONCURRENCY', 64),
     sampleSeconds: envNumber('BENCH_SCALE_SAMPLE_SECONDS', quick ? 5 : 15),
+    injectionBurstSeconds: envNumber('BENCH_SCALE_INJECTION_SECONDS', quick ? 3 : 10),
   };
 }
 
@@ -122,8 +136,14 @@ function httpGet(port: number, path: string): Promise<{ status: number; text: st
   });
 }
 
+/** A field of /proc/<pid>/status in KiB; NaN once the process is gone. */
 function procStatusKiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
-  const text = readFileSync(`/proc/${pid}/status`, 'utf8');
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return Number.NaN;
+  }
   const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text);
   return m ? Number(m[1]) : Number.NaN;
 }
@@ -142,34 +162,35 @@ class OperatorProcess {
   private constructor(
     readonly child: ChildProcess,
     readonly metricsPort: number,
+    readonly injectorPort: number,
     readonly logFile: string,
   ) {}
 
-  static async start(cluster: BenchCluster, name: string): Promise<OperatorProcess> {
+  /** Starts the operator, inside `cgroup` when one is given (so Node sizes its heap from the cgroup's limit). */
+  static async start(cluster: BenchCluster, name: string, cgroup?: MemoryCgroup): Promise<OperatorProcess> {
     const metricsPort = await freePort();
+    const injectorPort = await freePort();
     const logFile = join(cluster.state.stateDir, 'logs', `operator-${name}.log`);
     const fd = openSync(logFile, 'a');
-    const child = spawn(
-      process.execPath,
-      [
-        ...OPERATOR_NODE_FLAGS,
-        repoPath('dist', 'src', 'cli', 'main.js'),
-        'operator',
-        `--kubeconfig=${cluster.state.kubeconfig}`,
-        '--injector-host=127.0.0.1',
-        '--injector-port=0',
-        '--metrics-host=127.0.0.1',
-        `--metrics-port=${metricsPort}`,
-        '--leader-elect=false',
-        '--dev-webhook-routing=true',
-        `--pod-name=bench-${name}`,
-        '--create-default-tag=false',
-        '--resync-seconds=0',
-      ],
-      { stdio: ['ignore', fd, fd] },
-    );
+    const args = [
+      ...OPERATOR_NODE_FLAGS,
+      repoPath('dist', 'src', 'cli', 'main.js'),
+      'operator',
+      `--kubeconfig=${cluster.state.kubeconfig}`,
+      '--injector-host=127.0.0.1',
+      `--injector-port=${injectorPort}`,
+      '--metrics-host=127.0.0.1',
+      `--metrics-port=${metricsPort}`,
+      '--leader-elect=false',
+      '--dev-webhook-routing=true',
+      `--pod-name=bench-${name}`,
+      '--create-default-tag=false',
+      '--resync-seconds=0',
+    ];
+    const [command, commandArgs] = cgroup?.wrap(process.execPath, args) ?? [process.execPath, args];
+    const child = spawn(command, commandArgs, { stdio: ['ignore', fd, fd] });
     closeSync(fd);
-    const op = new OperatorProcess(child, metricsPort, logFile);
+    const op = new OperatorProcess(child, metricsPort, injectorPort, logFile);
     await waitUntil(
       'the operator /readyz',
       async () => {
@@ -236,17 +257,172 @@ class OperatorProcess {
   }
 }
 
+/** The pods of the injection bursts: the injection suite's payloads and mix, distinct where the cache could answer. */
+const DISTINCT_PODS = 4 * DEFAULT_INJECTION_CACHE_LIMITS.maxEntries;
+const BURSTS: Array<{ title: string; spec: (burstMs: number) => Partial<LoadSpec> }> = [
+  {
+    title: 'small:realistic:2,000-env = 16:3:1 at 500 req/s, distinct pods (open loop)',
+    spec: (burstMs) => ({
+      payloads: [
+        { name: 'small', weight: 16 },
+        { name: 'realistic', weight: 3 },
+        { name: 'env2000', weight: 1 },
+      ],
+      mode: 'open',
+      rate: 500,
+      connections: 32,
+      durationMs: 2 * burstMs,
+      variety: 'distinct',
+      varieties: DISTINCT_PODS,
+    }),
+  },
+  {
+    title: 'small pods, distinct, 16 connections (closed loop)',
+    spec: (burstMs) => ({
+      payloads: [{ name: 'small', weight: 1 }],
+      mode: 'closed',
+      connections: 16,
+      durationMs: burstMs,
+      variety: 'distinct',
+      varieties: DISTINCT_PODS,
+    }),
+  },
+  {
+    title: '2,000-env-var pods, 16 connections (closed loop)',
+    spec: (burstMs) => ({
+      payloads: [{ name: 'env2000', weight: 1 }],
+      mode: 'closed',
+      connections: 16,
+      durationMs: burstMs,
+      variety: 'replicas',
+      varieties: 16,
+    }),
+  },
+  {
+    title: '~1 MiB pods, 16 connections (closed loop)',
+    spec: (burstMs) => ({
+      payloads: [{ name: 'mib', weight: 1 }],
+      mode: 'closed',
+      connections: 16,
+      durationMs: burstMs,
+      variety: 'replicas',
+      varieties: 4,
+    }),
+  },
+];
+
+interface BurstReading {
+  title: string;
+  seconds: number;
+  throughput: number;
+  failed: number;
+  firstProblem?: string;
+  rssMax: number;
+}
+
+/** The CA the operator's injector serves under, from the revision's webhook configuration it wrote. */
+async function injectorCaPem(client: KubeClient, revision: string): Promise<string> {
+  let caBundle: string | undefined;
+  await waitUntil(
+    `the caBundle of ${revision}'s webhook configuration`,
+    async () => {
+      const webhook = await client.getOptional<{
+        webhooks?: Array<{ clientConfig?: { caBundle?: string } }>;
+      }>({
+        apiVersion: 'admissionregistration.k8s.io/v1',
+        kind: 'MutatingWebhookConfiguration',
+        name: revisionWebhookConfigurationName(revision, DEFAULT_CONTROL_PLANE_NAMESPACE),
+      });
+      caBundle = webhook?.webhooks?.[0]?.clientConfig?.caBundle;
+      return caBundle !== undefined && caBundle !== '';
+    },
+    60_000,
+    200,
+  );
+  return Buffer.from(caBundle!, 'base64').toString('utf8');
+}
+
+/** Runs the bursts against the operator's injector, sampling its RSS four times a second. */
+async function injectionBursts(
+  op: OperatorProcess,
+  caPem: string,
+  revision: string,
+  burstMs: number,
+): Promise<BurstReading[]> {
+  const load = await LoadChild.start();
+  const pid = op.child.pid!;
+  const readings: BurstReading[] = [];
+  try {
+    for (const burst of BURSTS) {
+      let rssMax = 0;
+      const sampler = setInterval(() => {
+        const rss = procStatusKiB(pid, 'VmRSS') * 1024;
+        if (rss > rssMax) rssMax = rss;
+      }, 250);
+      const spec = burst.spec(burstMs);
+      const result = await load.run({
+        port: op.injectorPort,
+        caPem,
+        path: `/inject/${revision}`,
+        warmupMs: 0,
+        expectAllowed: true,
+        ...spec,
+      } as LoadSpec);
+      clearInterval(sampler);
+      const reading: BurstReading = {
+        title: burst.title,
+        seconds: (spec.durationMs ?? burstMs) / 1000,
+        throughput: result.throughput,
+        failed: result.errors + result.badResponses,
+        rssMax,
+        ...(result.firstProblem === undefined ? {} : { firstProblem: result.firstProblem }),
+      };
+      readings.push(reading);
+      log(
+        `scale: injection burst "${burst.title}": ${result.throughput.toFixed(0)} req/s, ${reading.failed} failed, operator RSS max ${mib(rssMax)}`,
+      );
+    }
+  } finally {
+    await load.stop();
+  }
+  return readings;
+}
+
+/** V8's heap limit for a Node process started in `cgroup` with the operator's flags (Node sizes it from the cgroup). */
+function heapLimitIn(cgroup: MemoryCgroup): number {
+  const [command, args] = cgroup.wrap(process.execPath, [
+    ...OPERATOR_NODE_FLAGS,
+    '-p',
+    "require('node:v8').getHeapStatistics().heap_size_limit",
+  ]);
+  return Number(spawnSync(command, args, { encoding: 'utf8' }).stdout.trim());
+}
+
 export async function runScaleBench(options: ScaleOptions): Promise<SectionResult> {
   const cluster = await startBenchCluster('scale');
   let operator: OperatorProcess | undefined;
   let cprInformer: Informer<Cpr> | undefined;
+  // The operator runs under its Deployment's memory limit where a memory cgroup can be made (one per operator
+  // process, so each peak is its own); otherwise unconfined, and the report says why.
+  const memoryLimit = deploymentMemoryLimitBytes();
+  const cgroups: MemoryCgroup[] = [];
+  let unconfined: string | undefined;
+  const confine = (name: string): MemoryCgroup | undefined => {
+    const made = createMemoryCgroup(`meshrev-bench-${process.pid}-${name}`, memoryLimit);
+    if (typeof made === 'string') {
+      unconfined = made;
+      return undefined;
+    }
+    cgroups.push(made);
+    return made;
+  };
   try {
     const { client } = cluster;
     await installCrds(client);
     await ensureNamespace(client, 'istio-system');
 
     // --- baseline: the same operator idle on the empty cluster ----------------------------------------
-    operator = await OperatorProcess.start(cluster, 'idle');
+    operator = await OperatorProcess.start(cluster, 'idle', confine('idle'));
     const idle = await operator.sampleMemory(options.sampleSeconds);
     await operator.stop();
     operator = undefined;
@@ -391,7 +567,8 @@ export async function runScaleBench(options: ScaleOptions): Promise<SectionResul
 
     // --- the operator on the full cluster ------------------------------------------------------------
     const syncStart = now();
-    operator = await OperatorProcess.start(cluster, 'scale');
+    const scaleCgroup = confine('scale');
+    operator = await OperatorProcess.start(cluster, 'scale', scaleCgroup);
     const op = operator;
     await waitUntil(
       'in-use counts of every revision',
@@ -436,6 +613,19 @@ export async function runScaleBench(options: ScaleOptions): Promise<SectionResul
     const stale = inUse(revA)?.stalePods ?? 0;
     log(`scale: relabel → in-use ${latencyCell(relabel)}; ${revA} stalePods ${stale}`);
 
+    // --- injection bursts on top of the informers' pods ------------------------------------------------
+    const caPem = await injectorCaPem(client, revA);
+    const bursts = await injectionBursts(op, caPem, revA, options.injectionBurstSeconds * 1000);
+    const operatorAlive = op.child.exitCode === null && op.child.signalCode === null;
+    const peakRss = procStatusKiB(op.child.pid!, 'VmHWM') * 1024;
+    const cgroupPeak = scaleCgroup?.peakBytes();
+    const oomKills = scaleCgroup?.oomKills();
+    const heapLimit = scaleCgroup === undefined ? undefined : heapLimitIn(scaleCgroup);
+    const burstFailures = bursts.reduce((n, b) => n + b.failed, 0);
+    log(
+      `scale: operator peak RSS ${mib(peakRss)}${scaleCgroup ? `, cgroup peak ${mib(cgroupPeak ?? Number.NaN)}, OOM kills ${oomKills ?? '?'}` : ` (unconfined: ${unconfined})`}`,
+    );
+
     const rows: Row[] = [];
     const targets: Target[] = [];
     rows.push({
@@ -474,6 +664,29 @@ export async function runScaleBench(options: ScaleOptions): Promise<SectionResul
       measured: `${mib(loaded.rssMax)} (max over the samples; VmHWM peak during sync ${mib(loaded.peakRss)})`,
       met: loaded.rssMax < 256 * 2 ** 20,
     });
+    for (const burst of bursts) {
+      rows.push({
+        metric: `injector after sync, ${burst.title}, ${burst.seconds} s`,
+        value: `${burst.throughput.toFixed(0)} req/s, ${burst.failed} failed${burst.firstProblem ? ` (first: ${burst.firstProblem})` : ''}; operator RSS max ${mib(burst.rssMax)}`,
+        baseline: '—',
+      });
+    }
+    const confinement =
+      scaleCgroup === undefined
+        ? `not confined (${unconfined ?? 'no cgroup'}): V8 sized its heap from the machine's memory`
+        : `in a memory cgroup limited to ${mib(memoryLimit)} (V8 heap limit there ${mib(heapLimit ?? Number.NaN)}); cgroup peak charge ${mib(cgroupPeak ?? Number.NaN)}, OOM kills ${oomKills ?? 'unknown'}`;
+    rows.push({
+      metric: 'operator memory over the whole run: peak RSS (VmHWM), sync, relabels and injection bursts',
+      value: `${mib(peakRss)}; ${confinement}`,
+      baseline: `the Deployment's limit: ${mib(memoryLimit)}`,
+      ratio: `${((peakRss / memoryLimit) * 100).toFixed(0)}% of the limit`,
+    });
+    targets.push({
+      name: `operator within its Deployment's memory limit at ${options.pods} pods and injection bursts`,
+      threshold: `peak RSS < ${mib(memoryLimit)}, no OOM kill, every admission answered`,
+      measured: `peak ${mib(peakRss)}, OOM kills ${oomKills ?? (scaleCgroup ? 'unknown' : 'n/a (not confined)')}, ${burstFailures} failed${operatorAlive ? '' : ', operator exited'}`,
+      met: operatorAlive && peakRss < memoryLimit && (oomKills ?? 0) === 0 && burstFailures === 0,
+    });
     targets.push({
       name: 'in-use status reflects a relabelled namespace',
       threshold: '< 5 s',
@@ -482,6 +695,7 @@ export async function runScaleBench(options: ScaleOptions): Promise<SectionResul
     });
     const notes = [
       `The operator runs as its own process (node ${OPERATOR_NODE_FLAGS.join(' ')} dist/src/cli/main.js operator, the image's flags; leader election off, default tag off); RSS from /proc/<pid>/status, heap from its /metrics (nodejs_heap_size_used_bytes).`,
+      `Memory: the operator container's limit in deploy/deployment.yaml is ${mib(memoryLimit)}. ${scaleCgroup === undefined ? `This run could not make a memory cgroup (${unconfined ?? '?'}), so the operator ran unconfined, with V8's heap sized from the machine's memory; its RSS then climbs further before collections than it would under the limit.` : "Both operator processes ran in memory cgroups with that limit (bench/cgroup.ts), as the kubelet runs the container: the kernel enforces it and Node sizes V8's heap from it."} After the relabels the operator's injector (revision ${revA}) took the bursts above through its own HTTPS port, with its own certificate, while its informers held every pod.`,
       `Pods carry a scheduling gate (${GATE}) so kube-scheduler and KWOK leave them alone; a gated pod's status.phase is Pending, so it passes the operator's metadata-only pod watch (field selector status.phase!=Succeeded,status.phase!=Failed) and counts.`,
       `Four of five namespaces select one of ${options.revisions} revisions with istio.io/rev; their pods carry what injection adds (sidecar.istio.io/status with the revision, istio.io/rev label, an istio-proxy container). The pods are created before the revisions exist, so no webhook is involved.`,
       `After the relabels, ${revA} reports ${stale} stale pods (injected by ${revA}, now in namespaces selecting ${revB}).`,
@@ -504,6 +718,7 @@ export async function runScaleBench(options: ScaleOptions): Promise<SectionResul
         retries: stats.retries,
         apiserverRss,
         expected: Object.fromEntries(expected),
+        memory: { limit: memoryLimit, unconfined, heapLimit, peakRss, cgroupPeak, oomKills, bursts },
       },
     };
   } catch (err) {
@@ -515,5 +730,12 @@ export async function runScaleBench(options: ScaleOptions): Promise<SectionResul
     await cprInformer?.stop();
     await operator?.stop();
     await cluster.stop();
+    for (const cgroup of cgroups) {
+      try {
+        cgroup.remove();
+      } catch (error) {
+        log(`scale: could not remove ${cgroup.path}: ${(error as Error).message}`);
+      }
+    }
   }
 }
