@@ -23,6 +23,24 @@ export interface MemoryCgroup {
 const QUANTITY = /^(\d+)(Ki|Mi|Gi)?$/;
 const UNIT: Record<string, number> = { '': 1, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30 };
 
+/** A memory quantity as manifests spell limits (`512Mi`), in bytes; undefined for forms this file does not read. */
+export function memoryQuantityBytes(quantity: string): number | undefined {
+  const m = QUANTITY.exec(quantity);
+  return m ? Number(m[1]) * UNIT[m[2] ?? '']! : undefined;
+}
+
+/**
+ * A command line that starts `command` with `args` inside the cgroup whose process list is `procsFile`: a shell writes
+ * its own pid there and then execs the command, which keeps that pid (and the IPC channel, if any).
+ */
+export function commandInCgroup(
+  procsFile: string,
+  command: string,
+  args: readonly string[],
+): [string, string[]] {
+  return ['/bin/sh', ['-c', 'echo $$ > "$0" && exec "$@"', procsFile, command, ...args]];
+}
+
 /** The operator container's memory limit in the shipped Deployment, in bytes. */
 export function deploymentMemoryLimitBytes(): number {
   const text = readFileSync(repoPath('deploy', 'deployment.yaml'), 'utf8');
@@ -34,9 +52,10 @@ export function deploymentMemoryLimitBytes(): number {
       };
     } | null;
     if (obj?.kind !== 'Deployment') continue;
-    const limit = obj.spec?.template?.spec?.containers?.[0]?.resources?.limits?.memory;
-    const m = QUANTITY.exec(limit ?? '');
-    if (m) return Number(m[1]) * UNIT[m[2] ?? '']!;
+    const bytes = memoryQuantityBytes(
+      obj.spec?.template?.spec?.containers?.[0]?.resources?.limits?.memory ?? '',
+    );
+    if (bytes !== undefined) return bytes;
   }
   throw new Error('deploy/deployment.yaml: no memory limit on the operator container');
 }
@@ -92,10 +111,7 @@ export function createMemoryCgroup(name: string, limitBytes: number): MemoryCgro
   return {
     path,
     limitBytes,
-    wrap: (command, args) => [
-      '/bin/sh',
-      ['-c', 'echo $$ > "$0" && exec "$@"', `${path}/cgroup.procs`, command, ...args],
-    ],
+    wrap: (command, args) => commandInCgroup(`${path}/cgroup.procs`, command, args),
     peakBytes: () => readNumber(`${path}/${files.peak}`),
     oomKills: () => readNumber(`${path}/${files.events}`, 'oom_kill'),
     remove: () => rmdirSync(path),
