@@ -32,7 +32,7 @@ import {
 } from './common.js';
 import { LoadChild } from './load-child.js';
 import type { LoadResult, LoadSpec } from './load-generator.js';
-import { PAYLOAD_NAMES, PAYLOAD_TITLES, payloadBody, type PayloadName } from './payloads.js';
+import { PAYLOAD_NAMES, PAYLOAD_TITLES, SOAK_MIX, payloadBody, type PayloadName } from './payloads.js';
 
 const REVISION = 'bench-1-29';
 
@@ -610,11 +610,7 @@ export async function runInjectionBench(options: InjectionOptions): Promise<Sect
       port: injectorPort,
       caPem: ca.certPem,
       path: `/inject/${REVISION}`,
-      payloads: [
-        { name: 'small', weight: 16 },
-        { name: 'realistic', weight: 3 },
-        { name: 'env2000', weight: 1 },
-      ],
+      payloads: [...SOAK_MIX],
       mode: 'open',
       rate: options.soakRate,
       connections: 32,

@@ -4,6 +4,13 @@ export type PayloadName = 'small' | 'realistic' | 'env2000' | 'mib';
 
 export const PAYLOAD_NAMES: readonly PayloadName[] = ['small', 'realistic', 'env2000', 'mib'];
 
+/** The soak's mix of pods (injection suite) and the scale suite's open-loop burst: mostly small pods, a few large. */
+export const SOAK_MIX: ReadonlyArray<{ name: PayloadName; weight: number }> = [
+  { name: 'small', weight: 16 },
+  { name: 'realistic', weight: 3 },
+  { name: 'env2000', weight: 1 },
+];
+
 export const PAYLOAD_TITLES: Record<PayloadName, string> = {
   small: 'small pod (1 container)',
   realistic: 'realistic pod (5 containers, probes)',

@@ -26,6 +26,7 @@ import { revisionWebhookConfigurationName } from '../src/controllers/common/name
 import { createMemoryCgroup, deploymentMemoryLimitBytes, type MemoryCgroup } from './cgroup.js';
 import { LoadChild } from './load-child.js';
 import type { LoadSpec } from './load-generator.js';
+import { SOAK_MIX } from './payloads.js';
 import {
   componentLog,
   ensureNamespace,
@@ -263,11 +264,7 @@ const BURSTS: Array<{ title: string; spec: (burstMs: number) => Partial<LoadSpec
   {
     title: 'small:realistic:2,000-env = 16:3:1 at 500 req/s, distinct pods (open loop)',
     spec: (burstMs) => ({
-      payloads: [
-        { name: 'small', weight: 16 },
-        { name: 'realistic', weight: 3 },
-        { name: 'env2000', weight: 1 },
-      ],
+      payloads: [...SOAK_MIX],
       mode: 'open',
       rate: 500,
       connections: 32,
