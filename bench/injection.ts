@@ -32,7 +32,15 @@ import {
 } from './common.js';
 import { LoadChild } from './load-child.js';
 import type { LoadResult, LoadSpec } from './load-generator.js';
-import { PAYLOAD_NAMES, PAYLOAD_TITLES, SOAK_MIX, payloadBody, type PayloadName } from './payloads.js';
+import {
+  DISTINCT_PODS,
+  PAYLOAD_NAMES,
+  PAYLOAD_TITLES,
+  REPLICA_VARIANTS,
+  SOAK_MIX,
+  payloadBody,
+  type PayloadName,
+} from './payloads.js';
 
 const REVISION = 'bench-1-29';
 
@@ -62,10 +70,6 @@ const VARIANT_TITLES: Record<Variant, string> = {
 };
 /** Payloads small enough for the injector's verdict cache (DEFAULT_INJECTION_CACHE_LIMITS.maxReviewChars). */
 const CACHEABLE: ReadonlySet<PayloadName> = new Set(['small', 'realistic']);
-/** More distinct pods than the verdict cache keeps or remembers, cycled in order, so every request misses it. */
-const DISTINCT_PODS = 4 * DEFAULT_INJECTION_CACHE_LIMITS.maxEntries;
-/** Replicas cycled per payload (each with its own token volume name); few for the large ones, to bound memory. */
-const REPLICA_VARIANTS: Record<PayloadName, number> = { small: 1024, realistic: 1024, env2000: 16, mib: 4 };
 
 /** Alternating injector/echo rounds per throughput measurement (see the throughput section). */
 const THROUGHPUT_ROUNDS = 4;

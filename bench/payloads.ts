@@ -1,8 +1,20 @@
 // The AdmissionReview v1 payloads of the injection benchmark, built deterministically so the load generator
 // (a child process) and the server side agree on them without shipping megabytes over IPC.
+import { DEFAULT_INJECTION_CACHE_LIMITS } from '../src/injector/cache.js';
+
 export type PayloadName = 'small' | 'realistic' | 'env2000' | 'mib';
 
 export const PAYLOAD_NAMES: readonly PayloadName[] = ['small', 'realistic', 'env2000', 'mib'];
+
+/** More distinct pods than the verdict cache keeps or remembers, cycled in order, so every request misses it. */
+export const DISTINCT_PODS = 4 * DEFAULT_INJECTION_CACHE_LIMITS.maxEntries;
+/** Replicas cycled per payload (each with its own token volume name); few for the large ones, to bound memory. */
+export const REPLICA_VARIANTS: Record<PayloadName, number> = {
+  small: 1024,
+  realistic: 1024,
+  env2000: 16,
+  mib: 4,
+};
 
 /** The soak's mix of pods (injection suite) and the scale suite's open-loop burst: mostly small pods, a few large. */
 export const SOAK_MIX: ReadonlyArray<{ name: PayloadName; weight: number }> = [

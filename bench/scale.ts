@@ -18,7 +18,6 @@ import {
   CONTROL_PLANE_REVISION_KIND,
   DEFAULT_CONTROL_PLANE_NAMESPACE,
 } from '../src/crds/constants.js';
-import { DEFAULT_INJECTION_CACHE_LIMITS } from '../src/injector/cache.js';
 import { Informer, kubeListWatcher } from '../src/runtime/informer.js';
 import { isAlreadyExists, type KubeClient } from '../src/runtime/kube.js';
 import type { KubeObject } from '../src/runtime/types.js';
@@ -26,7 +25,7 @@ import { revisionWebhookConfigurationName } from '../src/controllers/common/name
 import { createMemoryCgroup, deploymentMemoryLimitBytes, type MemoryCgroup } from './cgroup.js';
 import { LoadChild } from './load-child.js';
 import type { LoadSpec } from './load-generator.js';
-import { SOAK_MIX } from './payloads.js';
+import { DISTINCT_PODS, REPLICA_VARIANTS, SOAK_MIX, type PayloadName, type PodVariety } from './payloads.js';
 import {
   componentLog,
   ensureNamespace,
@@ -258,9 +257,28 @@ class OperatorProcess {
   }
 }
 
-/** The pods of the injection bursts: the injection suite's payloads and mix, distinct where the cache could answer. */
-const DISTINCT_PODS = 4 * DEFAULT_INJECTION_CACHE_LIMITS.maxEntries;
-const BURSTS: Array<{ title: string; spec: (burstMs: number) => Partial<LoadSpec> }> = [
+/** A closed-loop burst of one payload on 16 connections: distinct pods where the verdict cache could answer them. */
+function closedBurst(title: string, name: PayloadName, variety: PodVariety): Burst {
+  return {
+    title,
+    spec: (burstMs) => ({
+      payloads: [{ name, weight: 1 }],
+      mode: 'closed',
+      connections: 16,
+      durationMs: burstMs,
+      variety,
+      varieties: variety === 'distinct' ? DISTINCT_PODS : REPLICA_VARIANTS[name],
+    }),
+  };
+}
+
+interface Burst {
+  title: string;
+  spec: (burstMs: number) => Partial<LoadSpec>;
+}
+
+/** The injection bursts: the injection suite's payloads, its soak mix first. */
+const BURSTS: Burst[] = [
   {
     title: 'small:realistic:2,000-env = 16:3:1 at 500 req/s, distinct pods (open loop)',
     spec: (burstMs) => ({
@@ -273,39 +291,9 @@ const BURSTS: Array<{ title: string; spec: (burstMs: number) => Partial<LoadSpec
       varieties: DISTINCT_PODS,
     }),
   },
-  {
-    title: 'small pods, distinct, 16 connections (closed loop)',
-    spec: (burstMs) => ({
-      payloads: [{ name: 'small', weight: 1 }],
-      mode: 'closed',
-      connections: 16,
-      durationMs: burstMs,
-      variety: 'distinct',
-      varieties: DISTINCT_PODS,
-    }),
-  },
-  {
-    title: '2,000-env-var pods, 16 connections (closed loop)',
-    spec: (burstMs) => ({
-      payloads: [{ name: 'env2000', weight: 1 }],
-      mode: 'closed',
-      connections: 16,
-      durationMs: burstMs,
-      variety: 'replicas',
-      varieties: 16,
-    }),
-  },
-  {
-    title: '~1 MiB pods, 16 connections (closed loop)',
-    spec: (burstMs) => ({
-      payloads: [{ name: 'mib', weight: 1 }],
-      mode: 'closed',
-      connections: 16,
-      durationMs: burstMs,
-      variety: 'replicas',
-      varieties: 4,
-    }),
-  },
+  closedBurst('small pods, distinct, 16 connections (closed loop)', 'small', 'distinct'),
+  closedBurst('2,000-env-var pods, 16 connections (closed loop)', 'env2000', 'replicas'),
+  closedBurst('~1 MiB pods, 16 connections (closed loop)', 'mib', 'replicas'),
 ];
 
 interface BurstReading {
