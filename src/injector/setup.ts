@@ -231,6 +231,8 @@ export async function startInjector(opts: InjectorSetupOptions): Promise<Running
     caBundle: () => caBundle,
     certificatesLoaded: () => material !== undefined,
     followCertificateRotation: (onCaBundleChange) => {
+      // `material` is what the server started with: the manager has been converging since, and a change it adopted
+      // before this subscription is delivered now rather than lost.
       unfollow = certificates.manager.onChange((next) => {
         const leafChanged = next.certPem !== material.certPem || next.keyPem !== material.keyPem;
         material = next;
@@ -248,7 +250,7 @@ export async function startInjector(opts: InjectorSetupOptions): Promise<Running
           caBundle = nextBundle;
           onCaBundleChange();
         }
-      });
+      }, material);
     },
     applyValidationWebhook: (signal) => validationWebhook.request(signal),
     guardValidationWebhook: (signal) => {

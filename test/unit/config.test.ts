@@ -99,6 +99,12 @@ describe('loadOperatorConfig', () => {
     },
     { name: 'port 0 picks a free port', argv: ['--metrics-port=0'], env: {}, expected: { metricsPort: 0 } },
     {
+      name: 'the longest TLS check interval a timer can wait',
+      argv: ['--tls-check-seconds=2147483'],
+      env: {},
+      expected: { tlsCheckSeconds: 2_147_483 },
+    },
+    {
       name: 'a resync of 0 turns it off',
       argv: [],
       env: { MESHREV_RESYNC_SECONDS: '0' },
@@ -156,6 +162,14 @@ describe('loadOperatorConfig', () => {
       argv: [],
       env: { MESHREV_INJECTION_CACHE_ENTRIES: '-1' },
       line: /^invalid setting --injection-cache-entries \(env MESHREV_INJECTION_CACHE_ENTRIES\) = "-1": /,
+    },
+    {
+      name: 'a TLS check interval longer than a Node.js timer can wait',
+      argv: [],
+      env: { MESHREV_TLS_CHECK_SECONDS: '2147484' },
+      line:
+        'invalid setting --tls-check-seconds (env MESHREV_TLS_CHECK_SECONDS) = "2147484": must be at most ' +
+        '2147483 (about 24.8 days), the longest interval a Node.js timer can wait',
     },
     { name: 'an unknown flag', argv: ['--injector-prot=1'], env: {}, line: /injector-prot/ },
     { name: 'a positional argument', argv: ['operator'], env: {}, line: /operator/ },

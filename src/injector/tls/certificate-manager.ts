@@ -130,6 +130,11 @@ export function nextRotationStepInMs(
   return Math.max(0, earliest + overlapMs - now.getTime());
 }
 
+/** Whether a replica serving `a` serves and publishes the same as one serving `b` (rotation times aside). */
+function sameServedMaterial(a: TlsMaterial, b: TlsMaterial): boolean {
+  return a.certPem === b.certPem && a.keyPem === b.keyPem && trustBundlePem(a) === trustBundlePem(b);
+}
+
 function countCas(material: TlsMaterial): number {
   return 1 + (material.rotation?.next ? 1 : 0) + (material.rotation?.previous ? 1 : 0);
 }
@@ -257,9 +262,16 @@ export class CertificateManager {
     return this.material;
   }
 
-  /** Called with the new material whenever it changes; returns an unsubscribe function. */
-  onChange(listener: TlsMaterialListener): () => void {
+  /**
+   * Called with the new material whenever it changes; returns an unsubscribe function. A subscriber already using
+   * some material passes it as `since`, and hears at once if the manager adopted something else before the
+   * subscription: later passes find that unchanged and would never announce it.
+   */
+  onChange(listener: TlsMaterialListener, since?: TlsMaterial): () => void {
     this.listeners.add(listener);
+    if (since !== undefined && this.material !== undefined && !sameServedMaterial(since, this.material)) {
+      this.notify(listener, this.material);
+    }
     return () => this.listeners.delete(listener);
   }
 
@@ -439,8 +451,9 @@ export class CertificateManager {
   }
 
   /**
-   * A CA with less than one leaf lifetime left can only sign ever shorter leaves, each due for rotation at once;
-   * replacing it then (after about nine years with the defaults) avoids reissuing a leaf on every check.
+   * A CA with less than one leaf lifetime left can only sign leaves that end with it, which no reissue extends
+   * (servingProblem keeps them); replacing it then (after about nine years with the defaults) is what gives the
+   * leaf a full lifetime again.
    */
   private caAgeingProblem(caCertPem: string, now: Date): string | undefined {
     const notAfter = certificateValidity(caCertPem)?.notAfter.getTime() ?? 0;
@@ -472,20 +485,17 @@ export class CertificateManager {
 
   private adopt(material: TlsMaterial): void {
     const previous = this.material;
-    const unchanged =
-      previous !== undefined &&
-      previous.certPem === material.certPem &&
-      previous.keyPem === material.keyPem &&
-      trustBundlePem(previous) === trustBundlePem(material);
     this.material = material;
     this.notAfterMs = certificateValidity(material.certPem)?.notAfter.getTime();
-    if (unchanged) return;
-    for (const listener of this.listeners) {
-      try {
-        listener(material);
-      } catch (error) {
-        this.logger?.error({ err: error }, 'injector TLS change listener failed');
-      }
+    if (previous !== undefined && sameServedMaterial(previous, material)) return;
+    for (const listener of this.listeners) this.notify(listener, material);
+  }
+
+  private notify(listener: TlsMaterialListener, material: TlsMaterial): void {
+    try {
+      listener(material);
+    } catch (error) {
+      this.logger?.error({ err: error }, 'injector TLS change listener failed');
     }
   }
 }

@@ -24,6 +24,11 @@ export const SERVING_VALIDITY_MS = 365 * DAY_MS;
 export const DEFAULT_RENEW_BEFORE_MS = 30 * DAY_MS;
 /** Certificates start this far in the past so replicas or API servers with a slow clock accept them at once. */
 const BACKDATE_MS = 60 * 60 * 1000;
+/**
+ * A leaf ending this close to its CA ends with it: certificate times have whole-second precision, and a reissue
+ * could gain no more than the gap.
+ */
+const CA_BOUND_TOLERANCE_MS = 60 * 1000;
 
 const EC_KEY = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 const EC_SIGNING = { name: 'ECDSA', hash: 'SHA-256' } as const;
@@ -317,7 +322,10 @@ export function leafProblem(
 }
 
 /**
- * Why the serving half cannot be kept (undefined when it can): {@link leafProblem}, or it is due for rotation.
+ * Why the serving half cannot be kept (undefined when it can): {@link leafProblem}, or it is due for rotation and
+ * a reissue under the same CA would outlast it. A leaf that already ends with its CA is kept however little is
+ * left: its replacement would end at the same moment, due again at once, so every pass would rewrite the Secret
+ * (and wake every replica) until a new CA signs, which the manager stages once the CA ages.
  */
 export function servingProblem(
   material: Pick<TlsMaterial, 'caCertPem' | 'certPem' | 'keyPem'>,
@@ -326,9 +334,15 @@ export function servingProblem(
 ): string | undefined {
   const problem = leafProblem(material, expectations);
   if (problem !== undefined) return problem;
-  return needsRotation(material.certPem, expectations.now, renewBeforeMs)
-    ? 'tls.crt is due for rotation'
-    : undefined;
+  if (!needsRotation(material.certPem, expectations.now, renewBeforeMs)) return undefined;
+  return endsWithItsCa(material) ? undefined : 'tls.crt is due for rotation';
+}
+
+function endsWithItsCa(material: Pick<TlsMaterial, 'caCertPem' | 'certPem'>): boolean {
+  const leafNotAfter = certificateValidity(material.certPem)?.notAfter.getTime();
+  const caNotAfter = certificateValidity(material.caCertPem)?.notAfter.getTime();
+  if (leafNotAfter === undefined || caNotAfter === undefined) return false;
+  return caNotAfter - leafNotAfter <= CA_BOUND_TOLERANCE_MS;
 }
 
 function decodeBase64(value: string | undefined): string | undefined {

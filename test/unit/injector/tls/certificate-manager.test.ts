@@ -244,6 +244,29 @@ describe('CertificateManager', () => {
     expect(await storedMaterial(store)).toEqual(material);
   });
 
+  it('tells a late subscriber what it adopted after the material the subscriber started with', async () => {
+    const store = new InMemorySecretStore();
+    const clock = new FakeClock();
+    const writer = newManager(store, clock);
+    const reader = newManager(store, clock);
+    await writer.start();
+    const served = await reader.start();
+    await annotateStoredSecret(store, { [ROTATION_ANNOTATIONS.replaceCa]: 'now' });
+    // Another replica stages a CA, and this one adopts it before anything listens (as during the operator's start).
+    const staged = await writer.refresh();
+    expect(await reader.refresh()).toEqual(staged);
+
+    const late: TlsMaterial[] = [];
+    const upToDate: TlsMaterial[] = [];
+    reader.onChange((material) => late.push(material), served);
+    reader.onChange((material) => upToDate.push(material), staged);
+
+    expect(late).toEqual([staged]);
+    expect(upToDate).toEqual([]);
+    await reader.refresh();
+    expect(late).toEqual([staged]);
+  });
+
   it('rejects start when the store fails and gives up after repeated conflicts', async () => {
     const failing = new InMemorySecretStore();
     failing.beforeOperation = () => {
@@ -433,6 +456,33 @@ describe('CertificateManager CA rotation', () => {
     const promoted = await manager.refresh();
     expect(promoted.caCertPem).toBe(staged.rotation?.next?.certPem);
     expect(serial(promoted.certPem)).not.toBe(serial(initial.certPem));
+  });
+
+  it('keeps a leaf that ends with its nearly expired CA instead of rewriting the Secret every pass, and replaces the CA', async () => {
+    const store = new InMemorySecretStore();
+    const clock = new FakeClock();
+    // A CA with 10 days left, and a leaf capped at the CA's end: less than the 30-day floor from the start.
+    const initial = await newManager(store, clock, { caValidityMs: 10 * DAY_MS }).start();
+    const manager = newManager(store, clock);
+    store.calls.length = 0;
+
+    const staged = await manager.start();
+    for (let pass = 1; pass <= 5; pass++) {
+      clock.advanceMinutes(1);
+      await manager.refresh();
+    }
+
+    // One write: staging the successor. A reissued leaf would end with the same CA, due again at once.
+    expect(store.calls.filter((call) => call.operation === 'update')).toHaveLength(1);
+    expect(manager.current()).toEqual(staged);
+    expect(staged.certPem).toBe(initial.certPem);
+    expect(staged.rotation?.next).toBeDefined();
+    clock.advanceMinutes(OVERLAP_MINUTES);
+    const promoted = await manager.refresh();
+    expect(promoted.caCertPem).toBe(staged.rotation?.next?.certPem);
+    expect(new X509Certificate(promoted.certPem).validToDate.getTime()).toBeGreaterThan(
+      clock.now().getTime() + 360 * DAY_MS,
+    );
   });
 
   it('lets a new CA sign at once when nothing stored can be served, keeping a readable old CA trusted', async () => {

@@ -162,6 +162,30 @@ describe('material checks', () => {
     expect(servingProblem({ ...material, certPem: 'garbage' }, expectations)).toMatch(/cannot be read/);
   });
 
+  it('keeps an ageing leaf that ends with its CA, since a reissue could not outlast it', async () => {
+    const ca = await generateCertificateAuthority({ now: NOW, validityMs: 40 * DAY_MS });
+    const capped = await issueServingCertificate({ ca, now: NOW, dnsNames: DNS_NAMES });
+    const shorter = await issueServingCertificate({
+      ca,
+      now: NOW,
+      dnsNames: DNS_NAMES,
+      validityMs: 35 * DAY_MS,
+    });
+    const material = { caCertPem: ca.certPem, caKeyPem: ca.keyPem };
+    const expectations = { now: new Date(NOW.getTime() + 30 * DAY_MS), dnsNames: DNS_NAMES };
+
+    expect(servingProblem({ ...material, ...capped }, expectations)).toBeUndefined();
+    expect(servingProblem({ ...material, ...shorter }, expectations)).toMatch(/due for rotation/);
+    expect(
+      servingProblem(
+        { ...material, ...capped },
+        { ...expectations, now: new Date(NOW.getTime() + 41 * DAY_MS) },
+      ),
+    ).toMatch(/outside its validity/);
+    const other = await freshMaterial();
+    expect(servingProblem({ ...capped, caCertPem: other.caCertPem }, expectations)).toMatch(/not signed by/);
+  });
+
   it('reports a CA whose key does not match, that is not a CA, or that expired', async () => {
     const material = await freshMaterial();
     const other = await freshMaterial();
