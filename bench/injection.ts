@@ -8,7 +8,8 @@ import pino from 'pino';
 
 import { createInjectorServer, type InjectorServer } from '../src/injector/server.js';
 import { DEFAULT_INJECTION_CACHE_LIMITS } from '../src/injector/cache.js';
-import { RenderPool, type RenderPoolStats } from '../src/injector/render-pool.js';
+import type { RenderedVerdict } from '../src/injector/render-job.js';
+import { RenderPool, type Renderer, type RenderPoolStats } from '../src/injector/render-pool.js';
 import { InjectionService, type ObjectLookup } from '../src/injector/service.js';
 import { generateCertificateAuthority, issueServingCertificate } from '../src/injector/tls/certificates.js';
 import { Metrics } from '../src/observability/metrics.js';
@@ -297,42 +298,63 @@ export async function runInjectionBench(options: InjectionOptions): Promise<Sect
           offload: process.env.BENCH_RENDER_OFFLOAD === 'always' ? 'always' : 'when-busy',
         })
       : undefined;
-  const injection = new InjectionService({
-    revisions: mapLookup([revision]),
-    tags: mapLookup([]),
-    nodes: mapLookup([node]),
-    // As in the operator: the ProxyConfig informer is there (empty, as where no ProxyConfig exists) and its index
-    // is kept until a resource changes.
-    proxyConfigs: mapLookup([]),
-    ...(renderPool === undefined ? {} : { renderer: renderPool }),
-  });
-  injection.cacheProxyConfigs();
+  const injectionService = (renderer: Renderer | undefined): InjectionService => {
+    const service = new InjectionService({
+      revisions: mapLookup([revision]),
+      tags: mapLookup([]),
+      nodes: mapLookup([node]),
+      // As in the operator: the ProxyConfig informer is there (empty, as where no ProxyConfig exists) and its index
+      // is kept until a resource changes.
+      proxyConfigs: mapLookup([]),
+      ...(renderer === undefined ? {} : { renderer }),
+    });
+    service.cacheProxyConfigs();
+    return service;
+  };
+  const injection = injectionService(renderPool);
   const metrics = new Metrics();
   // The server's own handling time per request (request headers parsed → reply handed to the socket), from the
   // same hook the operator's metrics use: what the injector adds, apart from the machine's scheduling. Collected
   // only during an injector latency round, so it never grows the heap the soak watches.
   let handlingMs: number[] | undefined;
   const logger = pino({ level: 'info' }, pino.destination('/dev/null'));
-  const injector: InjectorServer = createInjectorServer({
-    host: '127.0.0.1',
-    port: 0,
-    tls,
-    inject: injection.inject,
-    resolveTarget: injection.resolveTarget,
-    logger,
-    // The operator's hooks, so the measured path pays for the same metrics.
-    hooks: {
-      onAdmission: (outcome, _revision, secondsTaken) => {
-        handlingMs?.push(secondsTaken * 1000);
-        metrics.webhookRequest('/inject', outcome === 'error' ? 500 : 200, secondsTaken);
-        metrics.injection(
-          outcome === 'injected' ? 'success' : outcome === 'skipped' ? 'skip' : 'failure',
-          secondsTaken,
-        );
+  const injectorServer = (service: InjectionService): InjectorServer =>
+    createInjectorServer({
+      host: '127.0.0.1',
+      port: 0,
+      tls,
+      inject: service.inject,
+      resolveTarget: service.resolveTarget,
+      logger,
+      // The operator's hooks, so the measured path pays for the same metrics.
+      hooks: {
+        onAdmission: (outcome, _revision, secondsTaken) => {
+          handlingMs?.push(secondsTaken * 1000);
+          metrics.webhookRequest('/inject', outcome === 'error' ? 500 : 200, secondsTaken);
+          metrics.injection(
+            outcome === 'injected' ? 'success' : outcome === 'skipped' ? 'skip' : 'failure',
+            secondsTaken,
+          );
+        },
       },
-    },
-  });
+    });
+  const injector = injectorServer(injection);
   const { port: injectorPort } = await injector.listen();
+  // The injector with a free engine: the same server, glue, verdict cache and hooks, but each miss is answered at
+  // once, as a render thread would answer it, with the verdict the real engine gave the payload when it was
+  // validated. It still decodes the review, keys it, builds and writes the reply; it only renders nothing. Its share
+  // of echo is the most the injector's request path could reach for distinct pods on this machine with any engine.
+  const recordedVerdicts = new Map<PayloadName, RenderedVerdict>();
+  let freeEnginePayload: PayloadName = 'small';
+  const freeEngine = injectorServer(
+    injectionService({
+      render: () => {
+        const verdict = recordedVerdicts.get(freeEnginePayload);
+        return verdict === undefined ? undefined : Promise.resolve(verdict);
+      },
+    }),
+  );
+  const { port: freeEnginePort } = await freeEngine.listen();
   // Filled as each payload is validated: the injector's patch for it, which the echo server replays.
   const replayPatches = new Map<string, string>();
   const echo = createEchoServer(tls, replayPatches);
@@ -355,6 +377,8 @@ export async function runInjectionBench(options: InjectionOptions): Promise<Sect
     for (const name of PAYLOAD_NAMES) {
       const { patchBase64, ...size } = await validatePayload(injectorPort, ca.certPem, name);
       replayPatches.set(`/replay/${name}`, patchBase64);
+      const patchJson = Buffer.from(patchBase64, 'base64').toString('utf8');
+      recordedVerdicts.set(name, { kind: 'injected', patchJson, patchBase64 });
       sizes[name] = size;
     }
     data.payloads = sizes;
@@ -515,20 +539,28 @@ export async function runInjectionBench(options: InjectionOptions): Promise<Sect
     // ratio is the median of the per-round ratios: on a shared 2-CPU machine the capacity drifts over seconds, and
     // one long run of each would compare different moments.
     // Each round also runs the echo server replaying the injector's own patch for the payload (createEchoServer):
-    // how far the reply's size alone, sent over TLS and read by the generator, puts the ceiling below echo's.
-    type ThroughputRound = Record<'injector' | 'echo' | 'replay', LoadResult>;
+    // how far the reply's size alone, sent over TLS and read by the generator, puts the ceiling below echo's. Rounds
+    // of distinct pods run the injector with a free engine too: how far the rest of its request path does.
+    type Contender = 'injector' | 'freeEngine' | 'replay' | 'echo';
+    type ThroughputRound = Partial<Record<Contender, LoadResult>> &
+      Record<'injector' | 'replay' | 'echo', LoadResult>;
     const throughput: Record<string, { rounds: ThroughputRound[] }> = {};
     const roundMs = Math.max(2000, (options.throughputSeconds * 1000) / THROUGHPUT_ROUNDS);
     for (const { name, variant } of runs) {
       const rounds: ThroughputRound[] = [];
-      const targetOf = { ...targetsOf, replay: [echoPort, `/replay/${name}`] } as const;
+      const targetOf: Record<Contender, readonly [number, string]> = {
+        ...targetsOf,
+        freeEngine: [freeEnginePort, `/inject/${REVISION}`],
+        replay: [echoPort, `/replay/${name}`],
+      };
+      const contenders: Contender[] =
+        variant === 'distinct'
+          ? ['injector', 'freeEngine', 'replay', 'echo']
+          : ['injector', 'replay', 'echo'];
+      freeEnginePayload = name;
       for (let round = 0; round < THROUGHPUT_ROUNDS; round++) {
         const result = {} as ThroughputRound;
-        const order =
-          round % 2 === 0
-            ? (['injector', 'replay', 'echo'] as const)
-            : (['echo', 'replay', 'injector'] as const);
-        for (const which of order) {
+        for (const which of round % 2 === 0 ? contenders : [...contenders].reverse()) {
           const [port, path] = targetOf[which];
           result[which] = await load.run(
             spec(port, path, name, {
@@ -541,38 +573,58 @@ export async function runInjectionBench(options: InjectionOptions): Promise<Sect
           );
         }
         rounds.push(result);
+        const freeEngineLog =
+          result.freeEngine === undefined
+            ? ''
+            : `, free engine ${result.freeEngine.throughput.toFixed(0)} req/s`;
         log(
-          `injection: ${runKey(name, variant)} closed loop round ${round + 1}: injector ${result.injector.throughput.toFixed(0)} req/s, echo ${result.echo.throughput.toFixed(0)} req/s, echo replaying the patch ${result.replay.throughput.toFixed(0)} req/s`,
+          `injection: ${runKey(name, variant)} closed loop round ${round + 1}: injector ${result.injector.throughput.toFixed(0)} req/s${freeEngineLog}, echo ${result.echo.throughput.toFixed(0)} req/s, echo replaying the patch ${result.replay.throughput.toFixed(0)} req/s`,
         );
       }
       throughput[runKey(name, variant)] = { rounds };
-      const sharesOf = (which: 'injector' | 'replay'): number[] =>
-        rounds.map((r) => r[which].throughput / r.echo.throughput);
+      const sharesOf = (which: Contender): number[] =>
+        rounds.map((r) => (r[which]?.throughput ?? 0) / r.echo.throughput);
       const shares = sharesOf('injector');
       const share = median(shares);
       const replayShare = median(sharesOf('replay'));
       const failed = rounds.reduce((n, r) => n + r.injector.errors + r.injector.badResponses, 0);
-      const perRound = (which: keyof ThroughputRound): string =>
-        rounds.map((r) => r[which].throughput.toFixed(0)).join(' / ');
-      const p99 = (which: keyof ThroughputRound): string =>
-        ms(Math.max(...rounds.map((r) => r[which].latency.p99)));
+      const perRound = (which: Contender): string =>
+        rounds.map((r) => (r[which]?.throughput ?? 0).toFixed(0)).join(' / ');
+      const p99 = (which: Contender): string =>
+        ms(Math.max(...rounds.map((r) => r[which]?.latency.p99 ?? 0)));
       const percents = (values: number[]): string => values.map((x) => (x * 100).toFixed(0)).join(' / ');
+      const comparison = (which: Contender, metric: string): Row => ({
+        metric: `${runTitle(name, variant)}: ${metric}`,
+        value: `${perRound(which)} req/s (p99 ≤ ${p99(which)})`,
+        baseline: `${perRound('echo')} req/s`,
+        ratio: `median ${(median(sharesOf(which)) * 100).toFixed(0)}% (${percents(sharesOf(which))})`,
+      });
       rows.push({
         metric: `${runTitle(name, variant)}: max throughput, ${options.connections} connections (closed loop, ${THROUGHPUT_ROUNDS} alternating rounds)`,
         value: `${perRound('injector')} req/s (p99 ≤ ${p99('injector')})`,
         baseline: `${perRound('echo')} req/s (p99 ≤ ${p99('echo')})`,
         ratio: `median ${(share * 100).toFixed(0)}% (${percents(shares)})`,
       });
-      rows.push({
-        metric: `${runTitle(name, variant)}: the reply alone, the echo server answering with the injector's patch for the payload (same rounds)`,
-        value: `${perRound('replay')} req/s (p99 ≤ ${p99('replay')})`,
-        baseline: `${perRound('echo')} req/s`,
-        ratio: `median ${(replayShare * 100).toFixed(0)}% (${percents(sharesOf('replay'))})`,
-      });
+      const measured = [`the reply alone: ${(replayShare * 100).toFixed(0)}%`];
+      if (contenders.includes('freeEngine')) {
+        rows.push(
+          comparison(
+            'freeEngine',
+            "the injector with a free engine, every miss answered at once with the payload's recorded verdict (same rounds)",
+          ),
+        );
+        measured.unshift(`with a free engine: ${(median(sharesOf('freeEngine')) * 100).toFixed(0)}%`);
+      }
+      rows.push(
+        comparison(
+          'replay',
+          "the reply alone, the echo server answering with the injector's patch for the payload (same rounds)",
+        ),
+      );
       targets.push({
         name: `${runTitle(name, variant)}: throughput vs echo ceiling`,
         threshold: '≥ 50% (median of rounds)',
-        measured: `${(share * 100).toFixed(0)}% (the reply alone: ${(replayShare * 100).toFixed(0)}%)`,
+        measured: `${(share * 100).toFixed(0)}% (${measured.join('; ')})`,
         met: share >= 0.5 && failed === 0,
       });
     }
@@ -671,6 +723,7 @@ export async function runInjectionBench(options: InjectionOptions): Promise<Sect
         : `Render threads: ${renderThreads} (the operator's --injector-render-threads default is 1), offload ${process.env.BENCH_RENDER_OFFLOAD === 'always' ? 'always' : 'when-busy (the default: misses go to the thread only while the main thread is busy)'} (src/injector/render-pool.ts); jobs at the end: ${JSON.stringify(renderPool.stats())}.`,
       'Echo ceiling: the same TLS material and keep-alive settings; it reads and JSON-parses the review and answers allowed:true. On 2 CPUs the generator needs one core of its own; with the lean pool the echo server, not the generator, bounds the closed-loop ceiling (it runs at ~96% of a core).',
       "The reply alone: the same echo server answering each review with the patch the injector gave that payload (recorded when the payload was validated), in the same alternating rounds. It computes nothing an injector must, so its share of echo is the most any injector sending meshrev's patch could reach on this machine; what separates the injector from it is the injector's own work (decoding the review, the verdict cache's key, the engine, the patch's serialisation).",
+      "The injector with a free engine (distinct pods only): a second injector server, built as the first (server, InjectionService, verdict cache, metrics hooks), whose render thread is replaced by one that answers every job at once with the verdict the real engine gave the payload when it was validated. It decodes and keys each review and builds and writes the reply as the injector does, and renders nothing; its share of echo is the most the injector's request path could reach for pods it must render, whatever the engine cost. Between it and the reply alone lies the rest of the request path (decoding into the pod, the cache key, the reply's assembly); between it and the injector, the engine and the patch's serialisation.",
       `Payload sizes (request bytes / patch operations): ${PAYLOAD_NAMES.map((n) => {
         const s = sizes[n] as { requestBytes: number; patchOps: number };
         return `${n} ${s.requestBytes} B / ${s.patchOps} ops`;
@@ -679,6 +732,7 @@ export async function runInjectionBench(options: InjectionOptions): Promise<Sect
   } finally {
     await load.stop();
     await injector.close(1000);
+    await freeEngine.close(1000);
     await renderPool?.close();
     echo.closeAllConnections();
     await new Promise<void>((resolve) => echo.close(() => resolve()));
