@@ -29,6 +29,13 @@ export interface RevisionSummary {
   /** The Ready condition's status (True/False/Unknown); unset while the operator has not reported. */
   ready?: string;
   readyMessage?: string;
+  /** spec.injection.enableNamespacesByDefault: serving the default selectors, it also injects unlabelled namespaces. */
+  injectsUnlabelledNamespaces?: boolean;
+}
+
+/** The names of the revisions that inject unlabelled namespaces when they serve the default selectors. */
+export function autoInjectingRevisions(revisions: readonly RevisionSummary[]): string[] {
+  return revisions.filter((revision) => revision.injectsUnlabelledNamespaces === true).map((r) => r.name);
 }
 
 export interface TagSummary {
@@ -68,6 +75,9 @@ export function summariseRevision(object: unknown): RevisionSummary | undefined 
     ...(version === undefined ? {} : { version }),
     ...(readyStatus === undefined ? {} : { ready: readyStatus }),
     ...(readyMessage === undefined ? {} : { readyMessage }),
+    ...(field(object, 'spec', 'injection', 'enableNamespacesByDefault') === true
+      ? { injectsUnlabelledNamespaces: true }
+      : {}),
   };
 }
 
@@ -162,6 +172,7 @@ export async function readClusterView(kube: CliKube, withPods = true): Promise<C
   ]);
   const usage = computeUsage({
     revisions: revisions.map((revision) => revision.name),
+    autoInjectingRevisions: autoInjectingRevisions(revisions),
     tags,
     namespaces,
     pods: pods.flatMap((pod) => {

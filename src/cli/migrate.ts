@@ -8,7 +8,14 @@ import {
   parseDuration,
   stringOption,
 } from './args.js';
-import { lookupTarget, type NamespaceMeta, readNamespace, readRevisions, readTags } from './cluster.js';
+import {
+  autoInjectingRevisions,
+  lookupTarget,
+  type NamespaceMeta,
+  readNamespace,
+  readRevisions,
+  readTags,
+} from './cluster.js';
 import { type CliIO, ExitCode } from './io.js';
 import { describeError, usageError } from './messages.js';
 import { executeMoves } from './move.js';
@@ -90,6 +97,7 @@ export async function runMigrate(args: string[], io: CliIO): Promise<number> {
       injectionWorld(
         revisions.map((revision) => revision.name),
         tags,
+        autoInjectingRevisions(revisions),
       ),
       {
         restart: flag(parsed.values, 'restart'),

@@ -1,7 +1,7 @@
 // `meshrev rollback`: return namespaces to the label set the last migrate (or rollback) recorded.
 import { injectionWorld, resolveDefault } from '../controllers/usage/selection.js';
 import { COMMON_FLAGS_HELP, flag, parseCommandArgs, parseDuration, stringOption } from './args.js';
-import { lookupTarget, readNamespace, readRevisions, readTags } from './cluster.js';
+import { autoInjectingRevisions, lookupTarget, readNamespace, readRevisions, readTags } from './cluster.js';
 import { type CliIO, ExitCode } from './io.js';
 import { describeError, usageError } from './messages.js';
 import { DEFAULT_TIMEOUT_MS } from './migrate.js';
@@ -54,6 +54,7 @@ export async function runRollback(args: string[], io: CliIO): Promise<number> {
     const world = injectionWorld(
       revisions.map((revision) => revision.name),
       tags,
+      autoInjectingRevisions(revisions),
     );
     const plans: RelabelPlan[] = [];
     const problems: string[] = [];

@@ -5,8 +5,9 @@ import type { Informer } from '../runtime/informer.js';
 import type { KubeObject } from '../runtime/types.js';
 import type { RevisionUsage } from './revision/status.js';
 import type { TagUsage } from './tag/status.js';
-import { computeUsage, injectedRevision, type Usage } from './usage/index.js';
+import { computeUsage, injectedRevision, type Usage, type UsageInput } from './usage/index.js';
 import { INJECTION_LABEL, REVISION_LABEL, SIDECAR_INJECT_LABEL } from './common/labels.js';
+import { readInjectionWebhookSettings } from './common/webhooks.js';
 
 const POD_SELECTOR_LABELS = [REVISION_LABEL, SIDECAR_INJECT_LABEL] as const;
 const NAMESPACE_SELECTOR_LABELS = [REVISION_LABEL, INJECTION_LABEL] as const;
@@ -60,6 +61,29 @@ export interface UsageSources {
   tags: Informer;
 }
 
+function injectsUnlabelledNamespaces(revision: KubeObject): boolean {
+  const spec = (revision as KubeObject & { spec?: { injection?: unknown } }).spec;
+  return readInjectionWebhookSettings(spec?.injection).enableNamespacesByDefault === true;
+}
+
+/** The revisions and tags computeUsage needs, from their caches. */
+export function usageWorld(
+  revisions: Pick<Informer, 'keys' | 'list'>,
+  tags: Pick<Informer, 'list'>,
+): Pick<UsageInput, 'revisions' | 'autoInjectingRevisions' | 'tags'> {
+  return {
+    revisions: revisions.keys(),
+    autoInjectingRevisions: revisions
+      .list()
+      .filter(injectsUnlabelledNamespaces)
+      .map((r) => r.metadata?.name ?? ''),
+    tags: tags.list().map((t) => ({
+      name: t.metadata?.name ?? '',
+      revision: (t as KubeObject & { spec?: { revision?: string } }).spec?.revision ?? '',
+    })),
+  };
+}
+
 export class UsageTracker {
   private epoch = 0;
   private computedAt = -1;
@@ -87,11 +111,7 @@ export class UsageTracker {
         labels: pod.metadata?.labels,
         annotations: pod.metadata?.annotations,
       })),
-      revisions: revisions.keys(),
-      tags: tags.list().map((t) => ({
-        name: t.metadata?.name ?? '',
-        revision: (t as KubeObject & { spec?: { revision?: string } }).spec?.revision ?? '',
-      })),
+      ...usageWorld(revisions, tags),
     });
     this.computedAt = at;
     return this.cached;

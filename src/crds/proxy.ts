@@ -259,7 +259,10 @@ export const InjectionSpecSchema = z
       .boolean()
       .default(false)
       .describe(
-        'Also inject pods in unlabelled namespaces (except kube-system, kube-public, kube-node-lease, local-path-storage)',
+        "Also inject pods in unlabelled namespaces (Istio's auto.sidecar-injector webhook; kube-system, kube-public, " +
+          'kube-node-lease and local-path-storage excepted, and pods labelled sidecar.istio.io/inject or istio.io/rev ' +
+          'left to the other webhooks). As in Istio, only where this revision serves the default selectors: the ' +
+          'default RevisionTag points at it, or it is named default.',
       ),
   })
   .describe('Sidecar injection webhook settings');

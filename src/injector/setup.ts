@@ -15,12 +15,11 @@ import {
   type DeletionUsage,
 } from '../controllers/revision/deletion.js';
 import { guardObject } from '../controllers/guard.js';
-import type { UsageTracker } from '../controllers/usage-tracker.js';
+import { usageWorld, type UsageTracker } from '../controllers/usage-tracker.js';
 import type { Metrics } from '../observability/metrics.js';
 import { kubeInformer, type Informer } from '../runtime/informer.js';
 import type { KubeClient } from '../runtime/kube.js';
 import { retryingAction } from '../runtime/retry.js';
-import type { KubeObject } from '../runtime/types.js';
 import { DEFAULT_INJECTION_CACHE_LIMITS, InjectionCache } from './cache.js';
 import { createInjectorServer, type InjectorServer } from './server.js';
 import { RenderPool } from './render-pool.js';
@@ -158,18 +157,7 @@ export async function startInjector(opts: InjectorSetupOptions): Promise<Running
       const usage = opts.leaderUsage()?.current();
       if (usage)
         return usage.revisions[name] ?? { namespaces: [], pods: 0, stalePods: 0, tags: [], reasons: [] };
-      return liveRevisionUsage(
-        client,
-        name,
-        {
-          revisions: revisions.keys(),
-          tags: tags.list().map((t) => ({
-            name: t.metadata?.name ?? '',
-            revision: (t as KubeObject & { spec?: { revision?: string } }).spec?.revision ?? '',
-          })),
-        },
-        AbortSignal.timeout(4_000),
-      );
+      return liveRevisionUsage(client, name, usageWorld(revisions, tags), AbortSignal.timeout(4_000));
     },
     events: new KubeEventRecorder({ client, component: 'meshrev', instance: config.podName, logger }),
   });

@@ -19,6 +19,11 @@ export interface InjectionWebhookSettings {
   reinvocationPolicy: 'Never' | 'IfNeeded';
   /** Unset leaves the API server's default (10 s), as Istio does. */
   timeoutSeconds?: number | undefined;
+  /**
+   * `spec.injection.enableNamespacesByDefault`: the default selectors' configuration also injects pods in unlabelled
+   * namespaces (Istio's `auto.*` webhook). Like Istio's, it only means something where those selectors are rendered.
+   */
+  enableNamespacesByDefault?: boolean | undefined;
 }
 
 export const DEFAULT_INJECTION_WEBHOOK_SETTINGS: InjectionWebhookSettings = {
@@ -43,6 +48,7 @@ export function readInjectionWebhookSettings(injection: unknown): InjectionWebho
     reinvocationPolicy: reinvocationPolicy === 'IfNeeded' ? 'IfNeeded' : 'Never',
     timeoutSeconds:
       typeof timeoutSeconds === 'number' && Number.isInteger(timeoutSeconds) ? timeoutSeconds : undefined,
+    enableNamespacesByDefault: field(injection, 'enableNamespacesByDefault') === true,
   };
 }
 
@@ -123,14 +129,36 @@ export function revisionSelectorWebhooks(
 }
 
 /**
- * The legacy selectors of the default revision: `namespace.*` (istio-injection=enabled) and `object.*`
- * (unlabelled namespace, pod labelled sidecar.istio.io/inject=true without istio.io/rev).
+ * The namespaces Istio's `auto.*` webhook leaves alone even with enableNamespacesByDefault, matched by the
+ * `kubernetes.io/metadata.name` label kube-apiserver puts on every namespace.
+ */
+export const AUTO_INJECTION_EXCLUDED_NAMESPACES: readonly string[] = [
+  'kube-system',
+  'kube-public',
+  'kube-node-lease',
+  'local-path-storage',
+];
+
+/** The label kube-apiserver sets on every namespace to its name (immutable). */
+export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
+
+/** The name whose webhook configuration also serves the legacy selectors: the `default` tag, or a revision so named. */
+export const DEFAULT_SELECTOR_NAME = 'default';
+
+/**
+ * The legacy selectors of the default revision: `namespace.*` (istio-injection=enabled), `object.*`
+ * (unlabelled namespace, pod labelled sidecar.istio.io/inject=true without istio.io/rev) and, with
+ * enableNamespacesByDefault, `auto.*` (unlabelled namespace outside the system ones, pod without either label).
  */
 export function defaultSelectorWebhooks(
   clientConfig: AdmissionregistrationV1WebhookClientConfig,
   settings: InjectionWebhookSettings,
 ): V1MutatingWebhook[] {
-  return [
+  const unlabelledNamespace = [
+    { key: INJECTION_LABEL, operator: 'DoesNotExist' },
+    { key: REVISION_LABEL, operator: 'DoesNotExist' },
+  ];
+  const webhooks = [
     webhook(
       'namespace.sidecar-injector.istio.io',
       clientConfig,
@@ -142,12 +170,7 @@ export function defaultSelectorWebhooks(
       'object.sidecar-injector.istio.io',
       clientConfig,
       settings,
-      {
-        matchExpressions: [
-          { key: INJECTION_LABEL, operator: 'DoesNotExist' },
-          { key: REVISION_LABEL, operator: 'DoesNotExist' },
-        ],
-      },
+      { matchExpressions: unlabelledNamespace },
       {
         matchExpressions: [
           { key: SIDECAR_INJECT_LABEL, operator: 'In', values: ['true'] },
@@ -155,5 +178,42 @@ export function defaultSelectorWebhooks(
         ],
       },
     ),
+  ];
+  if (settings.enableNamespacesByDefault === true) {
+    webhooks.push(
+      webhook(
+        'auto.sidecar-injector.istio.io',
+        clientConfig,
+        settings,
+        {
+          matchExpressions: [
+            ...unlabelledNamespace,
+            { key: NAMESPACE_NAME_LABEL, operator: 'NotIn', values: [...AUTO_INJECTION_EXCLUDED_NAMESPACES] },
+          ],
+        },
+        {
+          matchExpressions: [
+            { key: SIDECAR_INJECT_LABEL, operator: 'DoesNotExist' },
+            { key: REVISION_LABEL, operator: 'DoesNotExist' },
+          ],
+        },
+      ),
+    );
+  }
+  return webhooks;
+}
+
+/**
+ * Every webhook a revision's or a tag's configuration carries for `name`: the `rev.*` pair, and for the name
+ * `default` the legacy selectors too, as Istio renders them for its default revision and its `default` tag.
+ */
+export function injectionWebhooks(
+  name: string,
+  clientConfig: AdmissionregistrationV1WebhookClientConfig,
+  settings: InjectionWebhookSettings,
+): V1MutatingWebhook[] {
+  return [
+    ...revisionSelectorWebhooks(name, clientConfig, settings),
+    ...(name === DEFAULT_SELECTOR_NAME ? defaultSelectorWebhooks(clientConfig, settings) : []),
   ];
 }

@@ -28,7 +28,7 @@ import { jsonEqual, setConditions, type ConditionUpdate } from '../common/condit
 import type { InjectorEndpoint } from '../common/webhooks.js';
 import type { EventRecorder } from '../events.js';
 import { applyReason, DESIRED_HASH_ANNOTATION, firstDifference, withDesiredHash } from '../sync.js';
-import { computeUsage } from '../usage/index.js';
+import { computeUsage, type UsageInput } from '../usage/index.js';
 import { determineInUseCondition } from './status.js';
 
 export const IN_USE_FINALIZER = 'meshrev.dev/in-use-protection';
@@ -275,7 +275,7 @@ const UNUSED: DeletionUsage = { namespaces: [], pods: 0, stalePods: 0, tags: [],
 export async function liveRevisionUsage(
   client: KubeClient,
   revision: string,
-  world: { revisions: readonly string[]; tags: readonly { name: string; revision: string }[] },
+  world: Pick<UsageInput, 'revisions' | 'autoInjectingRevisions' | 'tags'>,
   signal?: AbortSignal,
 ): Promise<DeletionUsage> {
   const [namespaces, pods] = await Promise.all([
@@ -296,8 +296,7 @@ export async function liveRevisionUsage(
       labels: pod.metadata?.labels,
       annotations: pod.metadata?.annotations,
     })),
-    revisions: world.revisions,
-    tags: world.tags,
+    ...world,
   });
   return usage.revisions[revision] ?? UNUSED;
 }

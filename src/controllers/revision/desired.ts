@@ -54,10 +54,10 @@ import { controllerOwnerReference } from '../common/owner.js';
 import { isAtLeastMinor } from '../common/versions.js';
 import {
   injectionEnabled,
+  injectionWebhooks,
   injectorClientConfig,
   type InjectorEndpoint,
   readInjectionWebhookSettings,
-  revisionSelectorWebhooks,
 } from '../common/webhooks.js';
 import {
   ISTIOD_ANALYSIS_CLUSTER_ROLE,
@@ -583,10 +583,6 @@ function revisionWebhookConfiguration(
   const revision = cpr.metadata.name;
   const clientConfig = injectorClientConfig(context.injector, injectionPath(revision), context.caBundle);
   return {
-    webhooks: revisionSelectorWebhooks(
-      revision,
-      clientConfig,
-      readInjectionWebhookSettings(cpr.spec.injection),
-    ),
+    webhooks: injectionWebhooks(revision, clientConfig, readInjectionWebhookSettings(cpr.spec.injection)),
   };
 }

@@ -12,15 +12,15 @@ import type { DesiredObject } from '../common/objects.js';
 import { controllerOwnerReference } from '../common/owner.js';
 import {
   DEFAULT_INJECTION_WEBHOOK_SETTINGS,
-  defaultSelectorWebhooks,
+  DEFAULT_SELECTOR_NAME,
+  injectionWebhooks,
   injectorClientConfig,
   type InjectionWebhookSettings,
   type InjectorEndpoint,
-  revisionSelectorWebhooks,
 } from '../common/webhooks.js';
 
 /** The tag that also serves the legacy `istio-injection=enabled` and `sidecar.istio.io/inject=true` selectors. */
-export const DEFAULT_TAG = 'default';
+export const DEFAULT_TAG = DEFAULT_SELECTOR_NAME;
 
 export interface TagBuildContext {
   /** The injector Service in front of meshrev's embedded injector. */
@@ -40,11 +40,9 @@ export function desiredTagObjects(tag: RevisionTag, context: TagBuildContext): D
   const target = tag.spec.revision;
   const settings = context.webhookSettings ?? DEFAULT_INJECTION_WEBHOOK_SETTINGS;
   const clientConfig = injectorClientConfig(context.injector, injectionPath(target), context.caBundle);
-  const webhooks = [
-    ...revisionSelectorWebhooks(tagName, clientConfig, settings),
-    ...(tagName === DEFAULT_TAG ? defaultSelectorWebhooks(clientConfig, settings) : []),
-  ];
-  const body: Omit<V1MutatingWebhookConfiguration, 'apiVersion' | 'kind' | 'metadata'> = { webhooks };
+  const body: Omit<V1MutatingWebhookConfiguration, 'apiVersion' | 'kind' | 'metadata'> = {
+    webhooks: injectionWebhooks(tagName, clientConfig, settings),
+  };
   return [
     {
       apiVersion: 'admissionregistration.k8s.io/v1',

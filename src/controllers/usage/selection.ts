@@ -4,9 +4,14 @@
  * the Istio injection reference, §1.4–1.5). Pure: the world of revisions and tags is passed in.
  */
 import { INJECTION_LABEL, REVISION_LABEL, SIDECAR_INJECT_LABEL } from '../common/labels.js';
+import {
+  AUTO_INJECTION_EXCLUDED_NAMESPACES,
+  DEFAULT_SELECTOR_NAME,
+  NAMESPACE_NAME_LABEL,
+} from '../common/webhooks.js';
 
 /** The tag (or, without one, the revision) that serves `istio-injection=enabled` and `sidecar.istio.io/inject=true`. */
-export const DEFAULT_SELECTOR = 'default';
+export const DEFAULT_SELECTOR = DEFAULT_SELECTOR_NAME;
 
 /** The annotation Istio's injector writes on a pod: the revision whose settings injected it. */
 export const INJECTED_REVISION_ANNOTATION = 'istio.io/rev';
@@ -20,15 +25,21 @@ export interface InjectionWorld {
   revisions: ReadonlySet<string>;
   /** tag name → target revision */
   tags: ReadonlyMap<string, string>;
+  /**
+   * Revisions whose spec sets `injection.enableNamespacesByDefault`: serving the default selectors, their webhook
+   * configuration also injects pods in unlabelled namespaces (Istio's `auto.*` webhook).
+   */
+  autoInjecting: ReadonlySet<string>;
 }
 
 export function injectionWorld(
   revisions: Iterable<string>,
   tags: Iterable<{ name: string; revision: string }>,
+  autoInjecting: Iterable<string> = [],
 ): InjectionWorld {
   const tagMap = new Map<string, string>();
   for (const tag of tags) tagMap.set(tag.name, tag.revision);
-  return { revisions: new Set(revisions), tags: tagMap };
+  return { revisions: new Set(revisions), tags: tagMap, autoInjecting: new Set(autoInjecting) };
 }
 
 export type TargetKind = 'revision' | 'tag';
@@ -67,7 +78,8 @@ export function resolveDefault(world: InjectionWorld): SelectedTarget {
   return { target: DEFAULT_SELECTOR };
 }
 
-export type NamespaceSelection = 'istio-injection' | 'istio.io/rev' | 'none' | 'disabled';
+/** `auto`: no injection label, but the default selectors' revision injects unlabelled namespaces. */
+export type NamespaceSelection = 'istio-injection' | 'istio.io/rev' | 'auto' | 'none' | 'disabled';
 
 export interface NamespaceResolution {
   via: NamespaceSelection;
@@ -102,11 +114,26 @@ export function resolveNamespace(nsLabels: Labels, world: InjectionWorld): Names
   const rev = nsLabels?.[REVISION_LABEL];
   if (rev !== undefined)
     return withTarget('istio.io/rev', `${REVISION_LABEL}=${rev}`, resolveSelectorValue(rev, world));
+  const auto = autoInjectingDefault(nsLabels, world);
+  if (auto !== undefined) return withTarget('auto', '', auto);
   return { via: 'none', label: '' };
 }
 
+/**
+ * The default selectors' target when its revision injects unlabelled namespaces and this one is not a system
+ * namespace. The `auto.*` webhook tests the name through the label kube-apiserver sets; `NotIn` also matches
+ * a namespace without it, as when a pod is seen before its namespace.
+ */
+function autoInjectingDefault(nsLabels: Labels, world: InjectionWorld): SelectedTarget | undefined {
+  if (world.autoInjecting.size === 0) return undefined;
+  const name = nsLabels?.[NAMESPACE_NAME_LABEL];
+  if (name !== undefined && AUTO_INJECTION_EXCLUDED_NAMESPACES.includes(name)) return undefined;
+  const selected = resolveDefault(world);
+  return selected.revision !== undefined && world.autoInjecting.has(selected.revision) ? selected : undefined;
+}
+
 /** The webhook (by Istio's name prefix) that would inject a new pod, or `none`. */
-export type InjectingWebhook = 'namespace' | 'object' | 'rev.namespace' | 'rev.object' | 'none';
+export type InjectingWebhook = 'namespace' | 'object' | 'auto' | 'rev.namespace' | 'rev.object' | 'none';
 
 export interface PodResolution extends Partial<SelectedTarget> {
   webhook: InjectingWebhook;
@@ -132,21 +159,30 @@ export function resolvePod(podLabels: Labels, ns: NamespaceResolution, world: In
     case 'istio-injection':
     case 'istio.io/rev': {
       // The namespace label wins over the pod's istio.io/rev (istio/istio#37088).
-      if (ns.revision === undefined || ns.target === undefined) return notInjected;
-      const selected: SelectedTarget = {
-        target: ns.target,
-        revision: ns.revision,
-        ...(ns.targetKind === undefined ? {} : { targetKind: ns.targetKind }),
-      };
+      const selected = namespaceTarget(ns);
+      if (selected === undefined) return notInjected;
       return podResolution(ns.via === 'istio-injection' ? 'namespace' : 'rev.namespace', selected);
     }
+    case 'auto':
     case 'none': {
       const podRev = podLabels?.[REVISION_LABEL];
       if (podRev !== undefined) return podResolution('rev.object', resolveSelectorValue(podRev, world));
       if (podInject === 'true') return podResolution('object', resolveDefault(world));
-      return notInjected;
+      // auto.* wants neither pod label; any other sidecar.istio.io/inject value matches no webhook.
+      const selected = ns.via === 'auto' && podInject === undefined ? namespaceTarget(ns) : undefined;
+      return selected === undefined ? notInjected : podResolution('auto', selected);
     }
   }
+}
+
+/** What the namespace's resolution selects, when it selects a revision. */
+function namespaceTarget(ns: NamespaceResolution): SelectedTarget | undefined {
+  if (ns.revision === undefined || ns.target === undefined) return undefined;
+  return {
+    target: ns.target,
+    revision: ns.revision,
+    ...(ns.targetKind === undefined ? {} : { targetKind: ns.targetKind }),
+  };
 }
 
 function statusRevision(status: string | undefined): string | undefined {

@@ -33,6 +33,8 @@ export interface UsageInput {
   pods: readonly PodInput[];
   /** Names of the ControlPlaneRevisions that exist. */
   revisions: readonly string[];
+  /** Those whose spec sets injection.enableNamespacesByDefault (see InjectionWorld.autoInjecting). */
+  autoInjectingRevisions?: readonly string[];
   tags: readonly { name: string; revision: string }[];
 }
 
@@ -122,9 +124,9 @@ function hasNamespaceLabel(resolution: NamespaceResolution): boolean {
 }
 
 function selectsVia(resolution: NamespaceResolution): string {
-  if (resolution.via === 'istio-injection') {
-    return `${resolution.label} (${resolution.targetKind === 'revision' ? 'default revision' : 'default tag'})`;
-  }
+  const defaultKind = resolution.targetKind === 'revision' ? 'default revision' : 'default tag';
+  if (resolution.via === 'istio-injection') return `${resolution.label} (${defaultKind})`;
+  if (resolution.via === 'auto') return `no injection label (${defaultKind} with enableNamespacesByDefault)`;
   return resolution.targetKind === 'tag' ? `${resolution.label} (tag)` : resolution.label;
 }
 
@@ -147,7 +149,7 @@ function revisionReasons(tally: RevisionTally, namespaces: ReadonlyMap<string, N
 }
 
 export function computeUsage(input: UsageInput): Usage {
-  const world = injectionWorld(input.revisions, input.tags);
+  const world = injectionWorld(input.revisions, input.tags, input.autoInjectingRevisions);
   const revisionTallies = new Map<string, RevisionTally>();
   for (const revision of [...world.revisions].sort()) {
     revisionTallies.set(revision, { namespaces: [], tags: [], pods: 0, stale: 0 });

@@ -1,9 +1,8 @@
 import type { V1LabelSelector, V1MutatingWebhook } from '@kubernetes/client-node';
 
 import {
-  defaultSelectorWebhooks,
   DEFAULT_INJECTION_WEBHOOK_SETTINGS,
-  revisionSelectorWebhooks,
+  injectionWebhooks,
 } from '../../../src/controllers/common/webhooks.js';
 import {
   injectedRevision,
@@ -20,6 +19,16 @@ const setupA = injectionWorld(['default', 'canary'], [{ name: 'prod', revision: 
 const setupB = injectionWorld(['canary'], [{ name: 'default', revision: 'canary' }]);
 // No default at all: only revision `canary`.
 const setupC = injectionWorld(['canary'], []);
+// Setup B where canary sets injection.enableNamespacesByDefault (Istio's auto.* webhook on the default tag).
+const setupAutoTag = injectionWorld(['canary'], [{ name: 'default', revision: 'canary' }], ['canary']);
+// A revision named `default` that sets it, beside revision `canary` and tag `prod` -> canary.
+const setupAutoRevision = injectionWorld(
+  ['default', 'canary'],
+  [{ name: 'prod', revision: 'canary' }],
+  ['default'],
+);
+// canary sets it but serves no default selectors (Istio renders auto.* only for the default): no effect.
+const setupAutoIdle = injectionWorld(['canary'], [], ['canary']);
 
 /** Builds a label map from a matrix cell, where `-` means the label is absent. */
 function labels(entries: Record<string, string>): Record<string, string> {
@@ -223,20 +232,21 @@ interface RenderedWebhooks {
 
 function renderedWebhooks(world: InjectionWorld): RenderedWebhooks[] {
   const clientConfig = { url: 'https://injector.invalid/inject' };
-  const settings = DEFAULT_INJECTION_WEBHOOK_SETTINGS;
+  const settingsOf = (revision: string) => ({
+    ...DEFAULT_INJECTION_WEBHOOK_SETTINGS,
+    enableNamespacesByDefault: world.autoInjecting.has(revision),
+  });
   const configurations: RenderedWebhooks[] = [];
   for (const revision of world.revisions) {
-    const webhooks = revisionSelectorWebhooks(revision, clientConfig, settings);
-    // Istio's non-revisioned install also carries the legacy selectors, unless a default tag replaced it.
-    if (revision === 'default' && !world.tags.has('default')) {
-      webhooks.push(...defaultSelectorWebhooks(clientConfig, settings));
-    }
-    configurations.push({ revision, webhooks });
+    // A tag of the same name, the older here, keeps the name: the revision's configuration is not rendered.
+    if (world.tags.has(revision)) continue;
+    configurations.push({
+      revision,
+      webhooks: injectionWebhooks(revision, clientConfig, settingsOf(revision)),
+    });
   }
   for (const [tag, revision] of world.tags) {
-    const webhooks = revisionSelectorWebhooks(tag, clientConfig, settings);
-    if (tag === 'default') webhooks.push(...defaultSelectorWebhooks(clientConfig, settings));
-    configurations.push({ revision, webhooks });
+    configurations.push({ revision, webhooks: injectionWebhooks(tag, clientConfig, settingsOf(revision)) });
   }
   return configurations;
 }
@@ -244,23 +254,30 @@ function renderedWebhooks(world: InjectionWorld): RenderedWebhooks[] {
 describe('resolvePod agrees with the rendered webhook selectors', () => {
   const injectionValues = ['-', 'enabled', 'disabled'];
   const revValues = ['-', 'canary', 'prod', 'missing'];
-  const injectValues = ['-', 'true', 'false'];
+  // kube-apiserver labels every namespace with its name; `-` stands for one seen without it.
+  const nameValues = ['-', 'kube-system', 'apps'];
+  const injectValues = ['-', 'true', 'false', 'yes'];
 
   test.each([
     ['setup A', setupA],
     ['setup B', setupB],
     ['no default', setupC],
-  ])(
-    '%s: every one of the 144 combinations matches at most one webhook, the one resolvePod names',
-    (_, world) => {
-      const configurations = renderedWebhooks(world);
-      let combinations = 0;
-      for (const nsInjection of injectionValues) {
-        for (const nsRev of revValues) {
+    ['default tag injecting unlabelled namespaces', setupAutoTag],
+    ['default revision injecting unlabelled namespaces', setupAutoRevision],
+    ['enableNamespacesByDefault without a default', setupAutoIdle],
+  ])('%s: every label combination matches at most one webhook, the one resolvePod names', (_, world) => {
+    const configurations = renderedWebhooks(world);
+    let combinations = 0;
+    for (const nsInjection of injectionValues) {
+      for (const nsRev of revValues) {
+        for (const nsName of nameValues) {
           for (const podInject of injectValues) {
             for (const podRev of revValues) {
               combinations += 1;
-              const namespace = nsLabels(nsInjection, nsRev);
+              const namespace = {
+                ...nsLabels(nsInjection, nsRev),
+                ...labels({ 'kubernetes.io/metadata.name': nsName }),
+              };
               const pod = podLabels(podInject, podRev);
               const matched = configurations.flatMap((configuration) =>
                 configuration.webhooks
@@ -287,9 +304,22 @@ describe('resolvePod agrees with the rendered webhook selectors', () => {
           }
         }
       }
-      expect(combinations).toBe(144);
-    },
-  );
+    }
+    expect(combinations).toBe(
+      injectionValues.length * revValues.length * nameValues.length * injectValues.length * revValues.length,
+    );
+  });
+
+  test('the auto webhook is rendered only where enableNamespacesByDefault is set', () => {
+    const names = (world: InjectionWorld) =>
+      renderedWebhooks(world).flatMap((configuration) =>
+        configuration.webhooks.map((webhook) => webhook.name),
+      );
+    expect(names(setupB)).not.toContain('auto.sidecar-injector.istio.io');
+    expect(names(setupAutoTag)).toContain('auto.sidecar-injector.istio.io');
+    expect(names(setupAutoRevision)).toContain('auto.sidecar-injector.istio.io');
+    expect(names(setupAutoIdle)).not.toContain('auto.sidecar-injector.istio.io');
+  });
 });
 
 describe('injectedRevision', () => {

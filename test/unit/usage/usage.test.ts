@@ -108,6 +108,39 @@ describe('computeUsage', () => {
     expect(usage.revisions.r1).toMatchObject({ pods: 1, stalePods: 1 });
   });
 
+  test("with enableNamespacesByDefault on the default tag's revision, unlabelled namespaces use it, system ones do not", () => {
+    const nameLabel = (name: string) => ({ 'kubernetes.io/metadata.name': name });
+    const world = {
+      revisions: ['r1', 'r2'],
+      tags: [{ name: 'default', revision: 'r2' }],
+      namespaces: [
+        { name: 'apps', labels: nameLabel('apps') },
+        { name: 'kube-system', labels: nameLabel('kube-system') },
+        { name: 'pinned', labels: { ...nameLabel('pinned'), 'istio.io/rev': 'r1' } },
+      ],
+      pods: [
+        pod('apps', 'web', 'r1'),
+        pod('apps', 'opted-out', undefined, { 'sidecar.istio.io/inject': 'false' }),
+      ],
+    };
+    const usage = usageOf({ ...world, autoInjectingRevisions: ['r2'] });
+    expect(usage.revisions.r2?.namespaces).toEqual(['apps']);
+    expect(usage.revisions.r2?.reasons).toContain(
+      'namespace "apps" selects it via no injection label (default tag with enableNamespacesByDefault)',
+    );
+    expect(usage.tags.default?.namespaces).toEqual(['apps']);
+    expect(usage.revisions.r1).toMatchObject({ namespaces: ['pinned'], pods: 1, stalePods: 1 });
+    expect(usage.namespaces.map((ns) => [ns.name, ns.via, ns.resolvedRevision])).toEqual([
+      ['apps', 'auto', 'r2'],
+      ['pinned', 'istio.io/rev', 'r1'],
+    ]);
+
+    // Set on a revision that does not serve the default selectors, it changes nothing.
+    const idle = usageOf({ ...world, autoInjectingRevisions: ['r1'] });
+    expect(idle.revisions.r2?.namespaces).toEqual([]);
+    expect(idle.revisions.r1).toMatchObject({ pods: 1, stalePods: 0 });
+  });
+
   test('a disabled namespace selects nothing and its injected pods are counted but not stale', () => {
     const usage = usageOf({
       revisions: ['r1'],

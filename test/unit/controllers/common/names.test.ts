@@ -56,11 +56,19 @@ describe('readInjectionWebhookSettings', () => {
       failurePolicy: 'Fail',
       reinvocationPolicy: 'Never',
       timeoutSeconds: undefined,
+      enableNamespacesByDefault: false,
     });
-    expect(readInjectionWebhookSettings({ failurePolicy: 'Sometimes', timeoutSeconds: '5' })).toEqual({
+    expect(
+      readInjectionWebhookSettings({
+        failurePolicy: 'Sometimes',
+        timeoutSeconds: '5',
+        enableNamespacesByDefault: 'yes',
+      }),
+    ).toEqual({
       failurePolicy: 'Fail',
       reinvocationPolicy: 'Never',
       timeoutSeconds: undefined,
+      enableNamespacesByDefault: false,
     });
   });
 
@@ -70,8 +78,14 @@ describe('readInjectionWebhookSettings', () => {
         failurePolicy: 'Ignore',
         reinvocationPolicy: 'IfNeeded',
         timeoutSeconds: 7,
+        enableNamespacesByDefault: true,
       }),
-    ).toEqual({ failurePolicy: 'Ignore', reinvocationPolicy: 'IfNeeded', timeoutSeconds: 7 });
+    ).toEqual({
+      failurePolicy: 'Ignore',
+      reinvocationPolicy: 'IfNeeded',
+      timeoutSeconds: 7,
+      enableNamespacesByDefault: true,
+    });
   });
 
   it('treats injection as enabled unless explicitly disabled', () => {

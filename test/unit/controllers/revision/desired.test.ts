@@ -150,6 +150,37 @@ describe('desiredRevisionObjects', () => {
       expect(configuration['webhooks']).toEqual(EXPECTED_REVISION_WEBHOOKS('canary', '/inject/canary'));
     });
 
+    it("adds the legacy selectors for a revision named default, as Istio's default revision carries them", () => {
+      const webhooks = only(
+        desiredRevisionObjects(
+          revision('default', { injection: { enableNamespacesByDefault: true } }),
+          CONTEXT,
+        ),
+        'MutatingWebhookConfiguration',
+      )['webhooks'] as Array<{ name: string; clientConfig: { service?: { path?: string } } }>;
+      expect(webhooks.map((webhook) => webhook.name)).toEqual([
+        'rev.namespace.sidecar-injector.istio.io',
+        'rev.object.sidecar-injector.istio.io',
+        'namespace.sidecar-injector.istio.io',
+        'object.sidecar-injector.istio.io',
+        'auto.sidecar-injector.istio.io',
+      ]);
+      expect(new Set(webhooks.map((webhook) => webhook.clientConfig.service?.path))).toEqual(
+        new Set(['/inject/default']),
+      );
+    });
+
+    it('ignores enableNamespacesByDefault on a revision that does not serve the default selectors', () => {
+      const configuration = only(
+        desiredRevisionObjects(
+          revision('canary', { injection: { enableNamespacesByDefault: true } }),
+          CONTEXT,
+        ),
+        'MutatingWebhookConfiguration',
+      );
+      expect(configuration['webhooks']).toEqual(EXPECTED_REVISION_WEBHOOKS('canary', '/inject/canary'));
+    });
+
     it("carries Istio's labels, with app=sidecar-injector and the revision", () => {
       const configuration = only(
         desiredRevisionObjects(revision('canary'), CONTEXT),

@@ -1,6 +1,7 @@
 import { parse } from 'yaml';
 
 import { objectKey } from '../../../../src/controllers/common/objects.js';
+import { readInjectionWebhookSettings } from '../../../../src/controllers/common/webhooks.js';
 import { desiredTagObjects, type TagBuildContext } from '../../../../src/controllers/tag/desired.js';
 import { at, INJECTOR, only, tag } from '../fixtures.js';
 
@@ -67,6 +68,26 @@ const LEGACY_SELECTORS = parse(`
       operator: DoesNotExist
 `) as unknown[];
 
+// Istio's auto.* webhook (enableNamespacesByDefault), reference istio-injection.md §1.4 special case 3.
+const AUTO_SELECTOR = parse(`
+- name: auto.sidecar-injector.istio.io
+  namespaceSelector:
+    matchExpressions:
+    - key: istio-injection
+      operator: DoesNotExist
+    - key: istio.io/rev
+      operator: DoesNotExist
+    - key: "kubernetes.io/metadata.name"
+      operator: "NotIn"
+      values: ["kube-system","kube-public","kube-node-lease","local-path-storage"]
+  objectSelector:
+    matchExpressions:
+    - key: sidecar.istio.io/inject
+      operator: DoesNotExist
+    - key: istio.io/rev
+      operator: DoesNotExist
+`) as unknown[];
+
 describe('desiredTagObjects', () => {
   it('renders one webhook configuration named istio-revision-tag-<tag>', () => {
     expect(desiredTagObjects(tag('prod', 'canary'), CONTEXT).map(objectKey)).toEqual([
@@ -115,6 +136,32 @@ describe('desiredTagObjects', () => {
       ...TAG_SELECTORS('default'),
       ...LEGACY_SELECTORS,
     ]);
+  });
+
+  it("adds Istio's auto webhook for unlabelled namespaces when the target sets enableNamespacesByDefault", () => {
+    const configuration = only(
+      desiredTagObjects(tag('default', 'canary'), {
+        ...CONTEXT,
+        webhookSettings: readInjectionWebhookSettings({ enableNamespacesByDefault: true }),
+      }),
+      'MutatingWebhookConfiguration',
+    );
+    expect(selectorsOf(configuration['webhooks'])).toEqual([
+      ...TAG_SELECTORS('default'),
+      ...LEGACY_SELECTORS,
+      ...AUTO_SELECTOR,
+    ]);
+  });
+
+  it('ignores enableNamespacesByDefault on a tag other than default, as Istio does', () => {
+    const configuration = only(
+      desiredTagObjects(tag('prod', 'canary'), {
+        ...CONTEXT,
+        webhookSettings: readInjectionWebhookSettings({ enableNamespacesByDefault: true }),
+      }),
+      'MutatingWebhookConfiguration',
+    );
+    expect(selectorsOf(configuration['webhooks'])).toEqual(TAG_SELECTORS('prod'));
   });
 
   it("routes every webhook to the target revision's injector path with Istio's fixed fields", () => {
