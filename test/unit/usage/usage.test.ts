@@ -236,7 +236,7 @@ describe('computeUsage', () => {
     expect(revisionUsageCounts(usage, 'unknown')).toEqual({ namespaces: 0, pods: 0, stalePods: 0, tags: [] });
   });
 
-  test('handles 5,000 namespaces and 50,000 pods well within a sanity bound', () => {
+  test("counts every pod of 5,000 namespaces and 50,000 pods (its speed is the scale benchmark's to measure)", () => {
     const revisions = ['r1', 'r2', 'r3'];
     const namespaces = Array.from({ length: 5_000 }, (_, i) => ({
       name: `ns-${i}`,
@@ -247,7 +247,6 @@ describe('computeUsage', () => {
     const pods = Array.from({ length: 50_000 }, (_, i) =>
       pod(`ns-${i % 5_000}`, `pod-${i}`, revisions[i % 3], { app: `app-${i % 7}` }),
     );
-    const started = performance.now();
     const usage = computeUsage({
       namespaces,
       pods,
@@ -257,10 +256,8 @@ describe('computeUsage', () => {
         { name: 'prod', revision: 'r2' },
       ],
     });
-    const elapsedMs = performance.now() - started;
     const total = Object.values(usage.revisions).reduce((sum, use) => sum + use.pods, 0);
     expect(total).toBe(50_000);
     expect(usage.namespaces).toHaveLength(5_000);
-    expect(elapsedMs).toBeLessThan(5_000);
   });
 });
