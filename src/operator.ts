@@ -132,7 +132,7 @@ export async function startOperator(
   const leaderHooks: { caChanged?: () => void } = {};
   injector.followCertificateRotation(() => leaderHooks.caChanged?.());
 
-  const startLeading = async (signal: AbortSignal): Promise<void> => {
+  const startLeading = async (signal: AbortSignal): Promise<LeadingWork> => {
     logger.info('leading: starting controllers');
     const running = startControllers({
       ...deps,
@@ -152,14 +152,17 @@ export async function startOperator(
       running.enqueueAll();
       injector.applyValidationWebhook(signal);
     };
-    signal.addEventListener(
-      'abort',
-      () => {
-        leaderUsage.tracker = undefined;
-        void running.stop();
-      },
-      { once: true },
-    );
+    const stopped = new Promise<void>((resolve) => {
+      signal.addEventListener(
+        'abort',
+        () => {
+          leaderUsage.tracker = undefined;
+          resolve(running.stop());
+        },
+        { once: true },
+      );
+    });
+    return { stopped };
   };
   const leadership = await lead({ ...deps, startLeading, signal: stopAll.signal });
 
@@ -197,6 +200,11 @@ export async function startOperator(
 }
 
 const PROXY_CONFIG_TYPE = { apiVersion: 'networking.istio.io/v1beta1', kind: 'ProxyConfig' };
+
+/** What leading started: `stopped` settles once the controllers have stopped after leadership ended. */
+interface LeadingWork {
+  stopped: Promise<void>;
+}
 
 interface OperatorDeps {
   client: KubeClient;
@@ -249,7 +257,7 @@ async function lead({
   startLeading,
   signal,
 }: OperatorDeps & {
-  startLeading: (signal: AbortSignal) => Promise<void>;
+  startLeading: (signal: AbortSignal) => Promise<LeadingWork>;
   signal: AbortSignal;
 }): Promise<Leadership> {
   if (!config.leaderElect) {
@@ -267,7 +275,9 @@ async function lead({
     identity: config.podName,
     releaseOnCancel: true,
     logger: logger.child({ component: 'leader-election' }),
-    onStartedLeading: startLeading,
+    // The elector releases the Lease once this settles: only after the controllers have stopped, so a successor
+    // never leads while this replica's writes are still in flight.
+    onStartedLeading: async (leading) => (await startLeading(leading)).stopped,
     onStoppedLeading: () => {
       metrics.setLeader(false);
       logger.warn('stopped leading');

@@ -129,6 +129,16 @@ class IdleWatchError extends Error {
   }
 }
 
+/** One watch's progress: whether it was healthy decides if the reconnect backoff starts afresh. */
+interface WatchRun {
+  startedAt: number;
+  /** A real event or bookmark arrived (an ERROR event does not count). */
+  delivered: boolean;
+}
+
+/** A watch that ran this long counts as healthy even without events. */
+const healthyWatchMs = 10_000;
+
 function statusFromEventObject(object: unknown): Status {
   return isRecord(object) ? (object as Status) : {};
 }
@@ -253,17 +263,17 @@ export class Informer<T extends KubeObject = KubeObject> {
     let failures = 0;
     let expiredInARow = 0;
     while (!stopSignal.aborted) {
+      let watch: WatchRun | undefined;
       try {
         if (needList) {
           await this.relist(stopSignal);
           needList = false;
         }
-        const watchStarted = this.clock.now();
-        const delivered = await this.watchOnce(stopSignal);
+        watch = { startedAt: this.clock.now(), delivered: false };
+        await this.watchOnce(stopSignal, watch);
         // A watch that ends normally is resumed at once; a short one that delivered nothing still counts
         // towards backoff so a server closing watches immediately does not cause a hot loop.
-        const healthy = delivered || this.clock.now() - watchStarted >= 10_000;
-        failures = healthy ? 0 : failures + 1;
+        failures = this.wasHealthy(watch) ? 0 : failures + 1;
         if (failures > 1) await sleep(this.clock, this.backoffDelay(failures - 1), stopSignal);
       } catch (err) {
         if (stopSignal.aborted) break;
@@ -290,12 +300,20 @@ export class Informer<T extends KubeObject = KubeObject> {
           expiredInARow = this.eventsSinceList > 0 ? 1 : expiredInARow + 1;
           wait = expiredInARow === 1 ? 0 : this.backoffDelay(expiredInARow - 1);
         } else {
+          // A watch that was healthy before it broke (a connection reset or proxy kill after minutes of events)
+          // starts the count afresh, as client-go resets its backoff after a healthy period; otherwise routine
+          // resets would climb to the cap and leave every reconnect blind for 30 s.
+          if (watch && this.wasHealthy(watch)) failures = 0;
           failures += 1;
           wait = this.backoffDelay(failures);
         }
         if (wait > 0) await sleep(this.clock, wait, stopSignal);
       }
     }
+  }
+
+  private wasHealthy(watch: WatchRun): boolean {
+    return watch.delivered || this.clock.now() - watch.startedAt >= healthyWatchMs;
   }
 
   private backoffDelay(failures: number): number {
@@ -353,11 +371,10 @@ export class Informer<T extends KubeObject = KubeObject> {
     }
   }
 
-  /** Returns whether any event (bookmarks included) arrived. */
-  private async watchOnce(stopSignal: AbortSignal): Promise<boolean> {
+  /** Records in `run` whether any event (bookmarks included) arrived. */
+  private async watchOnce(stopSignal: AbortSignal, run: WatchRun): Promise<void> {
     const watchAbort = new AbortController();
     const signal = AbortSignal.any([stopSignal, watchAbort.signal]);
-    let delivered = false;
     let idle: IdleWatchError | undefined;
     let eventError: unknown;
     const watchdog = () =>
@@ -375,11 +392,11 @@ export class Informer<T extends KubeObject = KubeObject> {
         },
         (event) => {
           if (signal.aborted) return;
-          delivered = true;
           timer.cancel();
           timer = watchdog();
           try {
             this.handleEvent(event);
+            run.delivered = true;
           } catch (err) {
             eventError = err;
             watchAbort.abort(err);
@@ -390,10 +407,9 @@ export class Informer<T extends KubeObject = KubeObject> {
     } finally {
       timer.cancel();
     }
-    if (stopSignal.aborted) return delivered;
+    if (stopSignal.aborted) return;
     if (eventError !== undefined) throw eventError;
     if (idle) throw idle;
-    return delivered;
   }
 
   private handleEvent(event: WatchEvent<T>): void {

@@ -52,6 +52,9 @@ export function parseMicroTime(text: string | undefined): number | undefined {
   return Number.isNaN(parsed) ? undefined : parsed;
 }
 
+/** How one acquire-or-renew attempt ended. */
+type Attempt = 'ours' | 'heldByOther' | 'failed';
+
 function recordFingerprint(spec: LeaseSpec | undefined): string {
   return JSON.stringify([
     spec?.holderIdentity ?? '',
@@ -74,6 +77,8 @@ export class LeaderElector {
   private observedAt = 0;
   private leading = false;
   private reportedLeader = '';
+  /** Our clock when the last successful acquire or renew attempt started: the renew deadline counts from it. */
+  private renewedAt = 0;
 
   constructor(options: LeaderElectionOptions) {
     this.options = options;
@@ -108,17 +113,52 @@ export class LeaderElector {
     if (!acquired) return;
     const leading = new AbortController();
     this.setLeading(true);
+    let startFailed = false;
+    // A replica whose controllers failed to start must not sit on the lease doing nothing while the others
+    // wait: it ends leadership like a lost lease (run() returns, so the operator exits and restarts).
+    const work = Promise.resolve()
+      .then(() => this.options.onStartedLeading(leading.signal))
+      .catch((err: unknown) => {
+        this.options.logger?.error({ err }, 'onStartedLeading failed');
+        if (leading.signal.aborted) return; // leadership was ending anyway
+        startFailed = true;
+        leading.abort();
+      });
     try {
-      void Promise.resolve()
-        .then(() => this.options.onStartedLeading(leading.signal))
-        .catch((err: unknown) => this.options.logger?.error({ err }, 'onStartedLeading failed'));
       await this.renewLoop(AbortSignal.any([signal, leading.signal]));
     } finally {
       leading.abort();
-      const wasLeading = this.leading;
       this.setLeading(false);
-      if (signal.aborted && wasLeading && this.options.releaseOnCancel !== false) await this.release();
+      if ((signal.aborted || startFailed) && this.options.releaseOnCancel !== false) {
+        // Like controller-runtime: stop the leading work first, release afterwards, so a successor cannot
+        // start while our controllers are still writing.
+        await this.settle(work);
+        await this.release();
+      }
       this.options.onStoppedLeading?.();
+    }
+  }
+
+  /**
+   * Waits for the leading work to settle, but no longer than the renew deadline of our last renewal. Until
+   * then we may act as leader anyway (the renew loop's own rule); we no longer renew, so waiting longer would
+   * only let the lease run out under still-running work, with successors free to take it, while a stuck
+   * callback would delay the release and the shutdown for nothing.
+   */
+  private async settle(work: Promise<void>): Promise<void> {
+    const left = this.renewDeadlineLeft();
+    if (left <= 0) return;
+    const timeout = new AbortController();
+    const settled = await Promise.race([
+      work.then(() => true),
+      sleep(this.clock, left, timeout.signal).then(() => false),
+    ]);
+    timeout.abort();
+    if (!settled) {
+      this.options.logger?.warn(
+        { lease: this.leaseName() },
+        'leading work still running at the renew deadline',
+      );
     }
   }
 
@@ -134,7 +174,9 @@ export class LeaderElector {
   private async acquire(signal: AbortSignal): Promise<boolean> {
     this.options.logger?.info({ lease: this.leaseName() }, 'attempting to acquire leader lease');
     while (!signal.aborted) {
-      if (await this.tryAcquireOrRenew(signal)) {
+      const startedAt = this.clock.now();
+      if ((await this.tryAcquireOrRenew(signal)) === 'ours') {
+        this.renewedAt = startedAt;
         this.options.logger?.info({ lease: this.leaseName() }, 'acquired leader lease');
         return true;
       }
@@ -143,53 +185,62 @@ export class LeaderElector {
     return false;
   }
 
-  /** Renews every retryPeriod; if no renewal succeeds within renewDeadline, leadership ends at once. */
+  /**
+   * Renews every retryPeriod. Leadership ends at once when renewDeadline has passed since the start of the last
+   * successful renewal (checked after every sleep, so a stalled event loop wakes up as a follower rather than
+   * acting first), or when another candidate holds the lease.
+   */
   private async renewLoop(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
-      const deadline = this.clock.now() + this.renewDeadlineMs;
-      let renewed = false;
-      while (!signal.aborted && !renewed) {
-        const remaining = deadline - this.clock.now();
-        if (remaining <= 0) break;
-        renewed = await this.withDeadline(remaining, signal, (attemptSignal) =>
-          this.tryAcquireOrRenew(attemptSignal),
-        );
-        if (!renewed) {
-          const left = deadline - this.clock.now();
-          if (left <= 0) break;
-          await sleep(this.clock, Math.min(this.retryPeriodMs, left), signal);
-        }
-      }
-      if (signal.aborted) return;
-      if (!renewed) {
+      const left = this.renewDeadlineLeft();
+      if (left <= 0) {
         this.options.logger?.error({ lease: this.leaseName() }, 'failed to renew lease before the deadline');
         return;
       }
-      await sleep(this.clock, this.retryPeriodMs, signal);
+      const startedAt = this.clock.now();
+      const attempt = await this.withDeadline(left, signal, (attemptSignal) =>
+        this.tryAcquireOrRenew(attemptSignal),
+      );
+      if (signal.aborted) return;
+      if (attempt === 'heldByOther') {
+        this.options.logger?.error(
+          { lease: this.leaseName(), holder: this.getLeader() },
+          'lease taken over by another candidate',
+        );
+        return;
+      }
+      if (attempt === 'ours') this.renewedAt = startedAt;
+      // After a failure, wake at the deadline at the latest so leadership ends on time.
+      const wait = Math.min(this.retryPeriodMs, this.renewDeadlineLeft());
+      if (wait > 0) await sleep(this.clock, wait, signal);
     }
+  }
+
+  private renewDeadlineLeft(): number {
+    return this.renewedAt + this.renewDeadlineMs - this.clock.now();
   }
 
   /** Runs `attempt`, treating it as failed if it has not finished within `ms` on our clock. */
   private withDeadline(
     ms: number,
     signal: AbortSignal,
-    attempt: (signal: AbortSignal) => Promise<boolean>,
-  ): Promise<boolean> {
+    attempt: (signal: AbortSignal) => Promise<Attempt>,
+  ): Promise<Attempt> {
     const attemptAbort = new AbortController();
     const attemptSignal = AbortSignal.any([signal, attemptAbort.signal]);
-    return new Promise<boolean>((resolve) => {
+    return new Promise<Attempt>((resolve) => {
       const timer = this.clock.setTimer(() => {
         attemptAbort.abort(new Error('lease renewal deadline exceeded'));
-        resolve(false);
+        resolve('failed');
       }, ms);
       attempt(attemptSignal).then(
-        (ok) => {
+        (result) => {
           timer.cancel();
-          resolve(ok && !attemptSignal.aborted);
+          resolve(result === 'ours' && attemptSignal.aborted ? 'failed' : result);
         },
         () => {
           timer.cancel();
-          resolve(false);
+          resolve('failed');
         },
       );
     });
@@ -217,7 +268,7 @@ export class LeaderElector {
     }
   }
 
-  private async tryAcquireOrRenew(signal: AbortSignal): Promise<boolean> {
+  private async tryAcquireOrRenew(signal: AbortSignal): Promise<Attempt> {
     const { store, namespace, name, identity } = this.options;
     const now = this.clock.now();
     const ours: LeaseSpec = {
@@ -235,14 +286,14 @@ export class LeaderElector {
           signal,
         );
         this.observe(created);
-        return true;
+        return 'ours';
       }
       this.observe(existing);
       const current = existing.spec ?? {};
       const holder = current.holderIdentity ?? '';
       const durationMs = (current.leaseDurationSeconds ?? 0) * 1000;
       const heldByOther = holder !== '' && holder !== identity;
-      if (heldByOther && this.observedAt + durationMs > now) return false;
+      if (heldByOther && this.observedAt + durationMs > now) return 'heldByOther';
 
       if (holder === identity) {
         ours.acquireTime = current.acquireTime ?? ours.acquireTime;
@@ -255,10 +306,10 @@ export class LeaderElector {
         signal,
       );
       this.observe(updated);
-      return true;
+      return 'ours';
     } catch (err) {
       if (!signal.aborted) this.options.logger?.debug({ err }, 'lease acquire/renew failed');
-      return false;
+      return 'failed';
     }
   }
 

@@ -196,7 +196,7 @@ export class Workqueue {
     return new Promise((resolve) => this.getters.push(resolve));
   }
 
-  /** Marks the end of processing `key`; re-queues it if it was added meanwhile. */
+  /** Marks the end of processing `key`; re-queues it if it was added meanwhile (and not dropped by shutdown). */
   done(key: string): void {
     this.processing.delete(key);
     if (this.dirty.has(key)) this.push(key);
@@ -245,11 +245,11 @@ export class Workqueue {
     for (const { timer } of this.delayed.values()) timer.cancel();
     this.delayed.clear();
     if (options.drain === false) {
-      for (const key of this.queue) {
-        this.dirty.delete(key);
-        this.enqueuedAt.delete(key);
-      }
+      for (const key of this.queue) this.enqueuedAt.delete(key);
       this.queue.length = 0;
+      // Dirty keys are the queued ones plus those re-added while their run is in progress; forgetting the latter
+      // too keeps done() from queueing them again and handing them out after shutdown.
+      this.dirty.clear();
       this.metrics?.depth(0);
     }
     if (this.queue.length === 0) {

@@ -195,6 +195,44 @@ describe('Informer', () => {
     expect(ctx.source.watchCalls).toHaveLength(before + 1);
   });
 
+  it('starts the backoff afresh after a watch that delivered events and then broke', async () => {
+    ctx = setup();
+    await started(ctx);
+    for (let i = 0; i < 4; i += 1) {
+      const watch = ctx.source.activeWatch!;
+      watch.emit({ type: 'ADDED', object: obj(`cm-${i}`, String(10 + i)) });
+      watch.fail(new Error('read ECONNRESET'));
+      await ctx.clock.advance(799);
+      expect(ctx.source.watchCalls).toHaveLength(i + 1);
+      await ctx.clock.advance(1);
+      expect(ctx.source.watchCalls).toHaveLength(i + 2);
+    }
+    expect(ctx.restarts).toEqual(['error', 'error', 'error', 'error']);
+  });
+
+  it('starts the backoff afresh after a quiet watch that ran for 10 seconds, but not after an ERROR event', async () => {
+    ctx = setup();
+    await started(ctx);
+    for (let i = 0; i < 3; i += 1) {
+      await ctx.clock.advance(10_000);
+      ctx.source.activeWatch!.fail(new Error('read ECONNRESET'));
+      await ctx.clock.advance(800);
+      expect(ctx.source.watchCalls).toHaveLength(i + 2);
+    }
+    // Watches that get nothing but an ERROR event at once are not healthy: the count goes on (1.6 s, 3.2 s).
+    const error = { kind: 'Status', code: 500, reason: 'InternalError', message: 'etcd' } as KubeObject;
+    ctx.source.activeWatch!.emit({ type: 'ERROR', object: error });
+    await ctx.clock.advance(1_599);
+    expect(ctx.source.watchCalls).toHaveLength(4);
+    await ctx.clock.advance(1);
+    expect(ctx.source.watchCalls).toHaveLength(5);
+    ctx.source.activeWatch!.emit({ type: 'ERROR', object: error });
+    await ctx.clock.advance(3_199);
+    expect(ctx.source.watchCalls).toHaveLength(5);
+    await ctx.clock.advance(1);
+    expect(ctx.source.watchCalls).toHaveLength(6);
+  });
+
   it('retries a failing initial list until it succeeds and only then reports synced', async () => {
     ctx = setup();
     ctx.source.set(obj('a', '1'));

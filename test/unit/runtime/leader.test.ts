@@ -1,3 +1,4 @@
+import type { Clock, TimerHandle } from '../../../src/runtime/clock.js';
 import { ApiError, type Lease } from '../../../src/runtime/kube.js';
 import {
   formatMicroTime,
@@ -5,7 +6,7 @@ import {
   parseMicroTime,
   type LeaseStore,
 } from '../../../src/runtime/leader.js';
-import { FakeClock, flush } from './fakes.js';
+import { deferred, FakeClock, flush } from './fakes.js';
 
 /** One Lease in memory with resourceVersion checks, and per-candidate fault injection. */
 class FakeLeaseServer {
@@ -64,6 +65,46 @@ class FakeLeaseServer {
   holder(): string {
     return this.lease?.spec?.holderIdentity ?? '';
   }
+
+  /** Another candidate writes itself in as holder (one that wrongly believed the lease expired). */
+  takeOver(identity: string): void {
+    if (!this.lease) return;
+    this.lease = this.stamp({ ...this.lease, spec: { ...this.lease.spec, holderIdentity: identity } });
+  }
+}
+
+/** One candidate's view of the shared clock whose timers can freeze, like an event loop stalled by GC or a VM pause. */
+class StallingClock implements Clock {
+  private stalledUntil = 0;
+
+  constructor(private readonly clock: FakeClock) {}
+
+  now(): number {
+    return this.clock.now();
+  }
+
+  /** Timers due before `at` fire at `at` instead. */
+  stallUntil(at: number): void {
+    this.stalledUntil = at;
+  }
+
+  setTimer(callback: () => void, ms: number): TimerHandle {
+    let handle: TimerHandle;
+    const fire = () => {
+      const frozen = this.stalledUntil - this.clock.now();
+      if (frozen > 0) handle = this.clock.setTimer(fire, frozen);
+      else callback();
+    };
+    handle = this.clock.setTimer(fire, ms);
+    return { cancel: () => handle.cancel() };
+  }
+}
+
+interface CandidateOptions {
+  releaseOnCancel?: boolean;
+  clock?: Clock;
+  /** Runs after the started@ log entry; by default the leading work ends at once. */
+  onStartedLeading?: (signal: AbortSignal) => void | Promise<void>;
 }
 
 interface Candidate {
@@ -79,7 +120,7 @@ function candidate(
   server: FakeLeaseServer,
   clock: FakeClock,
   identity: string,
-  options: { releaseOnCancel?: boolean } = {},
+  options: CandidateOptions = {},
 ): Candidate {
   const log: string[] = [];
   const abort = new AbortController();
@@ -89,12 +130,13 @@ function candidate(
     namespace: 'meshrev-system',
     name: 'meshrev',
     identity,
-    clock,
+    clock: options.clock ?? clock,
     random: () => 0,
     releaseOnCancel: options.releaseOnCancel ?? true,
     onStartedLeading: (signal) => {
       c.leadingSignal = signal;
       log.push(`started@${clock.now() - start}`);
+      return options.onStartedLeading?.(signal);
     },
     onStoppedLeading: () => log.push(`stopped@${clock.now() - start}`),
     onLeadingChange: (leading) => log.push(`leading=${leading}`),
@@ -119,7 +161,7 @@ describe('LeaderElector', () => {
     await clock.advance(1);
     await Promise.all(candidates.map((c) => c.running));
   });
-  const join = (identity: string, options?: { releaseOnCancel?: boolean }) => {
+  const join = (identity: string, options?: CandidateOptions) => {
     const c = candidate(server, clock, identity, options);
     candidates.push(c);
     return c;
@@ -169,16 +211,17 @@ describe('LeaderElector', () => {
     expect(server.lease?.spec).toMatchObject({ holderIdentity: 'b', leaseTransitions: 1 });
   });
 
-  it('stops leading at once when it cannot renew before the renew deadline', async () => {
+  it('stops leading at once when it cannot renew within the renew deadline of its last renewal', async () => {
     const a = join('a');
     await flush();
     server.failing.add('a');
+    // The last renewal started at t=0, so leadership ends at t=10 s.
     await clock.advance(9_999);
     expect(a.elector.isLeader()).toBe(true);
-    await clock.advance(2_001);
+    await clock.advance(1);
     expect(a.elector.isLeader()).toBe(false);
     expect(a.leadingSignal?.aborted).toBe(true);
-    expect(a.log).toEqual(['leading=true', 'started@0', 'leading=false', 'stopped@12000']);
+    expect(a.log).toEqual(['leading=true', 'started@0', 'leading=false', 'stopped@10000']);
     await a.running;
   });
 
@@ -191,7 +234,97 @@ describe('LeaderElector', () => {
     expect(a.elector.isLeader()).toBe(true);
     await clock.advance(10_000);
     expect(a.elector.isLeader()).toBe(false);
+    expect(a.log.at(-1)).toBe('stopped@12000');
+  });
+
+  it('wakes from a stall longer than the renew deadline as a follower, without renewing first', async () => {
+    const stalling = new StallingClock(clock);
+    const a = join('a', { clock: stalling });
+    await flush();
+    await clock.advance(2_000);
+    const renewTime = server.lease?.spec?.renewTime;
+    stalling.stallUntil(clock.now() + 12_000);
+    await clock.advance(11_999);
+    expect(a.elector.isLeader()).toBe(true); // frozen: it cannot know yet
+    await clock.advance(1);
+    expect(a.elector.isLeader()).toBe(false);
+    expect(a.leadingSignal?.aborted).toBe(true);
     expect(a.log.at(-1)).toBe('stopped@14000');
+    expect(server.lease?.spec?.renewTime).toBe(renewTime);
+  });
+
+  it('stops leading as soon as a renewal finds another holder', async () => {
+    const a = join('a');
+    await flush();
+    await clock.advance(2_000);
+    server.takeOver('b');
+    await clock.advance(2_000);
+    expect(a.elector.isLeader()).toBe(false);
+    expect(a.leadingSignal?.aborted).toBe(true);
+    expect(a.log.at(-1)).toBe('stopped@4000');
+    expect(server.holder()).toBe('b');
+  });
+
+  it('does not lead on after a stall during which another candidate took the lease', async () => {
+    const stalling = new StallingClock(clock);
+    const a = join('a', { clock: stalling });
+    await flush();
+    const b = join('b');
+    await clock.advance(30_000);
+    stalling.stallUntil(clock.now() + 20_000);
+    // b last saw the record change at t=30 s and takes over at its first retry from t=45 s on.
+    await clock.advance(16_000);
+    expect(b.elector.isLeader()).toBe(true);
+    expect(b.log).toEqual(['leading=true', 'started@46000']);
+    await clock.advance(4_000);
+    expect(a.elector.isLeader()).toBe(false);
+    expect(a.log.at(-1)).toBe('stopped@50000');
+    expect(server.holder()).toBe('b');
+  });
+
+  it('gives up leadership and releases the lease when onStartedLeading fails', async () => {
+    const a = join('a', {
+      onStartedLeading: () => Promise.reject(new Error('caches did not sync')),
+    });
+    await flush();
+    expect(a.elector.isLeader()).toBe(false);
+    expect(a.leadingSignal?.aborted).toBe(true);
+    expect(a.log).toEqual(['leading=true', 'started@0', 'leading=false', 'stopped@0']);
+    expect(server.lease?.spec).toMatchObject({ holderIdentity: '', leaseDurationSeconds: 1 });
+    await a.running;
+    const b = join('b');
+    await flush();
+    expect(b.elector.isLeader()).toBe(true);
+  });
+
+  it('releases the lease on stop only once the leading work has stopped', async () => {
+    const workStopped = deferred();
+    const a = join('a', { onStartedLeading: () => workStopped.promise });
+    await flush();
+    await clock.advance(3_000);
+    a.abort.abort();
+    await flush();
+    expect(a.elector.isLeader()).toBe(false);
+    expect(a.leadingSignal?.aborted).toBe(true);
+    expect(server.holder()).toBe('a');
+    workStopped.resolve();
+    await a.running;
+    expect(server.lease?.spec).toMatchObject({ holderIdentity: '', leaseDurationSeconds: 1 });
+    expect(a.log.at(-1)).toBe('stopped@3000');
+  });
+
+  it('releases the lease at the renew deadline of its last renewal when the leading work does not stop', async () => {
+    const a = join('a', { onStartedLeading: () => new Promise<void>(() => undefined) });
+    await flush();
+    await clock.advance(3_000);
+    a.abort.abort();
+    // The last renewal started at t=2 s: the release waits until t=12 s at most.
+    await clock.advance(8_999);
+    expect(server.holder()).toBe('a');
+    await clock.advance(1);
+    expect(server.lease?.spec).toMatchObject({ holderIdentity: '', leaseDurationSeconds: 1 });
+    await a.running;
+    expect(a.log.at(-1)).toBe('stopped@12000');
   });
 
   it('releases the lease on stop so a waiting candidate takes over at its next retry', async () => {

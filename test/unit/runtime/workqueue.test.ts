@@ -178,6 +178,26 @@ describe('Workqueue', () => {
     expect(processed).toEqual(['a']);
   });
 
+  it('does not re-queue a key added during its run when shut down without draining', async () => {
+    const { queue } = queueWithClock();
+    const processed: string[] = [];
+    const gate = deferred();
+    const processing = queue.process(async (key) => {
+      await gate.promise;
+      processed.push(key);
+    }, 1);
+    queue.add('a');
+    await waitFor(() => queue.isProcessing('a'), 'a in progress');
+    queue.add('a');
+    const shutdown = queue.shutdown({ drain: false });
+    gate.resolve();
+    await shutdown;
+    await processing;
+    expect(processed).toEqual(['a']);
+    expect(queue.len()).toBe(0);
+    expect(await queue.get()).toBeUndefined();
+  });
+
   it('keeps a handler error from stopping the workers', async () => {
     const { queue } = queueWithClock();
     const processed: string[] = [];
