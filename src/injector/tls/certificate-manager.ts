@@ -361,6 +361,11 @@ export class CertificateManager {
   ): Promise<{ material: TlsMaterial; changes: string[] }> {
     const changes: string[] = [];
     const stored = storedPems(existing);
+    const servedCa = this.servedCaFor(stored, now);
+    if (servedCa !== undefined) {
+      stored.caCertPem = servedCa;
+      changes.push('restored ca.crt, which could not be read, from the CA this replica serves');
+    }
     const expectations = { now, dnsNames: this.dnsNames, ipAddresses: this.ipAddresses };
     const signingIssue =
       stored.caCertPem === undefined || stored.caKeyPem === undefined
@@ -448,6 +453,19 @@ export class CertificateManager {
 
   private overlapOver(since: Date | undefined, now: Date): boolean {
     return since !== undefined && now.getTime() - since.getTime() >= this.caOverlapMs;
+  }
+
+  /**
+   * The CA certificate this replica serves, when the stored ca.crt is missing or unreadable (a hand edit, a bad sync)
+   * but ca.key still belongs to it. Read as stored, nothing in the Secret could be served (the leaf no longer chains
+   * to a readable CA), so a new CA would sign at once with no overlap while every webhook still trusts this one.
+   */
+  private servedCaFor(stored: Partial<Omit<TlsMaterial, 'rotation'>>, now: Date): string | undefined {
+    const served = this.material?.caCertPem;
+    if (served === undefined || stored.caKeyPem === undefined) return undefined;
+    if (stored.caCertPem !== undefined && certificateValidity(stored.caCertPem) !== undefined)
+      return undefined;
+    return caProblem({ certPem: served, keyPem: stored.caKeyPem }, now) === undefined ? served : undefined;
   }
 
   /**

@@ -506,6 +506,42 @@ describe('CertificateManager CA rotation', () => {
     expect(await storedMaterial(store)).toEqual(regenerated);
   });
 
+  it.each([
+    ['unreadable', Buffer.from('garbage').toString('base64')],
+    ['emptied', ''],
+  ])(
+    'restores ca.crt when it is %s, from the CA it serves, instead of signing with a new CA at once',
+    async (_, caCert) => {
+      const store = new InMemorySecretStore();
+      const clock = new FakeClock();
+      const manager = newManager(store, clock);
+      const initial = await manager.start();
+      const secret = await storedSecret(store);
+      store.put({ ...secret, data: { ...secret.data, 'ca.crt': caCert } });
+
+      const repaired = await manager.refresh();
+
+      expect(repaired).toEqual(initial);
+      expect(await storedMaterial(store)).toEqual(initial);
+    },
+  );
+
+  it('without a CA of its own to restore (a replica starting now), still replaces an unreadable ca.crt', async () => {
+    const store = new InMemorySecretStore();
+    const clock = new FakeClock();
+    const initial = await newManager(store, clock).start();
+    const secret = await storedSecret(store);
+    store.put({
+      ...secret,
+      data: { ...secret.data, 'ca.crt': Buffer.from('garbage').toString('base64') },
+    });
+
+    const replaced = await newManager(store, clock).start();
+
+    expect(replaced.caCertPem).not.toBe(initial.caCertPem);
+    expect(servingProblem(replaced, { now: clock.now(), dnsNames: DNS_NAMES })).toBeUndefined();
+  });
+
   it('promotes a staged successor at once, rather than generating another, when the served leaf breaks', async () => {
     const clock = new FakeClock();
     const { store } = await storeWithCaKeyReplaced(clock);
