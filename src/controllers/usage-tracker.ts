@@ -5,8 +5,9 @@ import type { Informer } from '../runtime/informer.js';
 import type { KubeObject } from '../runtime/types.js';
 import type { RevisionUsage } from './revision/status.js';
 import type { TagUsage } from './tag/status.js';
-import { computeUsage, injectedRevision, type Usage, type UsageInput } from './usage/index.js';
+import { computeUsage, injectedRevision, type Usage, type UsageWorldInput } from './usage/index.js';
 import { INJECTION_LABEL, REVISION_LABEL, SIDECAR_INJECT_LABEL } from './common/labels.js';
+import { nameClaim } from './claims.js';
 import { readInjectionWebhookSettings } from './common/webhooks.js';
 
 const POD_SELECTOR_LABELS = [REVISION_LABEL, SIDECAR_INJECT_LABEL] as const;
@@ -68,11 +69,15 @@ function injectsUnlabelledNamespaces(revision: KubeObject): boolean {
 
 /** The revisions and tags computeUsage needs, from their caches. */
 export function usageWorld(
-  revisions: Pick<Informer, 'keys' | 'list'>,
-  tags: Pick<Informer, 'list'>,
-): Pick<UsageInput, 'revisions' | 'autoInjectingRevisions' | 'tags'> {
+  revisions: Pick<Informer, 'keys' | 'list' | 'get'>,
+  tags: Pick<Informer, 'list' | 'get'>,
+): UsageWorldInput {
   return {
     revisions: revisions.keys(),
+    namesHeldByTags: tags
+      .list()
+      .map((t) => t.metadata?.name ?? '')
+      .filter((name) => nameClaim(name, revisions, tags) === 'tag' && revisions.get(name) !== undefined),
     autoInjectingRevisions: revisions
       .list()
       .filter(injectsUnlabelledNamespaces)

@@ -28,7 +28,7 @@ import { jsonEqual, setConditions, type ConditionUpdate } from '../common/condit
 import type { InjectorEndpoint } from '../common/webhooks.js';
 import type { EventRecorder } from '../events.js';
 import { applyReason, DESIRED_HASH_ANNOTATION, firstDifference, withDesiredHash } from '../sync.js';
-import { computeUsage, type UsageInput } from '../usage/index.js';
+import { computeUsage, type UsageWorldInput } from '../usage/index.js';
 import { determineInUseCondition } from './status.js';
 
 export const IN_USE_FINALIZER = 'meshrev.dev/in-use-protection';
@@ -275,7 +275,7 @@ const UNUSED: DeletionUsage = { namespaces: [], pods: 0, stalePods: 0, tags: [],
 export async function liveRevisionUsage(
   client: KubeClient,
   revision: string,
-  world: Pick<UsageInput, 'revisions' | 'autoInjectingRevisions' | 'tags'>,
+  world: UsageWorldInput,
   signal?: AbortSignal,
 ): Promise<DeletionUsage> {
   const [namespaces, pods] = await Promise.all([

@@ -30,16 +30,27 @@ export interface InjectionWorld {
    * configuration also injects pods in unlabelled namespaces (Istio's `auto.*` webhook).
    */
   autoInjecting: ReadonlySet<string>;
+  /**
+   * Names a tag holds although a revision has the same one: the older object keeps a contested name (claims.ts), so
+   * only the tag's webhooks match it. Without this set a revision wins, as istioctl refuses such a tag.
+   */
+  heldByTags: ReadonlySet<string>;
 }
 
 export function injectionWorld(
   revisions: Iterable<string>,
   tags: Iterable<{ name: string; revision: string }>,
   autoInjecting: Iterable<string> = [],
+  heldByTags: Iterable<string> = [],
 ): InjectionWorld {
   const tagMap = new Map<string, string>();
   for (const tag of tags) tagMap.set(tag.name, tag.revision);
-  return { revisions: new Set(revisions), tags: tagMap, autoInjecting: new Set(autoInjecting) };
+  return {
+    revisions: new Set(revisions),
+    tags: tagMap,
+    autoInjecting: new Set(autoInjecting),
+    heldByTags: new Set(heldByTags),
+  };
 }
 
 export type TargetKind = 'revision' | 'tag';
@@ -54,28 +65,24 @@ export interface SelectedTarget {
 }
 
 /**
- * A revision and a tag with the same name would both match; revisions are looked up first, as istioctl
- * refuses to create a tag that shadows a revision.
+ * The revision or tag whose webhooks match `value`. A revision and a tag of the same name would both match, so only
+ * the one holding the name renders webhooks (claims.ts): the revision, unless the world says the tag holds it.
  */
 export function resolveSelectorValue(value: string, world: InjectionWorld): SelectedTarget {
-  if (world.revisions.has(value)) return { target: value, targetKind: 'revision', revision: value };
+  if (world.revisions.has(value) && !world.heldByTags.has(value)) {
+    return { target: value, targetKind: 'revision', revision: value };
+  }
   const tagged = world.tags.get(value);
   if (tagged !== undefined) return { target: value, targetKind: 'tag', revision: tagged };
   return { target: value };
 }
 
 /**
- * The legacy selectors are served by the `default` tag's webhook. A revision literally named `default`
- * stands in when no such tag exists, like Istio's non-revisioned install; with both, istioctl deactivates
- * the revision's webhook, so the tag wins.
+ * The legacy selectors are served by the webhooks of whatever holds the name `default`: the `default` tag, or a
+ * revision of that name, which carries them like Istio's non-revisioned install.
  */
 export function resolveDefault(world: InjectionWorld): SelectedTarget {
-  const tagged = world.tags.get(DEFAULT_SELECTOR);
-  if (tagged !== undefined) return { target: DEFAULT_SELECTOR, targetKind: 'tag', revision: tagged };
-  if (world.revisions.has(DEFAULT_SELECTOR)) {
-    return { target: DEFAULT_SELECTOR, targetKind: 'revision', revision: DEFAULT_SELECTOR };
-  }
-  return { target: DEFAULT_SELECTOR };
+  return resolveSelectorValue(DEFAULT_SELECTOR, world);
 }
 
 /** `auto`: no injection label, but the default selectors' revision injects unlabelled namespaces. */

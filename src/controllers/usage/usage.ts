@@ -35,8 +35,16 @@ export interface UsageInput {
   revisions: readonly string[];
   /** Those whose spec sets injection.enableNamespacesByDefault (see InjectionWorld.autoInjecting). */
   autoInjectingRevisions?: readonly string[];
+  /** Names an older tag holds against a revision of the same name (see InjectionWorld.heldByTags). */
+  namesHeldByTags?: readonly string[];
   tags: readonly { name: string; revision: string }[];
 }
+
+/** The part of the input that names the revisions and tags, from their caches or a live read. */
+export type UsageWorldInput = Pick<
+  UsageInput,
+  'revisions' | 'autoInjectingRevisions' | 'namesHeldByTags' | 'tags'
+>;
 
 export interface RevisionUse {
   /** Namespaces whose labels select this revision, directly or through a tag (sorted). */
@@ -149,7 +157,12 @@ function revisionReasons(tally: RevisionTally, namespaces: ReadonlyMap<string, N
 }
 
 export function computeUsage(input: UsageInput): Usage {
-  const world = injectionWorld(input.revisions, input.tags, input.autoInjectingRevisions);
+  const world = injectionWorld(
+    input.revisions,
+    input.tags,
+    input.autoInjectingRevisions,
+    input.namesHeldByTags,
+  );
   const revisionTallies = new Map<string, RevisionTally>();
   for (const revision of [...world.revisions].sort()) {
     revisionTallies.set(revision, { namespaces: [], tags: [], pods: 0, stale: 0 });

@@ -1,6 +1,6 @@
 // The usage tracker over real informers on the in-memory API server: Unknown (undefined) until every
 // source is synced, one computation per change however many reconciles ask, and counts per revision/tag.
-import { slimNamespace, slimPod, UsageTracker } from '../../../src/controllers/usage-tracker.js';
+import { slimNamespace, slimPod, UsageTracker, usageWorld } from '../../../src/controllers/usage-tracker.js';
 import { Informer, kubeListWatcher } from '../../../src/runtime/informer.js';
 import type { ResourceType } from '../../../src/runtime/resources.js';
 import type { KubeObject } from '../../../src/runtime/types.js';
@@ -170,5 +170,36 @@ describe('the slimmed pod and namespace caches', () => {
         },
       }).metadata?.labels,
     ).toEqual({ 'istio-injection': 'enabled', 'istio.io/rev': 'b' });
+  });
+});
+
+describe('usageWorld', () => {
+  const lookup = (objects: KubeObject[]) => ({
+    keys: () => objects.map((o) => o.metadata?.name ?? ''),
+    list: () => objects,
+    get: (name: string) => objects.find((o) => o.metadata?.name === name),
+  });
+  const created = (kind: typeof CPR, name: string, at: string, spec: object): KubeObject =>
+    ({ ...kind, metadata: { name, creationTimestamp: at }, spec }) as KubeObject;
+
+  it('names the revisions injecting unlabelled namespaces and the names older tags hold against revisions', () => {
+    const revisions = lookup([
+      created(CPR, 'canary', '2026-01-01T00:00:00Z', { injection: { enableNamespacesByDefault: true } }),
+      created(CPR, 'prod', '2026-03-01T00:00:00Z', {}),
+      created(CPR, 'default', '2026-01-01T00:00:00Z', {}),
+    ]);
+    const tags = lookup([
+      created(TAG, 'prod', '2026-02-01T00:00:00Z', { revision: 'canary' }),
+      created(TAG, 'default', '2026-02-01T00:00:00Z', { revision: 'canary' }),
+    ]);
+    expect(usageWorld(revisions, tags)).toEqual({
+      revisions: ['canary', 'prod', 'default'],
+      autoInjectingRevisions: ['canary'],
+      namesHeldByTags: ['prod'],
+      tags: [
+        { name: 'prod', revision: 'canary' },
+        { name: 'default', revision: 'canary' },
+      ],
+    });
   });
 });

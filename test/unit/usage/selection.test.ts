@@ -29,6 +29,27 @@ const setupAutoRevision = injectionWorld(
 );
 // canary sets it but serves no default selectors (Istio renders auto.* only for the default): no effect.
 const setupAutoIdle = injectionWorld(['canary'], [], ['canary']);
+// Names contested by a revision and a tag: the older tag `prod` holds its name against revision `prod`, while
+// revision `default` is older than tag `default`.
+const setupContested = injectionWorld(
+  ['default', 'canary', 'prod'],
+  [
+    { name: 'prod', revision: 'canary' },
+    { name: 'default', revision: 'canary' },
+  ],
+  [],
+  ['prod'],
+);
+// The same names, each held by the tag.
+const setupContestedTags = injectionWorld(
+  ['default', 'canary', 'prod'],
+  [
+    { name: 'prod', revision: 'canary' },
+    { name: 'default', revision: 'canary' },
+  ],
+  [],
+  ['prod', 'default'],
+);
 
 /** Builds a label map from a matrix cell, where `-` means the label is absent. */
 function labels(entries: Record<string, string>): Record<string, string> {
@@ -237,15 +258,16 @@ function renderedWebhooks(world: InjectionWorld): RenderedWebhooks[] {
     enableNamespacesByDefault: world.autoInjecting.has(revision),
   });
   const configurations: RenderedWebhooks[] = [];
+  // Of a revision and a tag with the same name, only the one holding the name renders its configuration.
   for (const revision of world.revisions) {
-    // A tag of the same name, the older here, keeps the name: the revision's configuration is not rendered.
-    if (world.tags.has(revision)) continue;
+    if (world.tags.has(revision) && world.heldByTags.has(revision)) continue;
     configurations.push({
       revision,
       webhooks: injectionWebhooks(revision, clientConfig, settingsOf(revision)),
     });
   }
   for (const [tag, revision] of world.tags) {
+    if (world.revisions.has(tag) && !world.heldByTags.has(tag)) continue;
     configurations.push({ revision, webhooks: injectionWebhooks(tag, clientConfig, settingsOf(revision)) });
   }
   return configurations;
@@ -265,6 +287,8 @@ describe('resolvePod agrees with the rendered webhook selectors', () => {
     ['default tag injecting unlabelled namespaces', setupAutoTag],
     ['default revision injecting unlabelled namespaces', setupAutoRevision],
     ['enableNamespacesByDefault without a default', setupAutoIdle],
+    ['names contested by a revision and a tag', setupContested],
+    ['names contested and held by the tags', setupContestedTags],
   ])('%s: every label combination matches at most one webhook, the one resolvePod names', (_, world) => {
     const configurations = renderedWebhooks(world);
     let combinations = 0;
