@@ -60,6 +60,7 @@ export function tagReconciler(deps: TagReconcilerDeps): Reconciler {
     }
     // With nothing desired the apply prunes the tag's webhook configuration, so a tag that cannot
     // route never leaves webhooks that match pods and fail them.
+    let applied = true;
     try {
       await applySet({
         client: deps.client,
@@ -72,6 +73,7 @@ export function tagReconciler(deps: TagReconcilerDeps): Reconciler {
         signal: ctx.signal,
       });
     } catch (err) {
+      applied = false;
       failure =
         err instanceof OwnershipConflictError
           ? { reason: TagConditionReason.WebhookConflict, message: err.message }
@@ -83,12 +85,18 @@ export function tagReconciler(deps: TagReconcilerDeps): Reconciler {
     if (failure) deps.events.record(cached, 'Warning', failure.reason, failure.message);
 
     const previous = (cached as { status?: Parameters<typeof computeTagStatus>[0] }).status;
+    // A failed apply changed nothing: the webhooks still route where the last applied state says.
+    const routing = applied
+      ? {
+          revision: routedTo,
+          webhookConfiguration: desired.length > 0 ? tagWebhookConfigurationName(name) : undefined,
+        }
+      : { revision: previous?.revision, webhookConfiguration: previous?.webhookConfiguration };
     const status = computeTagStatus(previous, {
       generation: cached.metadata?.generation,
-      revision: routedTo,
+      ...routing,
       failure,
       usage: deps.usage(name),
-      webhookConfiguration: desired.length > 0 ? tagWebhookConfigurationName(name) : undefined,
       now: kubeTime(deps.now?.() ?? new Date()),
     });
     if (!tagStatusEqual(status, previous)) {

@@ -87,8 +87,9 @@ export function computeTagStatus(
   previous: RevisionTagStatus | undefined,
   observed: TagObservations,
 ): RevisionTagStatus {
-  const revision = observed.revision ?? previous?.revision;
-  const webhookConfiguration = observed.webhookConfiguration ?? previous?.webhookConfiguration;
+  // What this reconcile routed and rendered, not what an earlier one did: with nothing to route the webhook
+  // configuration was pruned, and a status still naming it would send people looking for a deleted object.
+  const { revision, webhookConfiguration } = observed;
   return {
     ...(observed.generation === undefined ? {} : { observedGeneration: observed.generation }),
     ...(revision === undefined ? {} : { revision }),

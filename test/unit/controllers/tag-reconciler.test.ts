@@ -73,6 +73,7 @@ function seedTag(name: string, revision: string, created = '2025-02-02T00:00:00Z
 
 const reconcile = (name: string, d = deps()) => tagReconciler(d)(name, reconcileContext());
 const tagOf = (name: string): Tag => kube.find({ ...TAG, name }) as Tag;
+const tagStatus = (name: string) => tagOf(name).status;
 const reconciled = (name: string): Condition | undefined =>
   tagOf(name).status?.conditions?.find((c) => c.type === 'Reconciled');
 const webhookConfiguration = (tag: string): Mwc | undefined =>
@@ -132,8 +133,14 @@ describe('the tag reconciler', () => {
     await reconcile('prod');
     expect(webhookConfiguration('prod')).toBeDefined();
     kube.remove({ ...CPR, name: 'old' });
+    expect(tagStatus('prod')).toMatchObject({
+      revision: 'old',
+      webhookConfiguration: 'istio-revision-tag-prod',
+    });
     await reconcile('prod');
     expect(webhookConfiguration('prod')).toBeUndefined();
+    expect(tagStatus('prod')?.revision).toBeUndefined();
+    expect(tagStatus('prod')?.webhookConfiguration).toBeUndefined();
     expect(reconciled('prod')).toMatchObject({
       status: 'False',
       reason: 'RevisionNotFound',
@@ -176,6 +183,7 @@ describe('the tag reconciler', () => {
     seedTag('prod', 'canary');
     kube.failNext('apply', () => true, new ApiError(503, 'ServiceUnavailable', 'apiserver is shutting down'));
     await expect(reconcile('prod')).rejects.toThrow('apiserver is shutting down');
+    expect(tagStatus('prod')?.webhookConfiguration).toBeUndefined();
     expect(reconciled('prod')).toMatchObject({
       status: 'False',
       reason: 'ApplyFailed',

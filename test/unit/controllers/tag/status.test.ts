@@ -58,16 +58,22 @@ describe('computeTagStatus', () => {
     ]);
   });
 
-  it('keeps the last routed revision when the new target could not be applied', () => {
-    const first = computeTagStatus(undefined, observed);
+  it('names no revision or webhook configuration once the tag routes nowhere', () => {
+    const first = computeTagStatus(undefined, {
+      ...observed,
+      webhookConfiguration: 'istio-revision-tag-prod',
+    });
     const failed = computeTagStatus(first, {
       ...observed,
       generation: 3,
       revision: undefined,
+      webhookConfiguration: undefined,
       failure: { reason: 'RevisionNotFound', message: 'revision blue does not exist' },
       now: '2026-03-01T11:00:00Z',
     });
-    expect(failed.revision).toBe('canary');
+    expect(first).toMatchObject({ revision: 'canary', webhookConfiguration: 'istio-revision-tag-prod' });
+    expect(failed.revision).toBeUndefined();
+    expect(failed.webhookConfiguration).toBeUndefined();
     expect(failed.conditions?.[0]).toMatchObject({
       status: 'False',
       lastTransitionTime: '2026-03-01T11:00:00Z',
