@@ -14,7 +14,7 @@ import {
   type ApplyReason,
 } from './sync.js';
 import { isNotFound, type KubeClient } from '../runtime/kube.js';
-import type { KubeObject } from '../runtime/types.js';
+import { isRecord, type KubeObject } from '../runtime/types.js';
 import type { Logger } from 'pino';
 
 /** An object of the same name exists and belongs to someone else: meshrev never touches it. */
@@ -64,6 +64,7 @@ export async function applySet(opts: ApplySetOptions): Promise<ApplySetResult> {
     reason: ApplyReason;
     field: string | undefined;
     replace: KubeObject | undefined;
+    handover: KubeObject | undefined;
   }[] = [];
   for (const object of desired) {
     const { apiVersion, kind, metadata } = object;
@@ -95,18 +96,30 @@ export async function applySet(opts: ApplySetOptions): Promise<ApplySetResult> {
         reason,
         field: reason === 'drift' ? firstDifference(fields, live) : undefined,
         replace: live !== undefined && roleRefChanged(object, live) ? live : undefined,
+        handover: await replicasHandoverFor(client, object, live, fieldManager, signal),
       });
     }
   }
 
   const changes: Record<ApplyReason, string[]> = { create: [], changed: [], drift: [] };
-  for (const { object, reason, field, replace } of plan) {
+  for (const { object, reason, field, replace, handover } of plan) {
     const { kind, metadata } = object;
+    const key = objectKey(object);
     // A binding's roleRef cannot be changed in place (e.g. upgrading from per-revision istiod roles to
     // the shared ones): delete the binding, then apply it anew.
     if (replace !== undefined) await deleteLive(client, replace, signal);
+    if (handover !== undefined) {
+      // Not forced: it only co-owns the current value, and must not overwrite a count someone changed since.
+      await client.apply(handover, {
+        fieldManager: replicasHandoverManager(fieldManager),
+        force: false,
+        signal,
+      });
+      logger.info({ object: key }, 'handed spec.replicas over before applying without it');
+    }
+    // Forced: meshrev takes back fields others own, e.g. spec.replicas from the HPA when autoscaling is
+    // turned off again.
     const stored = await client.apply(object, { fieldManager, force: true, signal });
-    const key = objectKey(object);
     const { apiVersion: _v, kind: _k, ...fields } = object;
     const unmatched = firstDifference(fields, stored);
     if (unmatched !== undefined) {
@@ -146,6 +159,89 @@ export async function applySet(opts: ApplySetOptions): Promise<ApplySetResult> {
     );
   }
   return result;
+}
+
+/** The field manager that keeps a replica count meshrev stops applying (see replicasHandover). */
+export function replicasHandoverManager(fieldManager: string): string {
+  return `${fieldManager}-replicas-handover`;
+}
+
+export type ReplicasHandover =
+  | { action: 'none' }
+  /** Whether meshrev owns the live count is unknown (its managedFields are not at hand): read the object. */
+  | { action: 'read' }
+  /** Apply `body` under replicasHandoverManager before the desired object. */
+  | { action: 'handover'; body: KubeObject };
+
+/**
+ * Whether applying `desired` over `live` needs a hand-over of spec.replicas first. When autoscaling is turned
+ * on the desired Deployment no longer sets spec.replicas; were meshrev's manager its only owner, the server-side
+ * apply would remove the field, the Deployment would fall back to one replica and the HPA would scale up again
+ * later. Applying the live count under a second manager first makes that manager co-own the field, so it stays
+ * (and the HPA takes it with its next scale) — the "transferring ownership" recipe of server-side apply. Only
+ * the apply that drops the field needs this: afterwards meshrev no longer owns spec.replicas.
+ */
+export function replicasHandover(
+  desired: DesiredObject,
+  live: KubeObject | undefined,
+  fieldManager: string,
+): ReplicasHandover {
+  if (live === undefined || !isRecord(desired['spec']) || desired['spec']['replicas'] !== undefined)
+    return { action: 'none' };
+  const liveSpec = (live as { spec?: unknown }).spec;
+  const replicas = isRecord(liveSpec) ? liveSpec['replicas'] : undefined;
+  if (typeof replicas !== 'number') return { action: 'none' };
+  const managedFields = live.metadata?.managedFields;
+  if (managedFields === undefined) return { action: 'read' };
+  const owned = managedFields.some(
+    (entry) =>
+      isRecord(entry) &&
+      entry['manager'] === fieldManager &&
+      entry['operation'] === 'Apply' &&
+      !entry['subresource'] &&
+      isRecord(entry['fieldsV1']) &&
+      isRecord(entry['fieldsV1']['f:spec']) &&
+      entry['fieldsV1']['f:spec']['f:replicas'] !== undefined,
+  );
+  if (!owned) return { action: 'none' };
+  const { name, namespace } = desired.metadata;
+  return {
+    action: 'handover',
+    body: {
+      apiVersion: desired.apiVersion,
+      kind: desired.kind,
+      metadata: namespace === undefined ? { name } : { name, namespace },
+      spec: { replicas },
+    } as KubeObject,
+  };
+}
+
+/** The hand-over apply body `desired` needs, if any; reads the object only when its cached copy cannot tell. */
+async function replicasHandoverFor(
+  client: KubeClient,
+  desired: DesiredObject,
+  live: KubeObject | undefined,
+  fieldManager: string,
+  signal: AbortSignal | undefined,
+): Promise<KubeObject | undefined> {
+  let decision = replicasHandover(desired, live, fieldManager);
+  if (decision.action === 'read') {
+    const { apiVersion, kind, metadata } = desired;
+    const found = await client.getOptional<KubeObject>(
+      { apiVersion, kind, namespace: metadata.namespace, name: metadata.name },
+      { signal },
+    );
+    // An object without managedFields has no owner to hand over from.
+    decision =
+      found === undefined
+        ? { action: 'none' }
+        : replicasHandover(
+            desired,
+            { ...found, metadata: { ...found.metadata, managedFields: found.metadata?.managedFields ?? [] } },
+            fieldManager,
+          );
+  }
+  return decision.action === 'handover' ? decision.body : undefined;
 }
 
 /** Deletes exactly `live` (not a newer object of the same name); gone already is fine. */
