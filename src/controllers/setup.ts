@@ -191,6 +191,7 @@ export function startControllers(opts: ControllerSetOptions): RunningControllers
           tags,
           events,
           fieldManager: config.fieldManager,
+          namespace: config.namespace,
         }),
         workers: 1,
         logger: logger.child({ controller: 'default-tag' }),
