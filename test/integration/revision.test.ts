@@ -367,6 +367,36 @@ describe('a ControlPlaneRevision', () => {
   );
 
   test(
+    'keeps its istiod replicas when autoscaling is turned on, for the HorizontalPodAutoscaler to take over',
+    withLogs(async () => {
+      const name = 'scaled';
+      const deployment = { ...DEPLOYMENT, namespace: 'istio-system', name: `istiod-${name}` };
+      const replicasOf = async () =>
+        (await client.get<Obj & { spec?: { replicas?: number } }>(deployment)).spec?.replicas;
+      await applyRevision(name, { version: '1.29.6', istiod: { replicas: 3 } });
+      await waitForCondition(name, 'Reconciled', 'True');
+      expect(await replicasOf()).toBe(3);
+
+      // The test's field manager gives up istiod.replicas with this apply; meshrev then stops applying it.
+      await applyRevision(name, {
+        version: '1.29.6',
+        istiod: { autoscaling: { enabled: true, minReplicas: 2, maxReplicas: 5 } },
+      });
+      await waitForCondition(name, 'Reconciled', 'True');
+      await waitFor('the HorizontalPodAutoscaler', () =>
+        client.getOptional({
+          apiVersion: 'autoscaling/v2',
+          kind: 'HorizontalPodAutoscaler',
+          namespace: 'istio-system',
+          name: `istiod-${name}`,
+        }),
+      );
+      // Dropped by server-side apply, the count would have fallen back to 1 (and the HPA raised it to 2).
+      expect(await replicasOf()).toBe(3);
+    }),
+  );
+
+  test(
     'never touches a webhook configuration of the same name that it does not own',
     withLogs(async () => {
       const squatted = 'squatted';
