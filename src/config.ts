@@ -12,6 +12,11 @@ const port = z.coerce.number().int().min(0).max(65535);
 const durationSeconds = z.coerce.number().min(0);
 // Node.js runs a timer set beyond 2^31-1 ms after 1 ms instead: a longer interval would turn into a busy loop.
 const MAX_TIMER_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+/** A period the operator waits with a timer. */
+const timerSeconds = durationSeconds.max(
+  MAX_TIMER_SECONDS,
+  `must be at most ${MAX_TIMER_SECONDS} (about 24.8 days), the longest interval a Node.js timer can wait`,
+);
 
 export const OperatorConfigSchema = z.object({
   namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a DNS-1123 label'),
@@ -26,13 +31,7 @@ export const OperatorConfigSchema = z.object({
   injectorServicePort: port,
   tlsSecretName: z.string().min(1),
   /** How often the injector TLS Secret is re-read besides watching it (ageing checks, missed notifications). */
-  tlsCheckSeconds: z.coerce
-    .number()
-    .min(1)
-    .max(
-      MAX_TIMER_SECONDS,
-      `must be at most ${MAX_TIMER_SECONDS} (about 24.8 days), the longest interval a Node.js timer can wait`,
-    ),
+  tlsCheckSeconds: timerSeconds.min(1),
   /**
    * How long a new injector CA is trusted before it signs, and a replaced one after; 0 means twice the check
    * interval plus a minute (every replica's next pass and kube-apiserver seeing the webhook change).
@@ -50,7 +49,7 @@ export const OperatorConfigSchema = z.object({
   createDefaultTag: booleanish,
   channelConfigMap: z.string().min(1),
   workers: z.coerce.number().int().min(1).max(64),
-  resyncSeconds: durationSeconds,
+  resyncSeconds: timerSeconds,
   /** For `make run` against the local cluster: route the injector Service to this process on localhost. */
   devWebhookRouting: booleanish,
   fieldManager: z.string().min(1),

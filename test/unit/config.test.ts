@@ -171,6 +171,14 @@ describe('loadOperatorConfig', () => {
         'invalid setting --tls-check-seconds (env MESHREV_TLS_CHECK_SECONDS) = "2147484": must be at most ' +
         '2147483 (about 24.8 days), the longest interval a Node.js timer can wait',
     },
+    {
+      name: 'a resync period longer than a Node.js timer can wait',
+      argv: ['--resync-seconds=2147484'],
+      env: {},
+      line:
+        'invalid setting --resync-seconds (env MESHREV_RESYNC_SECONDS) = "2147484": must be at most ' +
+        '2147483 (about 24.8 days), the longest interval a Node.js timer can wait',
+    },
     { name: 'an unknown flag', argv: ['--injector-prot=1'], env: {}, line: /injector-prot/ },
     { name: 'a positional argument', argv: ['operator'], env: {}, line: /operator/ },
   ])('refuses $name with one line naming the setting', ({ argv, env, line }) => {
