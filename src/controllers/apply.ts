@@ -39,6 +39,8 @@ export interface ApplySetOptions {
   caches: OwnedObjectCaches;
   owner: KubeObject;
   desired: DesiredObject[];
+  /** Whether the owner's objects that are not desired are deleted (default true). */
+  prune?: boolean;
   fieldManager: string;
   events: EventRecorder;
   logger: Logger;
@@ -144,6 +146,7 @@ export async function applySet(opts: ApplySetOptions): Promise<ApplySetResult> {
     events.record(owner, 'Normal', 'DriftRepaired', `Restored hand-edited ${changes.drift.join(', ')}`);
   }
 
+  if (opts.prune === false) return result;
   const wanted = new Set(desired.map((o) => objectKey(o)));
   for (const live of caches.ownedBy(uid)) {
     const key = liveObjectKey(live);

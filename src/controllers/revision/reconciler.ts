@@ -58,6 +58,7 @@ export function revisionReconciler(deps: RevisionReconcilerDeps): Reconciler {
     const { revision, failure: parseFailure } = readRevision(cached);
 
     let failure: ReconcileFailure | undefined = parseFailure;
+    let applied = false;
     let resolved: { version: string; channel?: string | undefined } | undefined;
     const tableProblem = revision?.spec.channel ? deps.channelProblem?.(revision.spec.channel) : undefined;
     if (revision && !failure && tableProblem) {
@@ -82,11 +83,15 @@ export function revisionReconciler(deps: RevisionReconcilerDeps): Reconciler {
         resolved = { version: resolution.version, channel: resolution.channel };
         const claim = nameClaim(name, deps.revisions, deps.tags);
         failure = await applyRevision(deps, revision, resolution.version, ctx, claim !== 'tag');
+        applied = failure === undefined;
         if (!failure && claim === 'tag') failure = tagClaimsName(name);
         failure ??= templatesThatDoNotParse(revision);
       } else {
         failure = { reason: resolution.reason, message: resolution.message };
       }
+    }
+    if (revision && !applied && nameClaim(name, deps.revisions, deps.tags) !== 'tag') {
+      await keepWebhookTrustingTheCa(deps, revision, resolved?.version ?? revision.status?.version, ctx);
     }
     if (failure) deps.events.record(cached, 'Warning', failure.reason, failure.message);
 
@@ -179,6 +184,58 @@ async function applyRevision(
     }
     ctx.logger.warn({ err }, 'applying revision objects failed');
     return { reason: RevisionConditionReason.ApplyFailed, message: summariseError(err) };
+  }
+}
+
+/**
+ * Keeps the revision's webhook configuration trusting the injector's current CA while the revision itself cannot be
+ * applied (a channel table or namespace problem, a conflict on another of its objects, a failed apply). The CA
+ * rotates on its own schedule: once the overlap ends a new CA signs the serving certificate, and a configuration
+ * still carrying only the old bundle would then fail every pod of the revision's namespaces. Only the webhook
+ * configuration is applied (as the revision's own apply would render it, with the last version it ran), and only
+ * when its bundle is behind; nothing is pruned.
+ */
+async function keepWebhookTrustingTheCa(
+  deps: RevisionReconcilerDeps,
+  revision: ControlPlaneRevision,
+  version: string | undefined,
+  ctx: ReconcileContext,
+): Promise<void> {
+  const caBundle = deps.caBundle();
+  if (caBundle === undefined || version === undefined || !injectionEnabled(revision.spec.injection)) return;
+  const name = revisionWebhookConfigurationName(revision.metadata.name, revision.spec.namespace);
+  const live = deps.caches.get(
+    'admissionregistration.k8s.io/v1',
+    'MutatingWebhookConfiguration',
+    undefined,
+    name,
+  ) as (KubeObject & { webhooks?: Array<{ clientConfig?: { caBundle?: string } }> }) | undefined;
+  if (live === undefined || (live.webhooks ?? []).every((w) => w.clientConfig?.caBundle === caBundle)) return;
+  const webhookConfiguration = desiredRevisionObjects(revision, {
+    resolvedVersion: version,
+    injector: deps.injector,
+    caBundle,
+    operatorName: deps.operatorName,
+  }).filter((o) => o.kind === 'MutatingWebhookConfiguration');
+  try {
+    await applySet({
+      client: deps.client,
+      caches: deps.caches,
+      owner: revision as KubeObject,
+      desired: webhookConfiguration,
+      prune: false,
+      fieldManager: deps.fieldManager,
+      events: deps.events,
+      logger: ctx.logger,
+      signal: ctx.signal,
+    });
+    ctx.logger.info(
+      { webhookConfiguration: name },
+      "brought the webhook configuration's CA bundle up to date",
+    );
+  } catch (err) {
+    // The revision's own failure is what the status reports; this is retried with the next reconcile.
+    ctx.logger.warn({ err }, "could not bring the webhook configuration's CA bundle up to date");
   }
 }
 

@@ -12,7 +12,15 @@ import {
 import type { RevisionUsage } from '../../../src/controllers/revision/status.js';
 import { ApiError } from '../../../src/runtime/kube.js';
 import type { KubeObject } from '../../../src/runtime/types.js';
-import { FakeKube, lookup, reconcileContext, startedCaches, stopCaches, type Stored } from './fake-kube.js';
+import {
+  eventually,
+  FakeKube,
+  lookup,
+  reconcileContext,
+  startedCaches,
+  stopCaches,
+  type Stored,
+} from './fake-kube.js';
 
 const CPR = { apiVersion: 'meshrev.dev/v1alpha1', kind: 'ControlPlaneRevision' };
 const TAG = { apiVersion: 'meshrev.dev/v1alpha1', kind: 'RevisionTag' };
@@ -352,6 +360,54 @@ describe('the revision reconciler', () => {
       observedGeneration: 2,
     });
   });
+
+  test.each([
+    [
+      'its control-plane namespace is gone',
+      { version: '1.29.6' },
+      { namespaceExists: () => false },
+      'NamespaceNotFound',
+    ],
+    [
+      "its channel's table entry is unusable",
+      { channel: 'regular' },
+      { channelProblem: () => 'not a version' },
+      'InvalidChannelTable',
+    ],
+  ])(
+    'while %s, its webhook configuration still takes a new CA bundle, and nothing else is touched',
+    async (_, spec, failing, reason) => {
+      seedRevision('stuck', spec);
+      await reconcile('stuck');
+      const mwcRef = { ...MWC, name: 'istio-sidecar-injector-stuck' };
+      type Mwc = Stored & { webhooks: { clientConfig: { caBundle?: string } }[] };
+      const bundles = () =>
+        (kube.find(mwcRef) as Mwc | undefined)?.webhooks.map((w) => w.clientConfig.caBundle);
+      await eventually(
+        () => caches?.get(MWC.apiVersion, MWC.kind, undefined, mwcRef.name) !== undefined,
+        'the webhook configuration in the cache',
+      );
+      const deploymentBefore = kube.find({ ...DEPLOYMENT, namespace: 'istio-system', name: 'istiod-stuck' });
+
+      await reconcile('stuck', deps({ ...failing, caBundle: () => 'TkVXLUNB' }));
+
+      expect(conditionOf('stuck', 'Reconciled')).toMatchObject({ status: 'False', reason });
+      expect(bundles()).toEqual(['TkVXLUNB', 'TkVXLUNB']);
+      expect(kube.find({ ...DEPLOYMENT, namespace: 'istio-system', name: 'istiod-stuck' })).toEqual(
+        deploymentBefore,
+      );
+      // Once the bundle is current, the stuck revision writes nothing more.
+      await eventually(
+        () =>
+          (caches?.get(MWC.apiVersion, MWC.kind, undefined, mwcRef.name) as Mwc | undefined)?.webhooks[0]
+            ?.clientConfig.caBundle === 'TkVXLUNB',
+        'the new bundle in the cache',
+      );
+      const writes = kube.writeCount();
+      await reconcile('stuck', deps({ ...failing, caBundle: () => 'TkVXLUNB' }));
+      expect(kube.writeCount()).toBe(writes);
+    },
+  );
 
   test('does nothing for a revision that was deleted', async () => {
     await expect(reconcile('gone')).resolves.toBeUndefined();
