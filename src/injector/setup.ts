@@ -202,7 +202,7 @@ export async function startInjector(opts: InjectorSetupOptions): Promise<Running
   // unavailable as this replica starts leading) is retried rather than leaving deletions unprotected until the
   // next restart or rotation.
   const validationWebhook = retryingAction(
-    () => ensureValidatingWebhookConfiguration(client, endpoint, caBundle, config.fieldManager),
+    (signal) => ensureValidatingWebhookConfiguration(client, endpoint, caBundle, config.fieldManager, signal),
     {
       onError: (err, retryInMs) =>
         logger.error(

@@ -23,7 +23,14 @@ export interface RetryingAction {
 const defaultSleep = (ms: number, signal: AbortSignal): Promise<void> =>
   sleepFor(ms, undefined, { signal }).then(() => undefined);
 
-export function retryingAction(action: () => Promise<void>, options: RetryingActionOptions): RetryingAction {
+/**
+ * `action` gets the signal of the ask it runs for: a write still in flight when that ask is withdrawn (leadership
+ * lost) is cancelled rather than left to land after a new leader's.
+ */
+export function retryingAction(
+  action: (signal: AbortSignal) => Promise<void>,
+  options: RetryingActionOptions,
+): RetryingAction {
   const initialDelayMs = options.initialDelayMs ?? 1000;
   const maxDelayMs = options.maxDelayMs ?? 60_000;
   const sleep = options.sleep ?? defaultSleep;
@@ -37,7 +44,7 @@ export function retryingAction(action: () => Promise<void>, options: RetryingAct
       pending = undefined;
       if (signal.aborted) continue;
       try {
-        await action();
+        await action(signal);
         delay = initialDelayMs;
       } catch (error) {
         options.onError(error, delay);

@@ -204,10 +204,12 @@ export async function ensureValidatingWebhookConfiguration(
   injector: InjectorEndpoint,
   caBundle: string | undefined,
   fieldManager: string,
+  signal?: AbortSignal,
 ): Promise<void> {
   await client.apply(appliedValidatingWebhookConfiguration(injector, caBundle) as KubeObject, {
     fieldManager,
     force: true,
+    ...(signal === undefined ? {} : { signal }),
   });
 }
 

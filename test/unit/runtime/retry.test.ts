@@ -135,4 +135,20 @@ describe('retryingAction', () => {
 
     expect(calls).toBe(2);
   });
+
+  it('hands the action the signal of the ask it runs for, so a withdrawn ask cancels its write', async () => {
+    const seen: AbortSignal[] = [];
+    const retrying = retryingAction(
+      async (signal) => {
+        seen.push(signal);
+      },
+      { onError: () => undefined, sleep: fakeSleep().sleep },
+    );
+    const ask = new AbortController();
+
+    retrying.request(ask.signal);
+    await retrying.idle();
+
+    expect(seen).toEqual([ask.signal]);
+  });
 });
