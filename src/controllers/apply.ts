@@ -17,6 +17,12 @@ import { isNotFound, type KubeClient } from '../runtime/kube.js';
 import { isRecord, type KubeObject } from '../runtime/types.js';
 import type { Logger } from 'pino';
 
+/**
+ * How long before an owner that hit an OwnershipConflictError looks again: the other party's object is not in
+ * meshrev's caches (they hold meshrev's objects only), so its removal raises no event.
+ */
+export const CONFLICT_RECHECK_MS = 60_000;
+
 /** An object of the same name exists and belongs to someone else: meshrev never touches it. */
 export class OwnershipConflictError extends Error {
   constructor(

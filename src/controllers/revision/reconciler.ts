@@ -11,7 +11,7 @@ import type { Informer } from '../../runtime/informer.js';
 import type { KubeClient } from '../../runtime/kube.js';
 import type { ReconcileContext, ReconcileResult, Reconciler } from '../../runtime/controller.js';
 import type { KubeObject } from '../../runtime/types.js';
-import { applySet, OwnershipConflictError } from '../apply.js';
+import { applySet, CONFLICT_RECHECK_MS, OwnershipConflictError } from '../apply.js';
 import { nameClaim } from '../claims.js';
 import { istiodName, revisionWebhookConfigurationName } from '../common/names.js';
 import { resolveRevisionVersion, type ChannelTable } from '../common/versions.js';
@@ -48,6 +48,11 @@ export interface RevisionReconcilerDeps {
   now?: () => Date;
 }
 
+const CONFLICT_REASONS: ReadonlySet<string> = new Set([
+  'OwnershipConflict',
+  RevisionConditionReason.WebhookConflict,
+]);
+
 /** Retry transient failures with backoff; failures only a spec change can fix wait for that change. */
 class TransientFailure extends Error {}
 
@@ -59,6 +64,8 @@ export function revisionReconciler(deps: RevisionReconcilerDeps): Reconciler {
 
     let failure: ReconcileFailure | undefined = parseFailure;
     let applied = false;
+    // An older tag of the same name keeps it: this revision then renders no webhook configuration.
+    const holdsName = nameClaim(name, deps.revisions, deps.tags) !== 'tag';
     let resolved: { version: string; channel?: string | undefined } | undefined;
     const tableProblem = revision?.spec.channel ? deps.channelProblem?.(revision.spec.channel) : undefined;
     if (revision && !failure && tableProblem) {
@@ -81,16 +88,15 @@ export function revisionReconciler(deps: RevisionReconcilerDeps): Reconciler {
         };
       } else if (resolution.ok) {
         resolved = { version: resolution.version, channel: resolution.channel };
-        const claim = nameClaim(name, deps.revisions, deps.tags);
-        failure = await applyRevision(deps, revision, resolution.version, ctx, claim !== 'tag');
+        failure = await applyRevision(deps, revision, resolution.version, ctx, holdsName);
         applied = failure === undefined;
-        if (!failure && claim === 'tag') failure = tagClaimsName(name);
+        if (!failure && !holdsName) failure = tagClaimsName(name);
         failure ??= templatesThatDoNotParse(revision);
       } else {
         failure = { reason: resolution.reason, message: resolution.message };
       }
     }
-    if (revision && !applied && nameClaim(name, deps.revisions, deps.tags) !== 'tag') {
+    if (revision && !applied && holdsName) {
       await keepWebhookTrustingTheCa(deps, revision, resolved?.version ?? revision.status?.version, ctx);
     }
     if (failure) deps.events.record(cached, 'Warning', failure.reason, failure.message);
@@ -102,11 +108,14 @@ export function revisionReconciler(deps: RevisionReconcilerDeps): Reconciler {
       deployment: observeDeployment(deps.caches, name, revision?.spec.namespace),
       usage: deps.usage(name),
       webhookConfiguration:
-        revision && injectionEnabled(revision.spec.injection)
+        revision && holdsName && injectionEnabled(revision.spec.injection)
           ? revisionWebhookConfigurationName(name, revision.spec.namespace)
           : undefined,
     });
     if (failure?.reason === RevisionConditionReason.ApplyFailed) throw new TransientFailure(failure.message);
+    // Look again later rather than wait for the next full resync (see CONFLICT_RECHECK_MS).
+    if (failure !== undefined && CONFLICT_REASONS.has(failure.reason))
+      return { requeueAfterMs: CONFLICT_RECHECK_MS };
   };
 }
 

@@ -8,7 +8,7 @@ import type { ReconcileContext, ReconcileResult, Reconciler } from '../../runtim
 import type { Informer } from '../../runtime/informer.js';
 import type { KubeClient } from '../../runtime/kube.js';
 import type { KubeObject } from '../../runtime/types.js';
-import { applySet, OwnershipConflictError } from '../apply.js';
+import { applySet, CONFLICT_RECHECK_MS, OwnershipConflictError } from '../apply.js';
 import { nameClaim } from '../claims.js';
 import type { DesiredObject } from '../common/objects.js';
 import { tagWebhookConfigurationName } from '../common/names.js';
@@ -106,6 +106,8 @@ export function tagReconciler(deps: TagReconcilerDeps): Reconciler {
       );
     }
     if (failure?.reason === TagConditionReason.ApplyFailed) throw new TransientFailure(failure.message);
+    if (failure?.reason === TagConditionReason.WebhookConflict)
+      return { requeueAfterMs: CONFLICT_RECHECK_MS };
   };
 }
 

@@ -5,6 +5,7 @@ import { DESIRED_HASH_ANNOTATION } from '../../../src/controllers/sync.js';
 import { DEFAULT_CHANNEL_TABLE, type ChannelTable } from '../../../src/controllers/common/versions.js';
 import { MemoryEventRecorder } from '../../../src/controllers/events.js';
 import type { OwnedObjectCaches } from '../../../src/controllers/owned.js';
+import { CONFLICT_RECHECK_MS } from '../../../src/controllers/apply.js';
 import {
   revisionReconciler,
   type RevisionReconcilerDeps,
@@ -105,6 +106,10 @@ interface FailureCase {
   message: string | RegExp;
   /** Whether the revision's istiod objects are applied despite the failure. */
   applies: boolean;
+  /** What the reconcile asks of the workqueue (a conflict with someone else's object is looked at again). */
+  result?: { requeueAfterMs: number };
+  /** The webhook configuration status names; unset when none is rendered. */
+  webhookConfiguration?: string;
 }
 
 describe('a revision whose reconcile fails reports Reconciled=False, an Event and writes nothing it must not', () => {
@@ -155,6 +160,7 @@ describe('a revision whose reconcile fails reports Reconciled=False, an Event an
       spec: { version: '1.29.6' },
       objects: [{ ...MWC, metadata: { name: 'istio-sidecar-injector-REV' } }],
       reason: 'WebhookConflict',
+      result: { requeueAfterMs: CONFLICT_RECHECK_MS },
       message:
         /MutatingWebhookConfiguration istio-sidecar-injector-REV already exists and is not managed by this resource \(created outside meshrev\)/,
       applies: false,
@@ -172,6 +178,7 @@ describe('a revision whose reconcile fails reports Reconciled=False, an Event an
       reason: 'NameConflict',
       message: /RevisionTag "REV" existed first and selects istio.io\/rev=REV/,
       applies: true,
+      webhookConfiguration: undefined,
     },
   ];
 
@@ -181,8 +188,12 @@ describe('a revision whose reconcile fails reports Reconciled=False, an Event an
     const fill = (o: KubeObject): KubeObject =>
       JSON.parse(JSON.stringify(o).replaceAll('REV', name)) as KubeObject;
     const foreign = kube.seed(...(c.objects ?? []).map(fill));
-    await reconcile(name, deps(c.deps?.()));
+    const result = await reconcile(name, deps(c.deps?.()));
 
+    expect(result).toEqual(c.result);
+    if ('webhookConfiguration' in c) {
+      expect(revisionOf(name).status?.webhookConfiguration).toBe(c.webhookConfiguration);
+    }
     const reconciled = conditionOf(name, 'Reconciled');
     expect(reconciled).toMatchObject({ status: 'False', reason: c.reason, observedGeneration: 1 });
     if (typeof c.message === 'string') expect(reconciled?.message).toBe(c.message.replaceAll('REV', name));
