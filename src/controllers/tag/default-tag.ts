@@ -25,6 +25,7 @@ import type { Reconciler } from '../../runtime/controller.js';
 import type { Informer } from '../../runtime/informer.js';
 import { isAlreadyExists, isNotFound, type KubeClient } from '../../runtime/kube.js';
 import type { KubeObject } from '../../runtime/types.js';
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, REVISION_LABEL } from '../common/labels.js';
 import type { EventRecorder } from '../events.js';
 import { DEFAULT_TAG } from './desired.js';
 
@@ -83,6 +84,24 @@ export function decideDefaultTag(state: DefaultTagState): DefaultTagDecision {
     return { action: 'record', target, why: 'a revision is named default' };
   }
   return { action: 'create', target };
+}
+
+/**
+ * A webhook configuration for `istio.io/rev=default` that meshrev does not manage: a non-revisioned Istio install,
+ * whose webhooks also match `istio-injection=enabled` (istioctl deactivates it before setting a default tag).
+ */
+async function unmanagedDefaultInjector(
+  client: KubeClient,
+  signal: AbortSignal,
+): Promise<string | undefined> {
+  const configurations = await client.list(
+    { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration' },
+    { labelSelector: `${REVISION_LABEL}=${DEFAULT_TAG}`, signal },
+  );
+  const unmanaged = configurations.items.find(
+    (configuration) => configuration.metadata?.labels?.[MANAGED_BY_LABEL] !== MANAGED_BY_VALUE,
+  );
+  return unmanaged?.metadata?.name;
 }
 
 export function defaultTagReconciler(deps: DefaultTagDeps): Reconciler {
@@ -154,6 +173,20 @@ export function defaultTagReconciler(deps: DefaultTagDeps): Reconciler {
 
     const target = decision.target;
     const revision = target.metadata?.name ?? '';
+    const installed = await unmanagedDefaultInjector(deps.client, ctx.signal);
+    if (installed !== undefined) {
+      // Not recorded: once that install is gone, the next reconcile creates the tag.
+      const message =
+        `Did not create RevisionTag "default": MutatingWebhookConfiguration ${installed}, not managed by meshrev, ` +
+        'already injects namespaces labelled istio-injection=enabled (a non-revisioned Istio install); two ' +
+        'webhooks would inject the same pods. Remove that install, or create the tag yourself once it is deactivated.';
+      ctx.logger.warn(
+        { webhookConfiguration: installed },
+        'default tag not created: another injector serves it',
+      );
+      deps.events.record(target, 'Warning', 'DefaultTagSkipped', message);
+      return;
+    }
     const tag = {
       apiVersion: API_GROUP_VERSION,
       kind: REVISION_TAG_KIND,

@@ -326,6 +326,29 @@ describe('the default tag reconciler', () => {
     expect(events.events).toEqual([]);
   });
 
+  test('leaves istio-injection=enabled to a non-revisioned Istio install it finds, until that install is gone', async () => {
+    const istio = {
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'MutatingWebhookConfiguration',
+      metadata: {
+        name: 'istio-sidecar-injector',
+        labels: { 'istio.io/rev': 'default', app: 'sidecar-injector' },
+      },
+    };
+    kube.seed(revision('canary', '2025-01-01T00:00:00Z'), istio as KubeObject);
+    await reconcile();
+    expect(tagOf()).toBeUndefined();
+    expect(marker()).toBeUndefined();
+    expect(events.events).toContainEqual(
+      expect.objectContaining({ name: 'canary', type: 'Warning', reason: 'DefaultTagSkipped' }),
+    );
+    expect(events.events.at(-1)?.message).toContain('MutatingWebhookConfiguration istio-sidecar-injector');
+
+    kube.remove({ apiVersion: istio.apiVersion, kind: istio.kind, name: istio.metadata.name });
+    await reconcile();
+    expect(tagOf()?.spec).toEqual({ revision: 'canary' });
+  });
+
   test('tolerates a default tag created meanwhile by someone else, and records it', async () => {
     kube.seed(revision('a', '2025-01-01T00:00:00Z'));
     kube.failNext(
