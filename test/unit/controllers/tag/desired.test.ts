@@ -88,6 +88,18 @@ const AUTO_SELECTOR = parse(`
       operator: DoesNotExist
 `) as unknown[];
 
+/** The selectors of the webhooks tag `name` (pointing at canary) renders. */
+const webhookSelectors = (name: string, context: TagBuildContext = CONTEXT) =>
+  selectorsOf(
+    only(desiredTagObjects(tag(name, 'canary'), context), 'MutatingWebhookConfiguration')['webhooks'],
+  );
+
+/** A target revision that sets injection.enableNamespacesByDefault. */
+const AUTO_INJECTING: TagBuildContext = {
+  ...CONTEXT,
+  webhookSettings: readInjectionWebhookSettings({ enableNamespacesByDefault: true }),
+};
+
 describe('desiredTagObjects', () => {
   it('renders one webhook configuration named istio-revision-tag-<tag>', () => {
     expect(desiredTagObjects(tag('prod', 'canary'), CONTEXT).map(objectKey)).toEqual([
@@ -120,33 +132,15 @@ describe('desiredTagObjects', () => {
   });
 
   it('selects the tag name with the two revision webhooks of a non-default tag', () => {
-    const configuration = only(
-      desiredTagObjects(tag('prod', 'canary'), CONTEXT),
-      'MutatingWebhookConfiguration',
-    );
-    expect(selectorsOf(configuration['webhooks'])).toEqual(TAG_SELECTORS('prod'));
+    expect(webhookSelectors('prod')).toEqual(TAG_SELECTORS('prod'));
   });
 
   it('adds the legacy istio-injection=enabled and sidecar.istio.io/inject=true webhooks for the default tag', () => {
-    const configuration = only(
-      desiredTagObjects(tag('default', 'canary'), CONTEXT),
-      'MutatingWebhookConfiguration',
-    );
-    expect(selectorsOf(configuration['webhooks'])).toEqual([
-      ...TAG_SELECTORS('default'),
-      ...LEGACY_SELECTORS,
-    ]);
+    expect(webhookSelectors('default')).toEqual([...TAG_SELECTORS('default'), ...LEGACY_SELECTORS]);
   });
 
   it("adds Istio's auto webhook for unlabelled namespaces when the target sets enableNamespacesByDefault", () => {
-    const configuration = only(
-      desiredTagObjects(tag('default', 'canary'), {
-        ...CONTEXT,
-        webhookSettings: readInjectionWebhookSettings({ enableNamespacesByDefault: true }),
-      }),
-      'MutatingWebhookConfiguration',
-    );
-    expect(selectorsOf(configuration['webhooks'])).toEqual([
+    expect(webhookSelectors('default', AUTO_INJECTING)).toEqual([
       ...TAG_SELECTORS('default'),
       ...LEGACY_SELECTORS,
       ...AUTO_SELECTOR,
@@ -154,14 +148,7 @@ describe('desiredTagObjects', () => {
   });
 
   it('ignores enableNamespacesByDefault on a tag other than default, as Istio does', () => {
-    const configuration = only(
-      desiredTagObjects(tag('prod', 'canary'), {
-        ...CONTEXT,
-        webhookSettings: readInjectionWebhookSettings({ enableNamespacesByDefault: true }),
-      }),
-      'MutatingWebhookConfiguration',
-    );
-    expect(selectorsOf(configuration['webhooks'])).toEqual(TAG_SELECTORS('prod'));
+    expect(webhookSelectors('prod', AUTO_INJECTING)).toEqual(TAG_SELECTORS('prod'));
   });
 
   it("routes every webhook to the target revision's injector path with Istio's fixed fields", () => {
