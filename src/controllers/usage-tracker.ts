@@ -8,10 +8,11 @@ import type { TagUsage } from './tag/status.js';
 import { computeUsage, injectedRevision, type Usage, type UsageWorldInput } from './usage/index.js';
 import { INJECTION_LABEL, REVISION_LABEL, SIDECAR_INJECT_LABEL } from './common/labels.js';
 import { nameClaim } from './claims.js';
-import { readInjectionWebhookSettings } from './common/webhooks.js';
+import { NAMESPACE_NAME_LABEL, readInjectionWebhookSettings } from './common/webhooks.js';
 
 const POD_SELECTOR_LABELS = [REVISION_LABEL, SIDECAR_INJECT_LABEL] as const;
-const NAMESPACE_SELECTOR_LABELS = [REVISION_LABEL, INJECTION_LABEL] as const;
+// The name label too: the auto.* webhook (enableNamespacesByDefault) excludes system namespaces by it.
+const NAMESPACE_SELECTOR_LABELS = [REVISION_LABEL, INJECTION_LABEL, NAMESPACE_NAME_LABEL] as const;
 
 function pick(source: Record<string, string> | undefined, keys: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
@@ -42,7 +43,7 @@ export function slimPod(pod: KubeObject): KubeObject {
   };
 }
 
-/** What the namespace cache keeps: identity and the injection labels. */
+/** What the namespace cache keeps: identity and the labels the webhooks' namespace selectors read. */
 export function slimNamespace(ns: KubeObject): KubeObject {
   const meta = ns.metadata ?? {};
   return {

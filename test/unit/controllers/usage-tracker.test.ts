@@ -171,6 +171,17 @@ describe('the slimmed pod and namespace caches', () => {
       }).metadata?.labels,
     ).toEqual({ 'istio-injection': 'enabled', 'istio.io/rev': 'b' });
   });
+
+  test('a namespace keeps the name label the auto webhook excludes system namespaces by', () => {
+    expect(
+      slimNamespace({
+        metadata: {
+          name: 'kube-system',
+          labels: { 'kubernetes.io/metadata.name': 'kube-system', team: 'x' },
+        },
+      }).metadata?.labels,
+    ).toEqual({ 'kubernetes.io/metadata.name': 'kube-system' });
+  });
 });
 
 describe('usageWorld', () => {
