@@ -192,3 +192,53 @@ test(
     },
   ),
 );
+
+test(
+  'with enableNamespacesByDefault on the default tag’s revision, unlabelled namespaces are injected, system ones are not',
+  withLogs(
+    () => operator,
+    async () => {
+      const autoWebhook = async (): Promise<boolean> => {
+        const mwc = await client.getOptional<{ webhooks?: { name: string }[] }>({
+          ...MWC,
+          name: `istio-revision-tag-${DEFAULT}`,
+        });
+        return (mwc?.webhooks ?? []).some((w) => w.name === 'auto.sidecar-injector.istio.io');
+      };
+      const pod = async (namespace: string, name: string, labels: Labels): Promise<PodView> =>
+        (await core.createNamespacedPod({
+          namespace,
+          body: {
+            metadata: { name, labels },
+            spec: { containers: [{ name: 'app', image: 'docker.io/istio/examples-helloworld-v1:1.0' }] },
+          },
+        })) as unknown as PodView;
+      const systemPod = uniqueName('auto-system');
+      await applyObject(client, {
+        ...CPR,
+        metadata: { name: R1 },
+        spec: { version: '1.29.6', injection: { enableNamespacesByDefault: true } },
+      });
+      try {
+        await waitFor('the auto webhook on the default tag', autoWebhook, { timeoutMs: 30_000 });
+        const unlabelled = namespaces.get(nsKey({})) ?? '';
+        const plain = await pod(unlabelled, 'auto-plain', {});
+        const otherValue = await pod(unlabelled, 'auto-other-value', inject('yes'));
+        const pinned = await pod(unlabelled, 'auto-pinned', rev(R2));
+        const system = await pod('kube-system', systemPod, {});
+        expect({
+          plain: injectedBy(plain),
+          otherValue: injectedBy(otherValue),
+          pinned: injectedBy(pinned),
+          system: injectedBy(system),
+        }).toEqual({ plain: R1, otherValue: undefined, pinned: R2, system: undefined });
+      } finally {
+        await core.deleteNamespacedPod({ namespace: 'kube-system', name: systemPod }).catch(() => undefined);
+        await applyObject(client, { ...CPR, metadata: { name: R1 }, spec: { version: '1.29.6' } });
+        await waitFor('the auto webhook to be gone', async () => !(await autoWebhook()), {
+          timeoutMs: 30_000,
+        });
+      }
+    },
+  ),
+);
