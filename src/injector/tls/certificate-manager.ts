@@ -334,16 +334,23 @@ export class CertificateManager {
     const { material, changes } = await this.nextMaterial(existing, now);
     if (changes.length === 0) return material;
 
-    const { name, namespace, resourceVersion, labels, annotations } = existing.metadata;
+    // An update replaces the whole Secret: what meshrev does not manage (owner references or finalizers someone
+    // added, and the type, which cannot change once created) is carried over, or the update would drop it or be
+    // refused every time.
+    const { labels, annotations, managedFields: _managedFields, ...kept } = existing.metadata;
     const secret = secretFromMaterial(
       material,
-      { name, namespace, labels: { ...labels, ...SECRET_LABELS }, ...(annotations ? { annotations } : {}) },
+      { ...kept, labels: { ...labels, ...SECRET_LABELS }, ...(annotations ? { annotations } : {}) },
       now,
     );
-    secret.metadata.resourceVersion = resourceVersion;
+    if (existing.type !== undefined) secret.type = existing.type;
     await this.store.update(secret);
     this.logger?.info(
-      { secret: `${namespace}/${name}`, changes, trustedCas: countCas(material) },
+      {
+        secret: `${existing.metadata.namespace}/${existing.metadata.name}`,
+        changes,
+        trustedCas: countCas(material),
+      },
       'updated injector TLS material',
     );
     return material;

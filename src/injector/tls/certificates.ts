@@ -94,6 +94,8 @@ export interface TlsSecret {
     resourceVersion?: string;
     labels?: Record<string, string>;
     annotations?: Record<string, string>;
+    /** Whatever else the stored Secret carries (owner references, finalizers, …), kept through an update. */
+    [field: string]: unknown;
   };
   type?: string;
   /** Base64-encoded values, as in the Kubernetes API. */

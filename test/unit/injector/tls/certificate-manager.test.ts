@@ -556,6 +556,32 @@ describe('CertificateManager CA rotation', () => {
     expect(leafProblem(promoted, { now: clock.now(), dnsNames: DNS_NAMES })).toBeUndefined();
   });
 
+  it('keeps what it does not manage through an update: owner references, finalizers and the Secret type', async () => {
+    const store = new InMemorySecretStore();
+    const clock = new FakeClock();
+    const manager = newManager(store, clock);
+    await manager.start();
+    const secret = await storedSecret(store);
+    const ownerReferences = [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'meshrev', uid: 'd1' }];
+    store.put({
+      ...secret,
+      type: 'Opaque',
+      metadata: {
+        ...secret.metadata,
+        ownerReferences,
+        finalizers: ['example.com/keep'],
+        annotations: { [ROTATION_ANNOTATIONS.replaceCa]: 'now' },
+      },
+    });
+
+    await manager.refresh();
+
+    const updated = await storedSecret(store);
+    expect(updated.metadata.annotations?.[ROTATION_ANNOTATIONS.nextStagedAt]).toBeDefined();
+    expect(updated.metadata).toMatchObject({ ownerReferences, finalizers: ['example.com/keep'] });
+    expect(updated.type).toBe('Opaque');
+  });
+
   it('stages a new CA when asked by annotation, once, and keeps the user’s other annotations', async () => {
     const store = new InMemorySecretStore();
     const clock = new FakeClock();
