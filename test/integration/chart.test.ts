@@ -159,6 +159,15 @@ describe('the Helm chart with values set', () => {
     expect(image('').image).toBe('registry.example/meshrev:v0.1.0');
   });
 
+  test('refuses several replicas without leader election, which would run several reconcilers at once', () => {
+    expect(() => helmTemplate({ values: { leaderElection: false, replicas: 2 } })).toThrow(
+      /leaderElection: false with more than one replica/,
+    );
+    expect(
+      deploymentOf(helmTemplate({ values: { leaderElection: false, replicas: 1 } })).spec!.replicas,
+    ).toBe(1);
+  });
+
   test('runs the replicas and resources given', () => {
     const resources = { requests: { cpu: '250m', memory: '256Mi' }, limits: { cpu: '2', memory: '1Gi' } };
     const rendered = helmTemplate({ values: { replicas: 3, resources } });
@@ -188,6 +197,8 @@ describe('the Helm chart with values set', () => {
   test('passes the log level, switched-off features, ports and injector tuning to the operator as flags', () => {
     const rendered = helmTemplate({
       values: {
+        // Without leader election the chart runs one replica only.
+        replicas: 1,
         leaderElection: false,
         createDefaultTag: false,
         logLevel: 'debug',
