@@ -111,7 +111,8 @@ function envsFromPathRemainder(remainder: string): Record<string, string> {
 
   const envs: Record<string, string> = {};
   for (const [key, value] of pairs) {
-    const envName = PATH_KEY_TO_ENV[key] ?? key.toUpperCase();
+    // Own keys only: `constructor` or `__proto__` in a path are env names like any other, as in istiod.
+    const envName = Object.hasOwn(PATH_KEY_TO_ENV, key) ? (PATH_KEY_TO_ENV[key] ?? '') : key.toUpperCase();
     if (envName !== '') envs[envName] = value;
   }
   return envs;

@@ -40,7 +40,7 @@ export interface InjectorServerHooks {
    * `status` is the HTTP status sent (a denied review is 200; 0 when the client went away first).
    */
   onAdmission?(outcome: AdmissionOutcome, revision: string, seconds: number, status: number): void;
-  /** Called once per request to a `/validate/<resource>` path with the HTTP status answered. */
+  /** Called once per request to a `/validate/<resource>` path with the HTTP status answered (0: the client went away). */
   onValidation?(path: string, status: number, seconds: number): void;
 }
 
@@ -93,6 +93,9 @@ export interface InjectorServer {
   /** Swaps the certificate for new handshakes; established connections keep theirs. Throws on unusable material. */
   reloadTls(material: ServingMaterial): void;
 }
+
+/** How long the reply to a client error may take to leave before its half-closed socket is destroyed. */
+const CLIENT_ERROR_LINGER_MS = 1_000;
 
 const DEFAULT_LIMITS: Required<InjectorServerLimits> = {
   maxBodyBytes: MAX_ADMISSION_BODY_BYTES,
@@ -195,6 +198,9 @@ export function createInjectorServer(options: InjectorServerOptions): InjectorSe
           ? '431 Request Header Fields Too Large'
           : '400 Bad Request';
     socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    // end() only half-closes: a client that never closes its side would keep the socket, and the request and body
+    // it was reading, forever (no timeout applies any more). Give the reply a moment to leave, then cut it.
+    setTimeout(() => socket.destroy(), CLIENT_ERROR_LINGER_MS).unref();
   });
 
   function report(
@@ -212,8 +218,9 @@ export function createInjectorServer(options: InjectorServerOptions): InjectorSe
     }
   }
 
-  function send(res: ServerResponse, reply: HttpReply): void {
-    if (res.headersSent || res.destroyed) return;
+  /** Writes the reply; returns the HTTP status sent, or 0 when the client had gone away (nothing was sent). */
+  function send(res: ServerResponse, reply: HttpReply): number {
+    if (res.headersSent || res.destroyed) return 0;
     const body = typeof reply.body === 'string' ? Buffer.from(reply.body, 'utf8') : reply.body;
     const headers: Record<string, string | number> = {
       'Content-Type': reply.contentType,
@@ -222,6 +229,7 @@ export function createInjectorServer(options: InjectorServerOptions): InjectorSe
     if (closing) headers.Connection = 'close';
     res.writeHead(reply.status, headers);
     res.end(body);
+    return reply.status;
   }
 
   /** Lets a rejected oversized upload finish streaming (so the client reads the 400), but not forever. */
@@ -240,8 +248,14 @@ export function createInjectorServer(options: InjectorServerOptions): InjectorSe
       return serveValidation(req, res, validateResource, options.validate, startedAt);
     }
     const path = parseInjectPath(req.url ?? '/');
-    if (path.kind === 'not-found') return send(res, textReply(404, '404 page not found'));
-    if (path.kind === 'malformed') return send(res, textReply(400, path.message));
+    if (path.kind === 'not-found') {
+      send(res, textReply(404, '404 page not found'));
+      return;
+    }
+    if (path.kind === 'malformed') {
+      send(res, textReply(400, path.message));
+      return;
+    }
 
     const read = await readBodyWithinLimit(req, limits.maxBodyBytes);
     if (read.kind === 'aborted') {
@@ -250,9 +264,9 @@ export function createInjectorServer(options: InjectorServerOptions): InjectorSe
     }
     if (read.kind === 'too-large') {
       const reply = bodyTooLargeReply(limits.maxBodyBytes);
-      send(res, reply);
+      const status = send(res, reply);
       boundDrain(req);
-      report(reply.outcome, reply.revision, startedAt, reply.status);
+      report(reply.outcome, reply.revision, startedAt, status);
       return;
     }
 
@@ -264,8 +278,7 @@ export function createInjectorServer(options: InjectorServerOptions): InjectorSe
       { path: path.revisionName, status: reply.status, outcome: reply.outcome, revision: reply.revision },
       'injector handled admission request',
     );
-    send(res, reply);
-    report(reply.outcome, reply.revision, startedAt, reply.status);
+    report(reply.outcome, reply.revision, startedAt, send(res, reply));
   }
 
   async function serveValidation(
@@ -284,12 +297,12 @@ export function createInjectorServer(options: InjectorServerOptions): InjectorSe
             { resource, contentType: req.headers['content-type'], body: read.body },
             validate,
           );
-    send(res, reply);
+    const status = send(res, reply);
     if (read.kind === 'too-large') boundDrain(req);
     try {
       hooks?.onValidation?.(
         `/validate/${resource}`,
-        reply.status,
+        status,
         Number(process.hrtime.bigint() - startedAt) / 1e9,
       );
     } catch (error) {

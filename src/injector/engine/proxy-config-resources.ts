@@ -174,10 +174,13 @@ export class ProxyConfigIndex {
     const workload = this.byNamespace
       .get(namespace)
       ?.find((r) => r.matchLabels !== undefined && selects(r.matchLabels, labels));
-    const key = `${namespace}\n${workload?.name ?? ''}`;
+    // A namespace without resources of its own gets the mesh-wide layer only, so one entry serves every such
+    // namespace: the memo cannot grow with namespaces that hold no ProxyConfig (a forged review can name any).
+    const scope = this.byNamespace.has(namespace) ? namespace : '';
+    const key = `${scope}\n${workload?.name ?? ''}`;
     let chosen = this.chosen.get(key);
     if (chosen === undefined && !this.chosen.has(key)) {
-      chosen = this.choose(namespace, workload);
+      chosen = this.choose(scope, workload);
       this.chosen.set(key, chosen);
     }
     return chosen;

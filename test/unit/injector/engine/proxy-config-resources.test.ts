@@ -199,6 +199,17 @@ describe('ProxyConfig resources (istiod EffectiveProxyConfig)', () => {
     );
   });
 
+  test('namespaces without resources of their own share one answer, however many a review names', () => {
+    const index = new ProxyConfigIndex(
+      [proxyConfig(ROOT, 'mesh', { concurrency: 2 }), proxyConfig('shop', 'pc', { concurrency: 3 })],
+      ROOT,
+    );
+    const unrelated = Array.from({ length: 1000 }, (_, i) => index.layersFor(`forged-${i}`, {}));
+    expect(new Set(unrelated).size).toBe(1);
+    expect(unrelated[0]?.sources.map((r) => r.name)).toEqual(['mesh']);
+    expect(index.layersFor('shop', {})?.sources.map((r) => r.name)).toEqual(['mesh', 'pc']);
+  });
+
   test.each([
     [{ concurrency: 'two' }, 'spec.concurrency must be a non-negative 32-bit integer'],
     [{ concurrency: -1 }, 'spec.concurrency must be a non-negative 32-bit integer'],

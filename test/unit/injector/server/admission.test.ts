@@ -107,6 +107,15 @@ describe('parseInjectPath', () => {
         pathParams: { ISTIO_META_CLUSTER_ID: 'c2', ROOTPAGE: '/foo/bar' },
       },
     ],
+    // Keys that are also names of JavaScript object properties are env names like any other, as in istiod.
+    [
+      '/inject/canary/constructor/x/:ENV:__proto__=y',
+      { kind: 'inject', revisionName: 'canary', pathParams: { CONSTRUCTOR: 'x' } },
+    ],
+    [
+      '/inject/canary/:ENV:__proto__=y:ENV:toString=z',
+      { kind: 'inject', revisionName: 'canary', pathParams: { __PROTO__: 'y', TOSTRING: 'z' } },
+    ],
     // Like Go's decoded URL.Path, %2F becomes a separator: `b` is then an odd trailing key.
     [
       '/inject/canary/net/a%2Fb',

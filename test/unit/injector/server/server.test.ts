@@ -462,6 +462,25 @@ describe('injector HTTPS server robustness', () => {
     expect(received).toMatch(/^HTTP\/1.1 408 Request Timeout\r\n/);
   });
 
+  it('closes the connection of a timed-out client that never closes its own side, and reports the request', async () => {
+    const { port, admissions } = await startServer({
+      limits: { headersTimeoutMs: 200, requestTimeoutMs: 300, connectionsCheckingIntervalMs: 50 },
+    });
+    const socket = tls.connect({ host: HOST, port, ca: ca.certPem, allowHalfOpen: true });
+    await new Promise<void>((resolve) => socket.once('secureConnect', () => resolve()));
+    socket.write(
+      'POST /inject/canary HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"a"',
+    );
+    let received = '';
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString('utf8')));
+    // The request is settled (and reported) only once the server has let go of the socket: with the client's
+    // side left open, that takes the server closing it.
+    await waitFor(() => admissions.length === 1);
+    expect(received).toMatch(/^HTTP\/1.1 408 Request Timeout\r\n/);
+    expect(admissions[0]?.outcome).toBe('error');
+    socket.destroy();
+  });
+
   it('cuts off a client that trickles its headers', async () => {
     const { port } = await startServer({
       limits: { headersTimeoutMs: 200, requestTimeoutMs: 300, connectionsCheckingIntervalMs: 50 },
