@@ -33,6 +33,9 @@
 // wait for kube-apiserver's webhook timeout, and the thread would stay stuck. "Longer than any render" is 3 s, or
 // less when the caller's client gives up sooner: InjectionService passes half the revision's webhook timeout, so a
 // revision with `timeoutSeconds: 1` has its stuck pod refused, and the pods behind it rendered, within that second.
+// "Held" counts from when the thread could start on the job (its post, or the answer before it), not from the post:
+// a job that merely waited past its timeout in a busy but moving queue goes back to its caller instead, and a check
+// that runs late because this thread was busy waits for the answers sent meanwhile before it judges.
 import { Worker } from 'node:worker_threads';
 
 import type { Logger } from 'pino';
@@ -172,6 +175,13 @@ interface ThreadSlot {
   /** Exits since the thread last answered a job; sets the restart delay. */
   exitsWithoutAnswer: number;
   restartTimer: NodeJS.Timeout | undefined;
+  /**
+   * Ids of the jobs posted to the running thread and not answered yet, oldest first: the thread works on the first.
+   * Unlike `pending` it keeps jobs already handed back to their callers, which the thread still works through.
+   */
+  inThread: number[];
+  /** When the thread started on `inThread[0]`, as far as this thread can tell: its post, or the answer before it. */
+  headSince: number;
 }
 
 const DEFAULT_ENTRY = { module: new URL('./render-thread.js', import.meta.url) };
@@ -202,6 +212,8 @@ export class RenderPool implements Renderer {
   private readonly jobTimeoutMs: number;
   private started = false;
   private watchdogTimer: NodeJS.Timeout | undefined;
+  private readonly watchdogIntervalMs: number;
+  private lastCheckAt: number | undefined;
 
   constructor(private readonly options: RenderPoolOptions) {
     this.maxQueued = options.maxQueuedPerThread ?? 64;
@@ -217,8 +229,12 @@ export class RenderPool implements Renderer {
       shipped: new Map(),
       exitsWithoutAnswer: 0,
       restartTimer: undefined,
+      inThread: [],
+      headSince: 0,
     }));
     this.jobTimeoutMs = options.watchdog?.jobTimeoutMs ?? DEFAULT_JOB_TIMEOUT_MS;
+    this.watchdogIntervalMs =
+      options.watchdog?.intervalMs ?? Math.min(DEFAULT_WATCHDOG_INTERVAL_MS, this.jobTimeoutMs / 4);
     if (options.offload === 'always') this.prestart();
   }
 
@@ -227,10 +243,7 @@ export class RenderPool implements Renderer {
     if (this.started || this.closed || this.slots.length === 0) return;
     this.started = true;
     for (const slot of this.slots) this.start(slot);
-    this.watchdogTimer = setInterval(
-      () => this.checkStuckThreads(),
-      this.options.watchdog?.intervalMs ?? Math.min(DEFAULT_WATCHDOG_INTERVAL_MS, this.jobTimeoutMs / 4),
-    );
+    this.watchdogTimer = setInterval(() => this.checkStuckThreads(), this.watchdogIntervalMs);
     this.watchdogTimer.unref();
   }
 
@@ -268,6 +281,8 @@ export class RenderPool implements Renderer {
       });
       try {
         worker.postMessage(request);
+        if (slot.inThread.length === 0) slot.headSince = this.now();
+        slot.inThread.push(id);
       } catch (error) {
         // Not sent (a value the structured clone cannot copy): no answer will come, so nothing may wait for one.
         slot.pending.delete(id);
@@ -347,8 +362,16 @@ export class RenderPool implements Renderer {
     slot.worker = worker;
     slot.ready = false;
     worker.on('message', (message: RenderThreadMessage) => {
-      if ('ready' in message) slot.ready = slot.worker === worker;
-      else this.settle(slot, message);
+      if ('ready' in message) {
+        slot.ready = slot.worker === worker;
+        return;
+      }
+      if (slot.worker !== worker) return;
+      // Answers come in the order of the posts: the thread has moved on to the next job now.
+      const at = slot.inThread.indexOf(message.id);
+      if (at !== -1) slot.inThread.splice(0, at + 1);
+      slot.headSince = this.now();
+      this.settle(slot, message);
     });
     worker.on('error', (err) =>
       this.options.logger.error({ err, thread: slot.index }, 'render thread failed'),
@@ -357,32 +380,55 @@ export class RenderPool implements Renderer {
   }
 
   /**
-   * A thread answers its jobs in the order they were posted, so the oldest one it holds is the one it is working on,
-   * and it has held that one at least as long as any job has waited. Once any job has waited past its timeout, the
-   * engine is stuck on the oldest (see the top); a job with a short timeout queued behind one with a long timeout
-   * must not wait out the long one.
+   * A thread answers its jobs in the order they were posted, so it is working on the oldest it has not answered, and
+   * has been since its post or the answer before it (`headSince`). Once a job has waited past its timeout, one of two
+   * things holds. Either the thread has been on its current job longer than that timeout: the engine is stuck on it
+   * (see the top), so that pod is refused and the thread restarted, and a job with a short timeout queued behind one
+   * with a long timeout does not wait out the long one. Or the thread is moving and the job merely waited in its
+   * queue: it goes back to its caller, who renders it, and no pod is refused for a queue it did not cause.
    */
   private checkStuckThreads(): void {
     const now = this.now();
+    const sinceLastCheck = this.lastCheckAt === undefined ? 0 : now - this.lastCheckAt;
+    this.lastCheckAt = now;
+    // This check ran late: the main thread was busy, and answers the threads sent meanwhile may not have been
+    // delivered yet (timers run before messages). Judge at the next check, once they have been.
+    if (sinceLastCheck > 2 * this.watchdogIntervalMs) return;
     for (const slot of this.slots) {
       const worker = slot.worker;
-      const oldest = slot.pending.entries().next();
-      if (worker === undefined || oldest.done === true) continue;
-      if (![...slot.pending.values()].some((waiting) => now - waiting.postedAt > waiting.timeoutMs)) continue;
-      const [id, job] = oldest.value;
-      const heldMs = now - job.postedAt;
-      slot.pending.delete(id);
-      this.counts.timedOut++;
-      this.options.logger.error(
-        { thread: slot.index, heldMs: Math.round(heldMs), queuedBehind: slot.pending.size },
-        'render thread is stuck on a pod; refusing that pod and restarting the thread',
-      );
-      job.reject(new RenderJobTimedOut(slot.index, heldMs));
-      // The jobs queued behind it go back to their callers now, not when the exit event comes: until then a later
-      // check would find the next of them held as long and refuse a pod that did nothing wrong.
-      void worker.terminate();
-      this.onExit(slot, worker, { terminatedBy: 'watchdog' });
+      if (worker === undefined) continue;
+      const overdue = [...slot.pending].filter(([, waiting]) => now - waiting.postedAt > waiting.timeoutMs);
+      if (overdue.length === 0) continue;
+      const heldMs = now - slot.headSince;
+      if (heldMs > Math.min(...overdue.map(([, waiting]) => waiting.timeoutMs))) {
+        this.refuseStuckJob(slot, worker, heldMs);
+        continue;
+      }
+      for (const [id, waiting] of overdue) {
+        slot.pending.delete(id);
+        this.counts.lost++;
+        waiting.reject(new RenderThreadLost(slot.index));
+      }
     }
+  }
+
+  /** Refuses the pod the thread is stuck on (if its caller still waits), and restarts the thread. */
+  private refuseStuckJob(slot: ThreadSlot, worker: Worker, heldMs: number): void {
+    const headId = slot.inThread[0];
+    const stuck = headId === undefined ? undefined : slot.pending.get(headId);
+    if (headId !== undefined && stuck !== undefined) {
+      slot.pending.delete(headId);
+      this.counts.timedOut++;
+      stuck.reject(new RenderJobTimedOut(slot.index, heldMs));
+    }
+    this.options.logger.error(
+      { thread: slot.index, heldMs: Math.round(heldMs), queuedBehind: slot.pending.size },
+      'render thread is stuck on a pod; refusing that pod and restarting the thread',
+    );
+    // The jobs queued behind it go back to their callers now, not when the exit event comes: until then a later
+    // check would find the next of them held as long and refuse a pod that did nothing wrong.
+    void worker.terminate();
+    this.onExit(slot, worker, { terminatedBy: 'watchdog' });
   }
 
   private settle(slot: ThreadSlot, reply: RenderThreadReply): void {
@@ -410,6 +456,7 @@ export class RenderPool implements Renderer {
     slot.worker = undefined;
     slot.ready = false;
     slot.shipped.clear();
+    slot.inThread = [];
     const lost = [...slot.pending.values()];
     slot.pending.clear();
     this.counts.lost += lost.length;

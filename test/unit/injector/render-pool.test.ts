@@ -9,7 +9,8 @@ import { RenderJobTimedOut, RenderPool, RenderThreadLost } from '../../../src/in
 import { waitFor } from '../runtime/fakes.js';
 
 // Answers by the job's namespace: `crash` ends the thread, `hold` never answers, `spin` blocks the thread for good
-// (an engine stuck on a pod), `fail` reports a failure, `slow` reports 150 ms spent on it, and any
+// (an engine stuck on a pod), `busy` works 30 ms and answers, `fail` reports a failure, `slow` reports 150 ms spent
+// on it, and any
 // other is answered with what the thread knew: the settings' revision, whether they came with this job, what the
 // job retired.
 const SCRIPTED_THREAD = `
@@ -23,6 +24,7 @@ parentPort.on('message', (m) => {
   if (ns === 'crash') process.exit(3);
   if (ns === 'hold') return;
   if (ns === 'spin') for (;;);
+  if (ns === 'busy') { const end = Date.now() + 30; while (Date.now() < end); }
   if (ns === 'fail') return parentPort.postMessage({ id: m.id, failed: 'engine broke' });
   const known = settings.get(m.settingsId);
   const retired = m.retire ? ' retired ' + m.retire.join(',') : '';
@@ -149,6 +151,41 @@ describe('RenderPool', () => {
     const capped = rendered(strict.render('asm-1', settingsOf('asm-1'), job('spin'), 600_000));
     await expect(capped).rejects.toBeInstanceOf(RenderJobTimedOut);
     expect(strict.stats()).toMatchObject({ timedOut: 1 });
+  });
+
+  test('a job that waited past its timeout in a moving queue goes back to its caller; no pod is refused', async () => {
+    const p = await pool({ watchdog: { jobTimeoutMs: 200, intervalMs: 20 } });
+    const settings = settingsOf('asm-1');
+    // 30 jobs of 30 ms each: the last ones wait far longer than 200 ms, while the thread never dwells on one.
+    const outcomes = await Promise.all(
+      Array.from({ length: 30 }, () =>
+        rendered(p.render('asm-1', settings, job('busy'))).then(
+          () => 'rendered',
+          (error: unknown) => (error as Error).constructor.name,
+        ),
+      ),
+    );
+    expect(outcomes).not.toContain('RenderJobTimedOut');
+    expect(outcomes).toContain('RenderThreadLost');
+    expect(outcomes[0]).toBe('rendered');
+    expect(p.stats()).toMatchObject({ timedOut: 0, restarts: 0 });
+  });
+
+  test('a check that runs late, after the main thread was busy, waits for the answers sent meanwhile', async () => {
+    const p = await pool({ watchdog: { jobTimeoutMs: 100, intervalMs: 20 } });
+    const settings = settingsOf('asm-1');
+    const answered = [1, 2, 3].map(() => rendered(p.render('asm-1', settings, job('a'))));
+    // The thread answers at once, but this thread only reads the answers after a turn three timeouts long, run
+    // where the event loop goes to its timers, the watchdog's, before it delivers messages.
+    await new Promise<void>((resolve) =>
+      setImmediate(() => {
+        const end = Date.now() + 300;
+        while (Date.now() < end);
+        resolve();
+      }),
+    );
+    await expect(Promise.all(answered)).resolves.toHaveLength(3);
+    expect(p.stats()).toMatchObject({ timedOut: 0, lost: 0, restarts: 0 });
   });
 
   test('the watchdog leaves a thread alone while its jobs are answered in time', async () => {
