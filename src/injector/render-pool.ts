@@ -213,7 +213,7 @@ export class RenderPool implements Renderer {
   private started = false;
   private watchdogTimer: NodeJS.Timeout | undefined;
   private readonly watchdogIntervalMs: number;
-  private lastCheckAt: number | undefined;
+  private lastCheckAt = 0;
 
   constructor(private readonly options: RenderPoolOptions) {
     this.maxQueued = options.maxQueuedPerThread ?? 64;
@@ -243,6 +243,7 @@ export class RenderPool implements Renderer {
     if (this.started || this.closed || this.slots.length === 0) return;
     this.started = true;
     for (const slot of this.slots) this.start(slot);
+    this.lastCheckAt = this.now();
     this.watchdogTimer = setInterval(() => this.checkStuckThreads(), this.watchdogIntervalMs);
     this.watchdogTimer.unref();
   }
@@ -389,7 +390,7 @@ export class RenderPool implements Renderer {
    */
   private checkStuckThreads(): void {
     const now = this.now();
-    const sinceLastCheck = this.lastCheckAt === undefined ? 0 : now - this.lastCheckAt;
+    const sinceLastCheck = now - this.lastCheckAt;
     this.lastCheckAt = now;
     // This check ran late: the main thread was busy, and answers the threads sent meanwhile may not have been
     // delivered yet (timers run before messages). Judge at the next check, once they have been.

@@ -466,7 +466,9 @@ describe('injector HTTPS server robustness', () => {
     const { port, admissions } = await startServer({
       limits: { headersTimeoutMs: 200, requestTimeoutMs: 300, connectionsCheckingIntervalMs: 50 },
     });
-    const socket = tls.connect({ host: HOST, port, ca: ca.certPem, allowHalfOpen: true });
+    // allowHalfOpen reaches the underlying net.Socket; @types/node leaves it out of tls.ConnectionOptions.
+    const halfOpen = { host: HOST, port, ca: ca.certPem, allowHalfOpen: true } as tls.ConnectionOptions;
+    const socket = tls.connect(halfOpen);
     await new Promise<void>((resolve) => socket.once('secureConnect', () => resolve()));
     socket.write(
       'POST /inject/canary HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"a"',
