@@ -3,7 +3,9 @@
  * CRD schemas, so a half-written or older object still shows up instead of failing the whole command.
  */
 import { API_GROUP_VERSION, CONTROL_PLANE_REVISION_KIND, REVISION_TAG_KIND } from '../crds/constants.js';
+import { InjectionSpecSchema } from '../crds/proxy.js';
 import { computeUsage, type Usage } from '../controllers/usage/usage.js';
+import type { InjectorSettings } from '../injector/engine/settings.js';
 import { isNotFound } from '../runtime/kube.js';
 import type { ResourceType } from '../runtime/resources.js';
 import { isRecord, type KubeObject } from '../runtime/types.js';
@@ -31,7 +33,14 @@ export interface RevisionSummary {
   readyMessage?: string;
   /** spec.injection.enableNamespacesByDefault: serving the default selectors, it also injects unlabelled namespaces. */
   injectsUnlabelledNamespaces?: boolean;
+  /** What spec.injection sets of the rules by which its injector lets a pod through without a sidecar. */
+  injectionPolicy?: InjectionPolicySpec;
 }
+
+/** spec.injection's policy and selectors; unset fields take the injector's defaults. */
+export type InjectionPolicySpec = Partial<
+  Pick<InjectorSettings, 'policy' | 'neverInjectSelector' | 'alwaysInjectSelector'>
+>;
 
 /** The names of the revisions that inject unlabelled namespaces when they serve the default selectors. */
 export function autoInjectingRevisions(revisions: readonly RevisionSummary[]): string[] {
@@ -56,6 +65,21 @@ function text(value: unknown): string | undefined {
   return typeof value === 'string' && value !== '' ? value : undefined;
 }
 
+/** The revision's injection policy and selectors, read through the CRD's own schema (undefined if it does not parse). */
+function injectionPolicyOf(object: unknown): InjectionPolicySpec | undefined {
+  const injection = field(object, 'spec', 'injection');
+  const parsed = InjectionSpecSchema.safeParse(injection ?? {});
+  if (!parsed.success) return undefined;
+  const { policy, neverInjectSelector, alwaysInjectSelector } = parsed.data;
+  // Only what the spec sets: the injector's defaults apply to the rest.
+  const spec: InjectionPolicySpec = {
+    ...(field(injection, 'policy') === undefined ? {} : { policy }),
+    ...(neverInjectSelector === undefined ? {} : { neverInjectSelector }),
+    ...(alwaysInjectSelector === undefined ? {} : { alwaysInjectSelector }),
+  };
+  return Object.keys(spec).length === 0 ? undefined : spec;
+}
+
 export function summariseRevision(object: unknown): RevisionSummary | undefined {
   const name = text(field(object, 'metadata', 'name'));
   if (name === undefined) return undefined;
@@ -70,6 +94,7 @@ export function summariseRevision(object: unknown): RevisionSummary | undefined 
     : undefined;
   const readyStatus = text(field(ready, 'status'));
   const readyMessage = text(field(ready, 'message'));
+  const injectionPolicy = injectionPolicyOf(object);
   return {
     name,
     ...(version === undefined ? {} : { version }),
@@ -78,6 +103,7 @@ export function summariseRevision(object: unknown): RevisionSummary | undefined 
     ...(field(object, 'spec', 'injection', 'enableNamespacesByDefault') === true
       ? { injectsUnlabelledNamespaces: true }
       : {}),
+    ...(injectionPolicy === undefined ? {} : { injectionPolicy }),
   };
 }
 
@@ -214,4 +240,20 @@ export function lookupTarget(
     found: false,
     message: `no revision or tag named "${name}" (revisions: ${known(revisions)}; tags: ${known(tags)})`,
   };
+}
+
+/**
+ * Why pods should not be moved to `revision` yet: its Ready condition is not True, or the operator has not
+ * reported one (a revision just created is not known to serve). Undefined when it is Ready, or when there is
+ * no such revision (lookupTarget says so).
+ */
+export function readinessProblem(
+  revision: string,
+  revisions: readonly RevisionSummary[],
+): string | undefined {
+  const summary = revisions.find((candidate) => candidate.name === revision);
+  if (summary === undefined || summary.ready === 'True') return undefined;
+  if (summary.ready === undefined) return `revision ${revision} has not reported a Ready condition yet`;
+  const why = summary.readyMessage === undefined ? '' : `: ${summary.readyMessage}`;
+  return `revision ${revision} is not Ready (Ready=${summary.ready}${why})`;
 }

@@ -12,6 +12,7 @@ import {
   autoInjectingRevisions,
   lookupTarget,
   type NamespaceMeta,
+  readinessProblem,
   readNamespace,
   readRevisions,
   readTags,
@@ -20,10 +21,11 @@ import { type CliIO, ExitCode } from './io.js';
 import { describeError, usageError } from './messages.js';
 import { executeMoves } from './move.js';
 import { planRelabel } from './relabel.js';
+import { injectionView } from './rollout.js';
 
 export const DEFAULT_TIMEOUT_MS = 5 * 60_000;
 
-export const MIGRATE_HELP = `Usage: meshrev migrate <namespace>... --to <revision|tag> [--restart] [--dry-run] [--timeout 5m]
+export const MIGRATE_HELP = `Usage: meshrev migrate <namespace>... --to <revision|tag> [--restart] [--dry-run] [--timeout 5m] [--force]
 
 Moves namespaces to a revision or tag as Istio's upgrade guide says: removes the istio-injection label and
 sets istio.io/rev=<revision|tag>. The label set before is recorded in the namespace annotation
@@ -31,15 +33,22 @@ meshrev.dev/previous-revision, so 'meshrev rollback' can return to it.
 
 Running pods keep their proxy until they are recreated. With --restart, the namespace's Deployments,
 StatefulSets and DaemonSets are restarted as 'kubectl rollout restart' does, and the command waits, printing
-progress, until every pod of them runs the new revision or the timeout passes.
+progress, until every pod of them runs the new revision or the timeout passes. Workloads whose pods the
+injector never gives a sidecar (host network, kube-system and other ignored namespaces, opted out) are left
+alone. Paused Deployments, OnDelete workloads and partitioned StatefulSets are not moved by a restart: their
+pods left on another revision are listed with what to do, and the command exits with code 3.
+
+The target revision must be Ready; a revision that is not, or has not reported yet, is refused unless --force.
 
 Flags:
   --to <revision|tag>   the ControlPlaneRevision or RevisionTag to move to (required)
   --restart             restart the workloads and wait for their pods to move
   --dry-run             print what would change and change nothing
   --timeout <duration>  how long to wait for pods with --restart (default 5m)
+  --force               move even when the target revision is not Ready
 
-Exit codes: 0 done, 1 error (e.g. unknown revision or namespace), 2 usage error, 3 timed out with pods left.
+Exit codes: 0 done, 1 error (e.g. unknown or unready revision, unknown namespace), 2 usage error,
+3 pods left on another revision (timed out, or in workloads a restart does not move).
 
 ${COMMON_FLAGS_HELP}`;
 
@@ -49,6 +58,7 @@ export async function runMigrate(args: string[], io: CliIO): Promise<number> {
     restart: { type: 'boolean' },
     'dry-run': { type: 'boolean' },
     timeout: { type: 'string' },
+    force: { type: 'boolean' },
   });
   if (!parsed.ok) return usageError(io, parsed.error, MIGRATE_HELP);
   if (parsed.common.help) {
@@ -73,6 +83,17 @@ export async function runMigrate(args: string[], io: CliIO): Promise<number> {
       io.stderr(`error: ${target.message}`);
       return ExitCode.Error;
     }
+    const unready = readinessProblem(target.revision, revisions);
+    if (unready !== undefined) {
+      const what = target.kind === 'tag' ? `tag ${target.name} points at ${unready}` : unready;
+      if (!flag(parsed.values, 'force')) {
+        io.stderr(
+          `error: ${what}; wait until it is Ready (meshrev status) or pass --force to move anyway; nothing was changed`,
+        );
+        return ExitCode.Error;
+      }
+      io.stderr(`warning: ${what}; moving anyway (--force)`);
+    }
     const found: NamespaceMeta[] = [];
     const missing: string[] = [];
     for (const name of namespaces) {
@@ -94,10 +115,13 @@ export async function runMigrate(args: string[], io: CliIO): Promise<number> {
     const plans = found.map((ns) => planRelabel(ns, { kind: 'revision', value: target.name }));
     return await executeMoves(
       plans,
-      injectionWorld(
-        revisions.map((revision) => revision.name),
-        tags,
-        autoInjectingRevisions(revisions),
+      injectionView(
+        injectionWorld(
+          revisions.map((revision) => revision.name),
+          tags,
+          autoInjectingRevisions(revisions),
+        ),
+        revisions,
       ),
       {
         restart: flag(parsed.values, 'restart'),

@@ -1,7 +1,14 @@
 // `meshrev rollback`: return namespaces to the label set the last migrate (or rollback) recorded.
-import { injectionWorld, resolveDefault } from '../controllers/usage/selection.js';
+import { injectionWorld, resolveDefault, resolveNamespace } from '../controllers/usage/selection.js';
 import { COMMON_FLAGS_HELP, flag, parseCommandArgs, parseDuration, stringOption } from './args.js';
-import { autoInjectingRevisions, lookupTarget, readNamespace, readRevisions, readTags } from './cluster.js';
+import {
+  autoInjectingRevisions,
+  lookupTarget,
+  readinessProblem,
+  readNamespace,
+  readRevisions,
+  readTags,
+} from './cluster.js';
 import { type CliIO, ExitCode } from './io.js';
 import { describeError, usageError } from './messages.js';
 import { DEFAULT_TIMEOUT_MS } from './migrate.js';
@@ -13,19 +20,25 @@ import {
   PREVIOUS_REVISION_ANNOTATION,
   type RelabelPlan,
 } from './relabel.js';
+import { injectionView } from './rollout.js';
 
-export const ROLLBACK_HELP = `Usage: meshrev rollback <namespace>... [--restart] [--dry-run] [--timeout 5m]
+export const ROLLBACK_HELP = `Usage: meshrev rollback <namespace>... [--restart] [--dry-run] [--timeout 5m] [--force]
 
 Moves each namespace back to the injection label recorded in its meshrev.dev/previous-revision annotation
 by 'meshrev migrate'. The annotation is updated to the label set being left, so a second rollback goes
-forward again.
+forward again. With --restart, workloads are restarted and waited for as with 'meshrev migrate --restart'.
+
+The revision a namespace goes back to must be Ready; one that is not, or has not reported yet, is refused
+unless --force.
 
 Flags:
   --restart             restart the workloads and wait for their pods to move
   --dry-run             print what would change and change nothing
   --timeout <duration>  how long to wait for pods with --restart (default 5m)
+  --force               move even when the revision gone back to is not Ready
 
-Exit codes: 0 done, 1 error (e.g. nothing recorded), 2 usage error, 3 timed out with pods left.
+Exit codes: 0 done, 1 error (e.g. nothing recorded, unready revision), 2 usage error,
+3 pods left on another revision (timed out, or in workloads a restart does not move).
 
 ${COMMON_FLAGS_HELP}`;
 
@@ -34,6 +47,7 @@ export async function runRollback(args: string[], io: CliIO): Promise<number> {
     restart: { type: 'boolean' },
     'dry-run': { type: 'boolean' },
     timeout: { type: 'string' },
+    force: { type: 'boolean' },
   });
   if (!parsed.ok) return usageError(io, parsed.error, ROLLBACK_HELP);
   if (parsed.common.help) {
@@ -89,7 +103,19 @@ export async function runRollback(args: string[], io: CliIO): Promise<number> {
           `warning: ${name} goes back to istio-injection=enabled, but no "default" tag or revision exists: new pods get no sidecar`,
         );
       }
-      plans.push(planRelabel(ns, previous));
+      const plan = planRelabel(ns, previous);
+      // Whatever revision new pods get once moved back (istio-injection=enabled reaches it through `default`).
+      const revision = resolveNamespace(plan.labelsAfter, world).revision;
+      const unready = revision === undefined ? undefined : readinessProblem(revision, revisions);
+      if (unready !== undefined) {
+        const what = `namespace ${name} would go back to ${describeSetting(previous)}, but ${unready}`;
+        if (!flag(parsed.values, 'force')) {
+          problems.push(`${what}; wait until it is Ready (meshrev status) or pass --force to move anyway`);
+          continue;
+        }
+        io.stderr(`warning: ${what}; moving anyway (--force)`);
+      }
+      plans.push(plan);
     }
     if (problems.length > 0) {
       for (const problem of problems) io.stderr(`error: ${problem}`);
@@ -101,7 +127,7 @@ export async function runRollback(args: string[], io: CliIO): Promise<number> {
     );
     return await executeMoves(
       plans,
-      world,
+      injectionView(world, revisions),
       {
         restart: flag(parsed.values, 'restart'),
         dryRun: flag(parsed.values, 'dry-run'),

@@ -1,7 +1,8 @@
 /**
  * Workload restarts and the progress of a move, as pure functions: the restart patch `kubectl rollout
  * restart` sends, whether a rollout finished (the checks `kubectl rollout status` makes), which workload
- * owns a pod, and how many pods already run the revision their labels now select.
+ * owns a pod, which revision a new pod would run (the webhooks' selectors, then the injector's own skip
+ * rules) and how many pods already run it.
  */
 import { SIDECAR_INJECT_LABEL } from '../controllers/common/labels.js';
 import {
@@ -10,7 +11,10 @@ import {
   type NamespaceResolution,
   resolvePod,
 } from '../controllers/usage/selection.js';
+import { injectRequired } from '../injector/engine/policy.js';
+import { DEFAULT_IGNORED_NAMESPACES, type InjectorSettings } from '../injector/engine/settings.js';
 import { isRecord, type KubeObject } from '../runtime/types.js';
+import type { RevisionSummary } from './cluster.js';
 
 export const RESTARTED_AT_ANNOTATION = 'kubectl.kubernetes.io/restartedAt';
 
@@ -59,6 +63,10 @@ export interface Workload {
   paused: boolean;
   /** StatefulSets and DaemonSets with `OnDelete` do not roll pods when the template changes. */
   onDelete: boolean;
+  /** A StatefulSet's `rollingUpdate.partition`: pods with a lower ordinal keep their template. */
+  partition: number;
+  /** `hostNetwork: true` in the pod template: the injector never gives such pods a sidecar. */
+  hostNetwork: boolean;
 }
 
 export function workloadOf(kind: WorkloadKind, object: unknown): Workload | undefined {
@@ -72,15 +80,108 @@ export function workloadOf(kind: WorkloadKind, object: unknown): Workload | unde
     templateAnnotations: stringMap(field(object, 'spec', 'template', 'metadata', 'annotations')),
     paused: field(object, 'spec', 'paused') === true,
     onDelete: field(object, 'spec', 'updateStrategy', 'type') === 'OnDelete',
+    partition:
+      kind === 'StatefulSet' && field(object, 'spec', 'updateStrategy', 'type') !== 'OnDelete'
+        ? count(field(object, 'spec', 'updateStrategy', 'rollingUpdate', 'partition'))
+        : 0,
+    hostNetwork: field(object, 'spec', 'template', 'spec', 'hostNetwork') === true,
   };
 }
 
-/** Pods opted out by label never reach the webhook; opted out by annotation, the injector skips them. */
+/**
+ * What keeps a restart from moving every pod of the workload, and what the user can do about it (`rerun` is
+ * the command that restarts the namespace's workloads); undefined when its controller rolls them all.
+ */
+export function restartLimit(workload: Workload, namespace: string, rerun: string): string | undefined {
+  if (workload.paused) {
+    return `it is paused: run kubectl rollout resume ${workload.id} -n ${namespace}, then ${rerun}`;
+  }
+  if (workload.onDelete) return 'it uses the OnDelete update strategy: delete its pods to move them';
+  if (workload.partition > 0) {
+    return (
+      `its rolling update has partition ${workload.partition}: pods with a lower ordinal move only when ` +
+      'you delete them or lower the partition'
+    );
+  }
+  return undefined;
+}
+
+/**
+ * Whether the pods opt out with `sidecar.istio.io/inject: "false"`. By label they never reach the webhook;
+ * by annotation the injector skips them, but only when no label is set: the label wins (policy.ts).
+ */
 export function optsOut(
   labels: Readonly<Record<string, string>>,
   annotations: Readonly<Record<string, string>>,
 ): boolean {
-  return labels[SIDECAR_INJECT_LABEL] === 'false' || annotations[SIDECAR_INJECT_LABEL] === 'false';
+  const requested = Object.prototype.hasOwnProperty.call(labels, SIDECAR_INJECT_LABEL)
+    ? labels[SIDECAR_INJECT_LABEL]
+    : annotations[SIDECAR_INJECT_LABEL];
+  return requested === 'false';
+}
+
+/** The settings by which a revision's injector lets a pod it is asked about through without a sidecar. */
+export type InjectionPolicy = Pick<
+  InjectorSettings,
+  'policy' | 'neverInjectSelector' | 'alwaysInjectSelector' | 'ignoredNamespaces'
+>;
+
+/** Istio's defaults, which is what a revision whose spec.injection sets none of them runs with. */
+export const DEFAULT_INJECTION_POLICY: InjectionPolicy = {
+  policy: 'enabled',
+  neverInjectSelector: [],
+  alwaysInjectSelector: [],
+  ignoredNamespaces: DEFAULT_IGNORED_NAMESPACES,
+};
+
+/** What decides a new pod's revision: the webhooks' selectors over the world, then that revision's policy. */
+export interface InjectionView {
+  world: InjectionWorld;
+  /** By revision name; a revision not listed uses DEFAULT_INJECTION_POLICY. */
+  policies: ReadonlyMap<string, InjectionPolicy>;
+}
+
+export function injectionView(world: InjectionWorld, revisions: readonly RevisionSummary[]): InjectionView {
+  return {
+    world,
+    policies: new Map(
+      revisions.map((revision) => [
+        revision.name,
+        { ...DEFAULT_INJECTION_POLICY, ...revision.injectionPolicy },
+      ]),
+    ),
+  };
+}
+
+/** What a new pod with this template gets: a revision, or none, with the injector's reason when it skips. */
+export interface Expectation {
+  revision?: string;
+  /** Why the revision the webhooks ask lets the pod through without a sidecar (istiod's injectRequired). */
+  skipped?: string;
+}
+
+export function expectInjection(
+  template: {
+    namespace: string;
+    labels: Readonly<Record<string, string>>;
+    annotations: Readonly<Record<string, string>>;
+    hostNetwork: boolean;
+  },
+  ns: NamespaceResolution,
+  view: InjectionView,
+): Expectation {
+  const revision = resolvePod(template.labels, ns, view.world).revision;
+  if (revision === undefined) return {};
+  const decision = injectRequired(
+    view.policies.get(revision) ?? DEFAULT_INJECTION_POLICY,
+    { hostNetwork: template.hostNetwork },
+    {
+      namespace: template.namespace,
+      labels: { ...template.labels },
+      annotations: { ...template.annotations },
+    },
+  );
+  return decision.inject ? { revision } : { skipped: decision.reason };
 }
 
 export interface RolloutState {
@@ -170,15 +271,23 @@ export function owningWorkloadId(
   return undefined;
 }
 
-/** The revision a new pod like this one would be injected by; undefined when it would run without a sidecar. */
+/**
+ * The revision a new pod like this one would be injected by; undefined when it would run without a sidecar.
+ * Pods are read as metadata only, so whether they use the host network comes from their workload's template.
+ */
 export function expectedRevision(
   pod: KubeObject,
   ns: NamespaceResolution,
-  world: InjectionWorld,
+  view: InjectionView,
+  hostNetwork = false,
 ): string | undefined {
-  const labels = pod.metadata?.labels ?? {};
-  if (optsOut(labels, pod.metadata?.annotations ?? {})) return undefined;
-  return resolvePod(labels, ns, world).revision;
+  const template = {
+    namespace: pod.metadata?.namespace ?? '',
+    labels: pod.metadata?.labels ?? {},
+    annotations: pod.metadata?.annotations ?? {},
+    hostNetwork,
+  };
+  return expectInjection(template, ns, view).revision;
 }
 
 export interface PodPlacement {
@@ -203,8 +312,10 @@ export interface NamespaceProgress {
 export function placements(
   pods: readonly KubeObject[],
   ns: NamespaceResolution,
-  world: InjectionWorld,
+  view: InjectionView,
   deploymentsByReplicaSet: ReadonlyMap<string, string>,
+  /** Ids of the workloads whose pod template sets hostNetwork. */
+  hostNetwork: ReadonlySet<string> = new Set(),
 ): PodPlacement[] {
   const result: PodPlacement[] = [];
   for (const pod of pods) {
@@ -212,7 +323,7 @@ export function placements(
     if (name === undefined || pod.metadata?.deletionTimestamp !== undefined) continue;
     const workload = owningWorkloadId(pod, deploymentsByReplicaSet);
     const current = injectedRevision(pod.metadata?.annotations);
-    const expected = expectedRevision(pod, ns, world);
+    const expected = expectedRevision(pod, ns, view, workload !== undefined && hostNetwork.has(workload));
     result.push({
       name,
       ...(workload === undefined ? {} : { workload }),

@@ -1,10 +1,30 @@
 import { ApiError } from '../../../src/runtime/kube.js';
+import type { KubeObject } from '../../../src/runtime/types.js';
 import { runMigrate } from '../../../src/cli/migrate.js';
 import { runRollback } from '../../../src/cli/rollback.js';
 import { FakeKube, testIO } from './fake-kube.js';
 import { deploymentWithPods, namespace, pod, revision, rolloutSimulator, tag } from './fixtures.js';
 
 const NS = { apiVersion: 'v1', kind: 'Namespace' };
+
+/** A DaemonSet whose rollout is complete on one node. */
+function daemonSet(ns: string, name: string, podSpec: Record<string, unknown> = {}): KubeObject {
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'DaemonSet',
+    metadata: { name, namespace: ns, generation: 1 },
+    spec: {
+      selector: { matchLabels: { app: name } },
+      template: { metadata: { labels: { app: name } }, spec: { containers: [], ...podSpec } },
+    },
+    status: {
+      observedGeneration: 1,
+      desiredNumberScheduled: 1,
+      updatedNumberScheduled: 1,
+      numberAvailable: 1,
+    },
+  } as KubeObject;
+}
 
 function cluster(): FakeKube {
   return new FakeKube().add(
@@ -173,18 +193,121 @@ describe('meshrev migrate', () => {
     expect(io.sleeps.reduce((sum, ms) => sum + ms, 0)).toBeGreaterThanOrEqual(10_000);
   });
 
-  test('skips paused Deployments and reports their pods as not restarted by meshrev', async () => {
+  test('skips paused Deployments, and fails with exit code 3 naming them while their pods run another revision', async () => {
     const kube = cluster().add(...deploymentWithPods('shop', 'frozen', 1, 'asm-1233-2', { paused: true }));
     const io = testIO(kube, rolloutSimulator(kube));
 
-    const code = await runMigrate(['shop', '--to', 'prod', '--restart'], io);
+    const code = await runMigrate(['shop', '--to', 'prod', '--restart', '--timeout', '1m'], io);
 
-    expect(code).toBe(0);
+    expect(code).toBe(3);
     expect(
       kube.writes.filter((write) => write.ref.kind === 'Deployment').map((write) => write.ref.name),
     ).toEqual(['web']);
     expect(io.stdoutText()).toContain('shop: skipped deployment/frozen: it is paused');
-    expect(io.stdoutText()).toContain('frozen-r0-0 (deployment/frozen) runs asm-1233-2');
+    expect(io.stdoutText()).not.toContain('shop: done');
+    expect(io.out).toContain(
+      'shop: not done: 1 pod not moved to asm-1234-1 in workloads a restart does not move:',
+    );
+    expect(io.out).toContain(
+      '  deployment/frozen: it is paused: run kubectl rollout resume deployment/frozen -n shop, then meshrev migrate shop --to prod --restart',
+    );
+    expect(io.out).toContain('    frozen-r0-0 (deployment/frozen) runs asm-1233-2');
+    expect(io.stderrText()).toContain('error: 1 pod not moved in workloads a restart does not move');
+    // Not a timeout: the paused Deployment is not waited for, web's rollout is.
+    expect(io.stderrText()).not.toContain('timed out');
+    expect(io.sleeps.reduce((sum, ms) => sum + ms, 0)).toBeLessThan(60_000);
+  });
+
+  test('a paused Deployment whose pods already run the target does not fail the move', async () => {
+    const kube = cluster().add(...deploymentWithPods('shop', 'frozen', 1, 'asm-1234-1', { paused: true }));
+    const io = testIO(kube, rolloutSimulator(kube));
+    expect(await runMigrate(['shop', '--to', 'prod', '--restart'], io)).toBe(0);
+    expect(io.stdoutText()).toContain('shop: done, 3/3 pods run asm-1234-1');
+  });
+
+  test('opted-out workloads are not moved and do not fail the move, even with a sidecar left', async () => {
+    const kube = cluster().add(
+      ...deploymentWithPods('shop', 'batch', 1, 'asm-1233-2', {
+        templateLabels: { 'sidecar.istio.io/inject': 'false' },
+      }),
+    );
+    const io = testIO(kube, rolloutSimulator(kube));
+    expect(await runMigrate(['shop', '--to', 'prod', '--restart'], io)).toBe(0);
+    expect(io.stdoutText()).toContain('shop: skipped deployment/batch: its pods opt out of injection');
+    expect(io.stdoutText()).toContain('shop: done, 2/2 pods run asm-1234-1');
+  });
+
+  test('restarts a workload whose label asks for injection although its annotation opts out: the label wins', async () => {
+    const kube = cluster();
+    const web = kube.find({ apiVersion: 'apps/v1', kind: 'Deployment', namespace: 'shop', name: 'web' });
+    (web?.spec as { template: { metadata: Record<string, unknown> } }).template.metadata = {
+      labels: { app: 'web', 'sidecar.istio.io/inject': 'true' },
+      annotations: { 'sidecar.istio.io/inject': 'false' },
+    };
+    const io = testIO(kube);
+    expect(await runMigrate(['shop', '--to', 'prod', '--restart', '--dry-run'], io)).toBe(0);
+    expect(io.stdoutText()).toContain('shop: would restart deployment/web');
+  });
+
+  test('workloads on the host network get no sidecar, so they are neither restarted nor waited for', async () => {
+    const kube = cluster().add(daemonSet('shop', 'node-agent', { hostNetwork: true }), {
+      ...pod('shop', 'node-agent-x', {
+        owner: { kind: 'DaemonSet', name: 'node-agent' },
+        labels: { app: 'node-agent' },
+      }),
+    });
+    const io = testIO(kube, rolloutSimulator(kube));
+
+    const code = await runMigrate(['shop', '--to', 'prod', '--restart', '--timeout', '1m'], io);
+
+    expect(code).toBe(0);
+    expect(kube.writes.filter((write) => write.ref.kind === 'DaemonSet')).toEqual([]);
+    expect(io.stdoutText()).toContain(
+      'shop: skipped daemonset/node-agent: its pods get no sidecar (pod uses host networking)',
+    );
+    expect(io.stdoutText()).toContain('shop: done, 2/2 pods run asm-1234-1');
+    expect(io.stdoutText()).not.toContain('node-agent-x');
+  });
+
+  test('workloads in namespaces the injector ignores are neither restarted nor waited for', async () => {
+    const kube = cluster().add(
+      namespace('kube-system'),
+      ...deploymentWithPods('kube-system', 'coredns', 2, undefined),
+      pod('kube-system', 'etcd', { labels: { component: 'etcd' } }),
+    );
+    const io = testIO(kube, rolloutSimulator(kube));
+
+    const code = await runMigrate(['kube-system', '--to', 'prod', '--restart', '--timeout', '1m'], io);
+
+    expect(code).toBe(0);
+    expect(kube.writes.filter((write) => write.ref.kind === 'Deployment')).toEqual([]);
+    expect(io.stdoutText()).toContain(
+      'kube-system: skipped deployment/coredns: its pods get no sidecar (namespace kube-system is never injected)',
+    );
+    expect(io.stdoutText()).not.toContain('not restarted by meshrev');
+  });
+
+  test("workloads the target revision's injection policy skips are neither restarted nor waited for", async () => {
+    const strict = revision('asm-1234-1', '1.30.3');
+    strict.spec = {
+      version: '1.30.3',
+      injection: { policy: 'disabled', neverInjectSelector: [{ matchLabels: { tier: 'legacy' } }] },
+    };
+    const kube = new FakeKube().add(
+      revision('asm-1233-2', '1.29.6'),
+      strict,
+      namespace('shop', { 'istio.io/rev': 'asm-1233-2' }),
+      ...deploymentWithPods('shop', 'web', 1, undefined),
+    );
+    const io = testIO(kube, rolloutSimulator(kube));
+
+    const code = await runMigrate(['shop', '--to', 'asm-1234-1', '--restart', '--timeout', '1m'], io);
+
+    expect(code).toBe(0);
+    expect(kube.writes.filter((write) => write.ref.kind === 'Deployment')).toEqual([]);
+    expect(io.stdoutText()).toContain(
+      'shop: skipped deployment/web: its pods get no sidecar (injection policy is disabled)',
+    );
   });
 
   test('does not restart workloads whose pods already run the target, so a rerun is cheap', async () => {
@@ -242,6 +365,127 @@ describe('meshrev migrate', () => {
       'daemonset/agent uses the OnDelete update strategy; delete its pods to move them',
     );
     expect(io.stdoutText()).toContain('db-0 (statefulset/db) runs no sidecar');
+  });
+
+  test('warns about partitioned StatefulSets and fails with exit code 3 naming the pods below the partition, without waiting for them', async () => {
+    const kube = new FakeKube().add(
+      revision('asm-1233-2'),
+      revision('asm-1234-1'),
+      namespace('shop', { 'istio.io/rev': 'asm-1233-2' }),
+      {
+        apiVersion: 'apps/v1',
+        kind: 'StatefulSet',
+        metadata: { name: 'db', namespace: 'shop', generation: 1 },
+        spec: {
+          replicas: 2,
+          updateStrategy: { type: 'RollingUpdate', rollingUpdate: { partition: 1 } },
+          template: { metadata: { labels: { app: 'db' } } },
+        },
+        status: { observedGeneration: 1, readyReplicas: 2, updatedReplicas: 2 },
+      } as KubeObject,
+      ...[0, 1].map((i) =>
+        pod('shop', `db-${i}`, {
+          owner: { kind: 'StatefulSet', name: 'db' },
+          labels: { app: 'db' },
+          injectedBy: 'asm-1233-2',
+        }),
+      ),
+    );
+    // The StatefulSet controller: a restart replaces only db-1, the pod at or above the partition.
+    const statefulSetController = () => {
+      const db = kube.find({ apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: 'shop', name: 'db' });
+      if (db === undefined || db.metadata?.generation === 1) return;
+      kube.add(
+        pod('shop', 'db-1', {
+          owner: { kind: 'StatefulSet', name: 'db' },
+          labels: { app: 'db' },
+          injectedBy: 'asm-1234-1',
+        }),
+      );
+      db.status = {
+        observedGeneration: db.metadata?.generation,
+        readyReplicas: 2,
+        updatedReplicas: 1,
+        currentRevision: 'db-a',
+        updateRevision: 'db-b',
+      };
+    };
+    const io = testIO(kube, statefulSetController);
+
+    const code = await runMigrate(['shop', '--to', 'asm-1234-1', '--restart', '--timeout', '1m'], io);
+
+    expect(code).toBe(3);
+    expect(kube.writes.map((write) => `${write.ref.kind}/${write.ref.name}`)).toEqual([
+      'Namespace/shop',
+      'StatefulSet/db',
+    ]);
+    expect(io.stderrText()).toContain(
+      'warning: shop: statefulset/db has rolling-update partition 1; delete its pods with a lower ordinal, or lower the partition, to move them',
+    );
+    expect(io.out).toContain(
+      '  statefulset/db: its rolling update has partition 1: pods with a lower ordinal move only when you delete them or lower the partition',
+    );
+    expect(io.out).toContain('    db-0 (statefulset/db) runs asm-1233-2');
+    expect(io.stdoutText()).not.toContain('db-1 (statefulset/db)');
+    expect(io.stdoutText()).not.toContain('shop: done');
+    expect(io.stderrText()).not.toContain('timed out');
+    expect(io.sleeps.reduce((sum, ms) => sum + ms, 0)).toBeLessThan(60_000);
+  });
+
+  test('when a restart fails it says what was already done and how to finish the move', async () => {
+    const kube = cluster().add(...deploymentWithPods('shop', 'api', 1, 'asm-1233-2'));
+    const patch = kube.patch.bind(kube);
+    kube.patch = async (ref, body, contentType, options) => {
+      if (ref.name === 'api') throw new ApiError(500, 'InternalError', 'etcd is sad');
+      return patch(ref, body, contentType, options);
+    };
+    const io = testIO(kube);
+
+    expect(await runMigrate(['shop', '--to', 'prod', '--restart'], io)).toBe(1);
+
+    expect(io.err).toEqual([
+      'error: restarting deployment/api in shop failed: etcd is sad (InternalError)',
+      'already done: relabelled shop; restarted deployment/web in shop',
+      'to finish the move, run:',
+      '  meshrev migrate shop --to prod --restart',
+    ]);
+  });
+
+  test.each([
+    ['False', 'revision asm-1234-1 is not Ready (Ready=False: ok)'],
+    [undefined, 'revision asm-1234-1 has not reported a Ready condition yet'],
+  ])(
+    'refuses a target revision whose Ready condition is %s unless --force, and writes nothing',
+    async (ready, message) => {
+      const unready = revision('asm-1234-1', '1.30.3', ready ?? 'True');
+      if (ready === undefined) unready.status = { version: '1.30.3' };
+      const kube = new FakeKube().add(
+        revision('asm-1233-2', '1.29.6'),
+        unready,
+        tag('prod', 'asm-1234-1'),
+        namespace('shop', { 'istio.io/rev': 'asm-1233-2' }),
+        ...deploymentWithPods('shop', 'web', 1, 'asm-1233-2'),
+      );
+      for (const to of ['asm-1234-1', 'prod']) {
+        const io = testIO(kube);
+        expect(await runMigrate(['shop', '--to', to], io)).toBe(1);
+        expect(io.stderrText()).toContain(message);
+        expect(io.stderrText()).toContain('pass --force to move anyway; nothing was changed');
+        if (to === 'prod') expect(io.stderrText()).toContain(`tag prod points at ${message}`);
+        expect(kube.writes).toEqual([]);
+      }
+
+      const io = testIO(kube);
+      expect(await runMigrate(['shop', '--to', 'prod', '--force'], io)).toBe(0);
+      expect(io.stderrText()).toBe(`warning: tag prod points at ${message}; moving anyway (--force)`);
+      expect(kube.find({ ...NS, name: 'shop' })?.metadata?.labels).toEqual({ 'istio.io/rev': 'prod' });
+    },
+  );
+
+  test('documents --force in its help', async () => {
+    const io = testIO(new FakeKube());
+    expect(await runMigrate(['--help'], io)).toBe(0);
+    expect(io.stdoutText()).toContain('--force');
   });
 
   test('stops with exit code 1 when a namespace changed between read and relabel', async () => {
@@ -304,6 +548,47 @@ describe('meshrev rollback', () => {
     const io = testIO(kube);
     expect(await runRollback(['old'], io)).toBe(1);
     expect(io.stderrText()).toContain('namespace old was on asm-1100-1, which is gone');
+    expect(kube.writes).toEqual([]);
+  });
+
+  test('refuses to go back to a revision that is not Ready unless --force', async () => {
+    const kube = new FakeKube().add(
+      revision('asm-1233-2', '1.29.6', 'False'),
+      revision('asm-1234-1'),
+      namespace('shop', { 'istio.io/rev': 'asm-1234-1' }, { 'meshrev.dev/previous-revision': 'asm-1233-2' }),
+    );
+    const io = testIO(kube);
+    expect(await runRollback(['shop'], io)).toBe(1);
+    expect(io.stderrText()).toContain(
+      'error: namespace shop would go back to istio.io/rev=asm-1233-2, but revision asm-1233-2 is not Ready (Ready=False: ok); ' +
+        'wait until it is Ready (meshrev status) or pass --force to move anyway',
+    );
+    expect(kube.writes).toEqual([]);
+
+    const forced = testIO(kube);
+    expect(await runRollback(['shop', '--force'], forced)).toBe(0);
+    expect(forced.stderrText()).toContain('moving anyway (--force)');
+    expect(kube.find({ ...NS, name: 'shop' })?.metadata?.labels).toEqual({ 'istio.io/rev': 'asm-1233-2' });
+
+    const help = testIO(kube);
+    expect(await runRollback(['--help'], help)).toBe(0);
+    expect(help.stdoutText()).toContain('--force');
+  });
+
+  test('refuses to go back to istio-injection=enabled when the default tag points at a revision that is not Ready', async () => {
+    const kube = new FakeKube().add(
+      revision('asm-1233-2', '1.29.6', 'Unknown'),
+      revision('asm-1234-1'),
+      tag('default', 'asm-1233-2'),
+      namespace(
+        'shop',
+        { 'istio.io/rev': 'asm-1234-1' },
+        { 'meshrev.dev/previous-revision': 'istio-injection=enabled' },
+      ),
+    );
+    const io = testIO(kube);
+    expect(await runRollback(['shop'], io)).toBe(1);
+    expect(io.stderrText()).toContain('revision asm-1233-2 is not Ready (Ready=Unknown: ok)');
     expect(kube.writes).toEqual([]);
   });
 

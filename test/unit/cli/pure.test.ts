@@ -1,4 +1,6 @@
 import { formatDuration, parseCommandArgs, parseDuration } from '../../../src/cli/args.js';
+import { readinessProblem, summariseRevision } from '../../../src/cli/cluster.js';
+import { injectionWorld, resolveNamespace } from '../../../src/controllers/usage/selection.js';
 import { formatTable } from '../../../src/cli/output.js';
 import {
   currentSetting,
@@ -8,13 +10,19 @@ import {
   planRelabel,
 } from '../../../src/cli/relabel.js';
 import {
+  expectedRevision,
+  injectionView,
+  optsOut,
   owningWorkloadId,
+  placements,
   progressLine,
   progressOf,
   replicaSetOwners,
   restartPatch,
   rfc3339,
+  restartLimit,
   rolloutState,
+  workloadOf,
 } from '../../../src/cli/rollout.js';
 import type { KubeObject } from '../../../src/runtime/types.js';
 
@@ -275,5 +283,138 @@ describe('restarts', () => {
     expect(progressLine(progressOf('off', undefined, [{ name: 'a' }]))).toBe(
       'off: 1/1 pods without a sidecar',
     );
+  });
+});
+
+describe('what a new pod would run', () => {
+  const world = injectionWorld(['asm-1234-1'], [{ name: 'prod', revision: 'asm-1234-1' }]);
+  const onProd = resolveNamespace({ 'istio.io/rev': 'prod' }, world);
+  const podIn = (
+    namespace: string,
+    labels: Record<string, string> = {},
+    annotations: Record<string, string> = {},
+  ): KubeObject => ({ metadata: { name: 'p', namespace, labels, annotations } });
+
+  test.each<[string, Record<string, string>, Record<string, string>, boolean]>([
+    ['the label says false', { 'sidecar.istio.io/inject': 'false' }, {}, true],
+    ['the annotation says false and there is no label', {}, { 'sidecar.istio.io/inject': 'false' }, true],
+    [
+      'the label says true, which wins over the annotation',
+      { 'sidecar.istio.io/inject': 'true' },
+      { 'sidecar.istio.io/inject': 'false' },
+      false,
+    ],
+    [
+      'any label wins over the annotation',
+      { 'sidecar.istio.io/inject': 'maybe' },
+      { 'sidecar.istio.io/inject': 'false' },
+      false,
+    ],
+    ['nothing is set', {}, {}, false],
+  ])('opts out when %s: %s', (_name, labels, annotations, out) => {
+    expect(optsOut(labels, annotations)).toBe(out);
+    const view = injectionView(world, []);
+    expect(expectedRevision(podIn('shop', labels, annotations), onProd, view)).toBe(
+      out ? undefined : 'asm-1234-1',
+    );
+  });
+
+  test('pods on the host network and pods in ignored namespaces get no sidecar, whatever selects them', () => {
+    const view = injectionView(world, []);
+    expect(expectedRevision(podIn('shop'), onProd, view)).toBe('asm-1234-1');
+    expect(expectedRevision(podIn('shop'), onProd, view, true)).toBeUndefined();
+    for (const ns of ['kube-system', 'kube-public']) {
+      expect(expectedRevision(podIn(ns), onProd, view)).toBeUndefined();
+    }
+  });
+
+  test("the revision's injection policy and neverInjectSelector decide, as its injector does", () => {
+    const revision = summariseRevision({
+      metadata: { name: 'asm-1234-1' },
+      spec: {
+        injection: {
+          policy: 'disabled',
+          neverInjectSelector: [{ matchExpressions: [{ key: 'tier', operator: 'In', values: ['legacy'] }] }],
+          alwaysInjectSelector: [{ matchLabels: { app: 'web' } }],
+        },
+      },
+    });
+    expect(revision?.injectionPolicy).toEqual({
+      policy: 'disabled',
+      neverInjectSelector: [{ matchExpressions: [{ key: 'tier', operator: 'In', values: ['legacy'] }] }],
+      alwaysInjectSelector: [{ matchLabels: { app: 'web' } }],
+    });
+    const view = injectionView(world, revision === undefined ? [] : [revision]);
+    expect(expectedRevision(podIn('shop', { app: 'api' }), onProd, view)).toBeUndefined();
+    expect(expectedRevision(podIn('shop', { app: 'web' }), onProd, view)).toBe('asm-1234-1');
+    expect(
+      expectedRevision(podIn('shop', { app: 'web', 'sidecar.istio.io/inject': 'true' }), onProd, view),
+    ).toBe('asm-1234-1');
+    expect(summariseRevision({ metadata: { name: 'plain' }, spec: {} })?.injectionPolicy).toBeUndefined();
+  });
+
+  test('pods are expected on the host network when the workload that owns them is', () => {
+    const pods: KubeObject[] = [
+      {
+        metadata: {
+          name: 'agent-x',
+          namespace: 'shop',
+          ownerReferences: [
+            { apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'agent', uid: '1', controller: true },
+          ],
+        },
+      },
+    ];
+    const view = injectionView(world, []);
+    expect(placements(pods, onProd, view, new Map())[0]?.expected).toBe('asm-1234-1');
+    expect(
+      placements(pods, onProd, view, new Map(), new Set(['daemonset/agent']))[0]?.expected,
+    ).toBeUndefined();
+  });
+});
+
+describe('workloads a restart does not fully move', () => {
+  const statefulSet = (updateStrategy: unknown, template: unknown = {}) =>
+    workloadOf('StatefulSet', { metadata: { name: 'db' }, spec: { updateStrategy, template } });
+
+  test('reads the partition of a rolling update, and host networking from the pod template', () => {
+    expect(statefulSet({ type: 'RollingUpdate', rollingUpdate: { partition: 2 } })?.partition).toBe(2);
+    expect(statefulSet({ rollingUpdate: { partition: 2 } })?.partition).toBe(2);
+    expect(statefulSet({ type: 'OnDelete', rollingUpdate: { partition: 2 } })?.partition).toBe(0);
+    expect(statefulSet({})?.partition).toBe(0);
+    expect(statefulSet({}, { spec: { hostNetwork: true } })?.hostNetwork).toBe(true);
+    expect(statefulSet({})?.hostNetwork).toBe(false);
+  });
+
+  test('says what keeps pods where they are and what to do', () => {
+    const rerun = 'meshrev migrate shop --to prod --restart';
+    const partitioned = statefulSet({ rollingUpdate: { partition: 1 } });
+    const plain = statefulSet({});
+    const onDelete = statefulSet({ type: 'OnDelete' });
+    if (partitioned === undefined || plain === undefined || onDelete === undefined)
+      throw new Error('no workload');
+    expect(restartLimit(plain, 'shop', rerun)).toBeUndefined();
+    expect(restartLimit(partitioned, 'shop', rerun)).toContain('its rolling update has partition 1');
+    expect(restartLimit(onDelete, 'shop', rerun)).toContain('OnDelete');
+    expect(
+      restartLimit({ ...plain, kind: 'Deployment', id: 'deployment/web', paused: true }, 'shop', rerun),
+    ).toBe(`it is paused: run kubectl rollout resume deployment/web -n shop, then ${rerun}`);
+  });
+});
+
+describe('target readiness', () => {
+  const revisions = [
+    { name: 'ready', ready: 'True' },
+    { name: 'broken', ready: 'False', readyMessage: 'istiod has no ready pod' },
+    { name: 'new' },
+  ];
+
+  test('only a revision whose Ready condition is True is fit to move to', () => {
+    expect(readinessProblem('ready', revisions)).toBeUndefined();
+    expect(readinessProblem('broken', revisions)).toBe(
+      'revision broken is not Ready (Ready=False: istiod has no ready pod)',
+    );
+    expect(readinessProblem('new', revisions)).toBe('revision new has not reported a Ready condition yet');
+    expect(readinessProblem('missing', revisions)).toBeUndefined();
   });
 });
