@@ -256,6 +256,11 @@ export function reviewCacheKey(
   text: string,
   requestUid: string,
   pod: unknown,
+  /**
+   * Whether the token volume's name is cut out (and renamed in a cached verdict). Not with custom templates: they
+   * may transform the name (`upper`, `sha256sum`, `sortAlpha` over the volumes…) where the rename cannot follow.
+   */
+  renameToken = true,
 ): { digest: string; token: string | undefined } | undefined {
   const uidField = `"uid":${JSON.stringify(requestUid)}`;
   const uidAt = onlyIndexOf(text, uidField);
@@ -275,7 +280,7 @@ export function reviewCacheKey(
     if (fieldsTo === -1) return undefined;
     cuts.push([fieldsFrom, fieldsTo, '\u0002']);
   }
-  const candidate = tokenVolumeCandidate(pod);
+  const candidate = renameToken ? tokenVolumeCandidate(pod) : undefined;
   let token: string | undefined;
   if (candidate !== undefined) {
     const occurrences = tokenOccurrences(text, candidate, fieldsFrom, fieldsTo);

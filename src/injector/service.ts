@@ -322,7 +322,12 @@ export class InjectionService {
   ): { key: string; token: string | undefined } | undefined {
     if (this.cache === undefined || req.review === undefined || hasOwnName(req.pod)) return undefined;
     if (!this.cache.acceptsReview(req.review.text.length)) return undefined;
-    const review = reviewCacheKey(req.review.text, req.review.uid, req.pod);
+    const review = reviewCacheKey(
+      req.review.text,
+      req.review.uid,
+      req.pod,
+      Object.keys(derived.settings.customTemplates).length === 0,
+    );
     if (review === undefined) return undefined;
     // The stamp the settings were derived from (spec generation and resolved version) names their version.
     const nodes = nodeMinors === undefined ? '-' : nodeMinors.join(',');

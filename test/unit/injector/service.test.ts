@@ -592,6 +592,37 @@ describe('replicas that differ only in their service-account token volume name',
     expect(pod.spec.containers.map((c) => c.name)).toEqual(['web']);
   });
 
+  test('with custom templates the token volume is not renamed into a kept verdict: a template may transform it', () => {
+    // This template writes each volume's name upper-cased, which a rename of the lower-case name cannot follow.
+    const template = [
+      'metadata:',
+      '  annotations:',
+      '  {{- range .Spec.Volumes }}',
+      '    volume.example.com/{{ .Name | upper }}: "seen"',
+      '  {{- end }}',
+    ].join('\n');
+    const deps = () => ({
+      revisions: objects(
+        revision('asm-1', {
+          version: '1.29.6',
+          injection: { defaultTemplates: ['sidecar', 'volumes'], templates: { volumes: template } },
+        }),
+      ),
+      tags: objects(),
+      nodes: objects(node('n1', 'v1.36.3')),
+    });
+    const cached = new InjectionService(deps());
+    const fresh = new InjectionService({ ...deps(), cache: false });
+    for (const token of ['kube-api-access-first', 'kube-api-access-abc12', 'kube-api-access-dd4e5']) {
+      ask(cached, replica(token));
+    }
+    const third = ask(cached, replica('kube-api-access-zz9x8'));
+    const expected = ask(fresh, replica('kube-api-access-zz9x8'));
+    if (third.kind !== 'injected' || expected.kind !== 'injected') throw new Error('expected injections');
+    expect(JSON.stringify(expected.patch)).toContain('KUBE-API-ACCESS-ZZ9X8');
+    expect(third.patch).toEqual(expected.patch);
+  });
+
   test('the token name anywhere else in the pod turns the renaming off (a miss, still correct)', () => {
     const { cached, fresh } = services();
     const annotated = (token: string) => replica(token, { note: `mounted ${token}` });
