@@ -2,8 +2,10 @@
  * The reads the CLI commands share. Objects are narrowed structurally rather than validated against the
  * CRD schemas, so a half-written or older object still shows up instead of failing the whole command.
  */
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, REVISION_LABEL } from '../controllers/common/labels.js';
 import { API_GROUP_VERSION, CONTROL_PLANE_REVISION_KIND, REVISION_TAG_KIND } from '../crds/constants.js';
 import { InjectionSpecSchema } from '../crds/proxy.js';
+import { DEFAULT_SELECTOR } from '../controllers/usage/selection.js';
 import { computeUsage, type Usage } from '../controllers/usage/usage.js';
 import type { InjectorSettings } from '../injector/engine/settings.js';
 import { isNotFound } from '../runtime/kube.js';
@@ -18,6 +20,10 @@ export const CONTROL_PLANE_REVISION: ResourceType = {
 export const REVISION_TAG: ResourceType = { apiVersion: API_GROUP_VERSION, kind: REVISION_TAG_KIND };
 export const NAMESPACE: ResourceType = { apiVersion: 'v1', kind: 'Namespace' };
 export const POD: ResourceType = { apiVersion: 'v1', kind: 'Pod' };
+export const MUTATING_WEBHOOK_CONFIGURATION: ResourceType = {
+  apiVersion: 'admissionregistration.k8s.io/v1',
+  kind: 'MutatingWebhookConfiguration',
+};
 
 /** Completed and failed pods never count: they run no proxy. */
 export const RUNNING_POD_FIELD_SELECTOR = 'status.phase!=Succeeded,status.phase!=Failed';
@@ -142,6 +148,60 @@ export async function readTags(kube: CliKube): Promise<TagSummary[]> {
   return items.flatMap((item) => summariseTag(item) ?? []).sort(byName);
 }
 
+/**
+ * The MutatingWebhookConfigurations labelled `istio.io/rev=default` that meshrev does not manage, by name: a
+ * non-revisioned (classic) Istio install made by istioctl or Helm, whose webhooks also match
+ * `istio-injection=enabled` and `sidecar.istio.io/inject=true` (the operator's unmanagedDefaultInjector check).
+ */
+export async function readUnmanagedDefaultInjector(kube: CliKube): Promise<string[]> {
+  const { items } = await kube.listAll<KubeObject>(MUTATING_WEBHOOK_CONFIGURATION, {
+    labelSelector: `${REVISION_LABEL}=${DEFAULT_SELECTOR}`,
+    metadataOnly: true,
+  });
+  return items
+    .filter((item) => item.metadata?.labels?.[MANAGED_BY_LABEL] !== MANAGED_BY_VALUE)
+    .flatMap((item) => item.metadata?.name ?? [])
+    .sort();
+}
+
+/** A classic Istio install the CLI counts as revision `default`, with its webhook configurations. */
+export interface ClassicInjector {
+  revision: string;
+  configurations: readonly string[];
+}
+
+/**
+ * The classic install as revision `default`, when one exists and no meshrev revision or tag holds that name:
+ * it then injects `istio-injection=enabled`, `istio.io/rev=default` and `sidecar.istio.io/inject=true`, with
+ * Istio's default injection policy. meshrev cannot see its readiness, so it counts as ready.
+ */
+export function classicInjector(
+  configurations: readonly string[],
+  revisions: readonly RevisionSummary[],
+  tags: readonly TagSummary[],
+): ClassicInjector | undefined {
+  if (configurations.length === 0) return undefined;
+  const held = [...revisions, ...tags].some((item) => item.name === DEFAULT_SELECTOR);
+  return held ? undefined : { revision: DEFAULT_SELECTOR, configurations };
+}
+
+/** The names of the revisions pods can be injected by: meshrev's, plus a classic install's `default`. */
+export function injectingRevisionNames(
+  revisions: readonly RevisionSummary[],
+  classic: ClassicInjector | undefined,
+): string[] {
+  const names = revisions.map((revision) => revision.name);
+  return classic === undefined ? names : [...names, classic.revision];
+}
+
+/** The informational line printed instead of a readiness check when the target is a classic install. */
+export function classicInjectorNote(classic: ClassicInjector): string {
+  return (
+    `note: revision ${classic.revision} is the Istio install meshrev does not manage ` +
+    `(MutatingWebhookConfiguration ${classic.configurations.join(', ')}); meshrev cannot check that it is ready`
+  );
+}
+
 export interface NamespaceMeta {
   name: string;
   labels: Record<string, string>;
@@ -220,8 +280,9 @@ export function lookupTarget(
   name: string,
   revisions: readonly RevisionSummary[],
   tags: readonly TagSummary[],
+  classic?: ClassicInjector,
 ): TargetLookup {
-  if (revisions.some((revision) => revision.name === name)) {
+  if (revisions.some((revision) => revision.name === name) || classic?.revision === name) {
     return { found: true, kind: 'revision', name, revision: name };
   }
   const tag = tags.find((candidate) => candidate.name === name);
@@ -245,7 +306,7 @@ export function lookupTarget(
 /**
  * Why pods should not be moved to `revision` yet: its Ready condition is not True, or the operator has not
  * reported one (a revision just created is not known to serve). Undefined when it is Ready, or when there is
- * no such revision (lookupTarget says so).
+ * no such revision (lookupTarget says so), as for a classic install's `default` (classicInjector).
  */
 export function readinessProblem(
   revision: string,

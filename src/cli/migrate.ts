@@ -10,12 +10,16 @@ import {
 } from './args.js';
 import {
   autoInjectingRevisions,
+  classicInjector,
+  classicInjectorNote,
+  injectingRevisionNames,
   lookupTarget,
   type NamespaceMeta,
   readinessProblem,
   readNamespace,
   readRevisions,
   readTags,
+  readUnmanagedDefaultInjector,
 } from './cluster.js';
 import { type CliIO, ExitCode } from './io.js';
 import { describeError, usageError } from './messages.js';
@@ -77,12 +81,19 @@ export async function runMigrate(args: string[], io: CliIO): Promise<number> {
 
   try {
     const kube = io.kube(parsed.common.connection);
-    const [revisions, tags] = await Promise.all([readRevisions(kube), readTags(kube)]);
-    const target = lookupTarget(to, revisions, tags);
+    const [revisions, tags, unmanaged] = await Promise.all([
+      readRevisions(kube),
+      readTags(kube),
+      readUnmanagedDefaultInjector(kube),
+    ]);
+    const classic = classicInjector(unmanaged, revisions, tags);
+    const target = lookupTarget(to, revisions, tags, classic);
     if (!target.found) {
       io.stderr(`error: ${target.message}`);
       return ExitCode.Error;
     }
+    if (classic !== undefined && target.revision === classic.revision)
+      io.stdout(classicInjectorNote(classic));
     const unready = readinessProblem(target.revision, revisions);
     if (unready !== undefined) {
       const what = target.kind === 'tag' ? `tag ${target.name} points at ${unready}` : unready;
@@ -116,11 +127,7 @@ export async function runMigrate(args: string[], io: CliIO): Promise<number> {
     return await executeMoves(
       plans,
       injectionView(
-        injectionWorld(
-          revisions.map((revision) => revision.name),
-          tags,
-          autoInjectingRevisions(revisions),
-        ),
+        injectionWorld(injectingRevisionNames(revisions, classic), tags, autoInjectingRevisions(revisions)),
         revisions,
       ),
       {

@@ -3,11 +3,15 @@ import { injectionWorld, resolveDefault, resolveNamespace } from '../controllers
 import { COMMON_FLAGS_HELP, flag, parseCommandArgs, parseDuration, stringOption } from './args.js';
 import {
   autoInjectingRevisions,
+  classicInjector,
+  classicInjectorNote,
+  injectingRevisionNames,
   lookupTarget,
   readinessProblem,
   readNamespace,
   readRevisions,
   readTags,
+  readUnmanagedDefaultInjector,
 } from './cluster.js';
 import { type CliIO, ExitCode } from './io.js';
 import { describeError, usageError } from './messages.js';
@@ -64,9 +68,15 @@ export async function runRollback(args: string[], io: CliIO): Promise<number> {
 
   try {
     const kube = io.kube(parsed.common.connection);
-    const [revisions, tags] = await Promise.all([readRevisions(kube), readTags(kube)]);
+    const [revisions, tags, unmanaged] = await Promise.all([
+      readRevisions(kube),
+      readTags(kube),
+      readUnmanagedDefaultInjector(kube),
+    ]);
+    // A classic Istio install counts as revision `default`: its webhooks serve istio-injection=enabled.
+    const classic = classicInjector(unmanaged, revisions, tags);
     const world = injectionWorld(
-      revisions.map((revision) => revision.name),
+      injectingRevisionNames(revisions, classic),
       tags,
       autoInjectingRevisions(revisions),
     );
@@ -88,7 +98,7 @@ export async function runRollback(args: string[], io: CliIO): Promise<number> {
       }
       const previous = decodeSetting(recorded);
       if (previous.kind === 'revision') {
-        const target = lookupTarget(previous.value, revisions, tags);
+        const target = lookupTarget(previous.value, revisions, tags, classic);
         if (!target.found) {
           problems.push(`namespace ${name} was on ${previous.value}, which is gone: ${target.message}`);
           continue;
@@ -106,6 +116,9 @@ export async function runRollback(args: string[], io: CliIO): Promise<number> {
       const plan = planRelabel(ns, previous);
       // Whatever revision new pods get once moved back (istio-injection=enabled reaches it through `default`).
       const revision = resolveNamespace(plan.labelsAfter, world).revision;
+      if (classic !== undefined && revision === classic.revision) {
+        io.stdout(`${name}: ${classicInjectorNote(classic)}`);
+      }
       const unready = revision === undefined ? undefined : readinessProblem(revision, revisions);
       if (unready !== undefined) {
         const what = `namespace ${name} would go back to ${describeSetting(previous)}, but ${unready}`;

@@ -1,5 +1,6 @@
 // `meshrev tag set|list|remove`: RevisionTag objects, with the checks istioctl's tag command makes.
 import { tagNameProblems } from '../controllers/common/names.js';
+import { DEFAULT_SELECTOR } from '../controllers/usage/selection.js';
 import { API_GROUP_VERSION, REVISION_TAG_KIND } from '../crds/constants.js';
 import type { Usage } from '../controllers/usage/usage.js';
 import { COMMON_FLAGS_HELP, flag, parseCommandArgs, stringOption } from './args.js';
@@ -8,6 +9,7 @@ import {
   readClusterView,
   readRevisions,
   readTags,
+  readUnmanagedDefaultInjector,
   REVISION_TAG,
   type RevisionSummary,
   type TagSummary,
@@ -17,17 +19,20 @@ import { describeError, usageError } from './messages.js';
 import { formatTable, plural, renderStructured } from './output.js';
 
 export const TAG_HELP = `Usage:
-  meshrev tag set <tag> --revision <revision> [--overwrite]
+  meshrev tag set <tag> --revision <revision> [--overwrite] [--force]
   meshrev tag list [-o table|json|yaml]
   meshrev tag remove <tag> [--force]
 
 Revision tags are stable names (e.g. prod, canary, default) that namespaces select with istio.io/rev=<tag>;
 moving a tag moves every namespace that selects it at once (pods move when restarted). The tag "default"
-also serves namespaces labelled istio-injection=enabled.
+also serves namespaces labelled istio-injection=enabled; it is refused while a non-revisioned Istio install
+(a MutatingWebhookConfiguration labelled istio.io/rev=default that meshrev does not manage) serves them too.
 
 set flags:
   --revision <revision>  the ControlPlaneRevision the tag points at (required)
   --overwrite            move an existing tag to another revision
+  --force                set the "default" tag although a non-revisioned Istio install still injects the
+                         same pods (deactivate or remove that install instead)
 remove flags:
   --force                remove the tag even though namespaces or pods still select it
 list flags:
@@ -73,7 +78,11 @@ function usersOf(tag: string, usage: Usage): string {
 }
 
 async function runTagSet(args: string[], io: CliIO): Promise<number> {
-  const parsed = parseCommandArgs(args, { revision: { type: 'string' }, overwrite: { type: 'boolean' } });
+  const parsed = parseCommandArgs(args, {
+    revision: { type: 'string' },
+    overwrite: { type: 'boolean' },
+    force: { type: 'boolean' },
+  });
   if (!parsed.ok) return usageError(io, parsed.error, TAG_HELP);
   if (parsed.common.help) {
     io.stdout(TAG_HELP);
@@ -90,7 +99,12 @@ async function runTagSet(args: string[], io: CliIO): Promise<number> {
 
   try {
     const kube = io.kube(parsed.common.connection);
-    const [revisions, tags] = await Promise.all([readRevisions(kube), readTags(kube)]);
+    const [revisions, tags, unmanaged] = await Promise.all([
+      readRevisions(kube),
+      readTags(kube),
+      // Only the default tag's webhooks match what a non-revisioned install's do.
+      name === DEFAULT_SELECTOR ? readUnmanagedDefaultInjector(kube) : Promise.resolve([]),
+    ]);
     const refusal = refuseSet(name, revision, flag(parsed.values, 'overwrite'), revisions, tags);
     if (refusal !== undefined) {
       io.stderr(`error: ${refusal}`);
@@ -100,6 +114,17 @@ async function runTagSet(args: string[], io: CliIO): Promise<number> {
     if (existing?.revision === revision) {
       io.stdout(`tag ${name} already points at ${revision}; nothing to change`);
       return ExitCode.Ok;
+    }
+    const conflict = unmanagedInjectorConflict(name, unmanaged);
+    if (conflict !== undefined) {
+      if (!flag(parsed.values, 'force')) {
+        io.stderr(
+          `error: ${conflict}. Deactivate or remove that install first (meshrev never edits objects it does ` +
+            'not own), or pass --force; nothing was changed',
+        );
+        return ExitCode.Error;
+      }
+      io.stderr(`warning: ${conflict}; setting the tag anyway (--force)`);
     }
     await kube.apply(tagObject(name, revision), { fieldManager: CLI_FIELD_MANAGER });
     if (existing === undefined) {
@@ -138,6 +163,17 @@ export function refuseSet(
     return `tag "${name}" already points at revision "${existing.revision}"; pass --overwrite to move it to "${revision}"`;
   }
   return undefined;
+}
+
+/** Why a tag of this name would inject the same pods as a non-revisioned Istio install's webhooks, or undefined. */
+export function unmanagedInjectorConflict(name: string, unmanaged: readonly string[]): string | undefined {
+  if (name !== DEFAULT_SELECTOR || unmanaged.length === 0) return undefined;
+  const which = `${unmanaged.length === 1 ? 'MutatingWebhookConfiguration' : 'MutatingWebhookConfigurations'} ${unmanaged.join(', ')}`;
+  return (
+    `${which} (istio.io/rev=default, not managed by meshrev) belongs to a non-revisioned Istio install that ` +
+    `injects namespaces labelled istio-injection=enabled; with a "${name}" tag both webhooks would match the ` +
+    'same pods and which revision injects them would be unpredictable'
+  );
 }
 
 async function runTagList(args: string[], io: CliIO): Promise<number> {

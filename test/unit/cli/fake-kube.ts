@@ -110,6 +110,11 @@ export class FakeKube implements CliKube {
   async list<T = KubeObject>(res: ResourceType, options: ListOptions = {}): Promise<ObjectList<T>> {
     this.lists.push({ kind: res.kind, options: { ...options } });
     let items = this.all(res, options.namespace);
+    // Equality-based label selectors only (`a=b,c=d`), which is all the CLI sends.
+    for (const term of options.labelSelector?.split(',') ?? []) {
+      const [key = '', value] = term.split('=');
+      items = items.filter((item) => item.metadata?.labels?.[key] === value);
+    }
     if (options.fieldSelector?.includes('status.phase!=Succeeded')) {
       items = items.filter((item) => {
         const phase = isRecord(item.status) ? item.status.phase : undefined;

@@ -29,6 +29,27 @@ export function tag(name: string, target: string): KubeObject & Record<string, u
   };
 }
 
+/**
+ * A MutatingWebhookConfiguration labelled istio.io/rev=default: a non-revisioned Istio install's by default,
+ * meshrev's own when `managedByMeshrev`.
+ */
+export function defaultInjectorConfiguration(
+  name = 'istio-sidecar-injector',
+  managedByMeshrev = false,
+): KubeObject {
+  return {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'MutatingWebhookConfiguration',
+    metadata: {
+      name,
+      labels: {
+        'istio.io/rev': 'default',
+        ...(managedByMeshrev ? { 'app.kubernetes.io/managed-by': 'meshrev' } : {}),
+      },
+    },
+  };
+}
+
 export function namespace(
   name: string,
   labels: Record<string, string> = {},
@@ -120,7 +141,11 @@ export function deploymentWithPods(
   ];
 }
 
-/** Which revision the injector would give a new pod of the namespace: a deliberately small rule set. */
+/**
+ * Which revision the injector would give a new pod of the namespace: a deliberately small rule set. Without a
+ * `default` tag, a non-revisioned install (defaultInjectorConfiguration) injects istio-injection=enabled as
+ * `default`.
+ */
 export function injectorFor(kube: FakeKube): (ns: string) => string | undefined {
   return (ns) => {
     const labels = kube.find({ apiVersion: 'v1', kind: 'Namespace', name: ns })?.metadata?.labels ?? {};
@@ -134,10 +159,20 @@ export function injectorFor(kube: FakeKube): (ns: string) => string | undefined 
         .all({ apiVersion: 'meshrev.dev/v1alpha1', kind: 'ControlPlaneRevision' })
         .map((o) => o.metadata?.name),
     );
-    if (labels['istio-injection'] === 'enabled') return tags.get('default');
+    const classic = kube
+      .all({ apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration' })
+      .some(
+        (o) =>
+          o.metadata?.labels?.['istio.io/rev'] === 'default' &&
+          o.metadata.labels['app.kubernetes.io/managed-by'] !== 'meshrev',
+      );
+    if (labels['istio-injection'] === 'enabled')
+      return tags.get('default') ?? (classic ? 'default' : undefined);
     const value = labels['istio.io/rev'];
     if (value === undefined) return undefined;
-    return revisions.has(value) ? value : tags.get(value);
+    return revisions.has(value)
+      ? value
+      : (tags.get(value) ?? (classic && value === 'default' ? value : undefined));
   };
 }
 

@@ -3,7 +3,15 @@ import type { KubeObject } from '../../../src/runtime/types.js';
 import { runMigrate } from '../../../src/cli/migrate.js';
 import { runRollback } from '../../../src/cli/rollback.js';
 import { FakeKube, testIO } from './fake-kube.js';
-import { deploymentWithPods, namespace, pod, revision, rolloutSimulator, tag } from './fixtures.js';
+import {
+  defaultInjectorConfiguration,
+  deploymentWithPods,
+  namespace,
+  pod,
+  revision,
+  rolloutSimulator,
+  tag,
+} from './fixtures.js';
 
 const NS = { apiVersion: 'v1', kind: 'Namespace' };
 
@@ -603,5 +611,77 @@ describe('meshrev rollback', () => {
     expect(await runRollback(['shop', '--restart'], io)).toBe(0);
     expect(io.out).toContain('shop: 3/3 pods on asm-1233-2');
     expect(io.out).toContain('shop: done, 3/3 pods run asm-1233-2');
+  });
+});
+
+describe('a non-revisioned Istio install serving istio-injection=enabled', () => {
+  /** istioctl's classic install injects shop; meshrev has one revision and no default tag. */
+  function classicCluster(): FakeKube {
+    return new FakeKube().add(
+      defaultInjectorConfiguration(),
+      revision('asm-1234-1'),
+      namespace('shop', { 'istio-injection': 'enabled' }),
+      ...deploymentWithPods('shop', 'web', 2, 'default'),
+    );
+  }
+
+  const mwcLists = (kube: FakeKube) =>
+    kube.lists.filter((list) => list.kind === 'MutatingWebhookConfiguration').length;
+
+  test('migrate to a meshrev revision and rollback --restart: the pods return to it and count as moved', async () => {
+    const kube = classicCluster();
+    const forward = testIO(kube, rolloutSimulator(kube));
+    expect(await runMigrate(['shop', '--to', 'asm-1234-1', '--restart'], forward)).toBe(0);
+    expect(forward.out).toContain('shop: done, 2/2 pods run asm-1234-1');
+    expect(mwcLists(kube)).toBe(1);
+
+    // An hour later, so the restart annotation changes and the Deployment rolls again.
+    const back = testIO(kube, rolloutSimulator(kube), Date.UTC(2025, 4, 6, 8, 8, 9));
+    expect(await runRollback(['shop', '--restart'], back)).toBe(0);
+    expect(mwcLists(kube)).toBe(2);
+    expect(back.stderrText()).not.toContain('no sidecar');
+    expect(back.stderrText()).toBe('');
+    expect(back.stdoutText()).toContain(
+      'shop: note: revision default is the Istio install meshrev does not manage ' +
+        '(MutatingWebhookConfiguration istio-sidecar-injector); meshrev cannot check that it is ready',
+    );
+    expect(back.stdoutText()).toContain(
+      'shop: relabelled istio.io/rev=asm-1234-1 -> istio-injection=enabled; new pods get default',
+    );
+    expect(back.out).toContain('shop: done, 2/2 pods run default');
+    expect(kube.find({ ...NS, name: 'shop' })?.metadata?.labels).toEqual({ 'istio-injection': 'enabled' });
+  });
+
+  test('migrate --to default reaches the classic install, without a readiness refusal', async () => {
+    const kube = new FakeKube().add(
+      defaultInjectorConfiguration(),
+      revision('asm-1234-1'),
+      namespace('shop', { 'istio.io/rev': 'asm-1234-1' }),
+      ...deploymentWithPods('shop', 'web', 1, 'asm-1234-1'),
+    );
+    const io = testIO(kube, rolloutSimulator(kube));
+    expect(await runMigrate(['shop', '--to', 'default', '--restart'], io)).toBe(0);
+    expect(io.stdoutText()).toContain('note: revision default is the Istio install meshrev does not manage');
+    expect(io.out).toContain('shop: done, 1/1 pods run default');
+  });
+
+  test("a meshrev default tag, or meshrev's own istio.io/rev=default configuration, keeps the old behaviour", async () => {
+    const tagged = classicCluster().add(revision('asm-1233-2'), tag('default', 'asm-1233-2'));
+    const io = testIO(tagged);
+    expect(await runMigrate(['shop', '--to', 'asm-1234-1', '--restart', '--dry-run'], io)).toBe(0);
+    expect(io.stdoutText()).not.toContain('note:');
+
+    const managed = new FakeKube().add(
+      defaultInjectorConfiguration('istio-revision-tag-default', true),
+      revision('asm-1234-1'),
+      namespace(
+        'shop',
+        { 'istio.io/rev': 'asm-1234-1' },
+        { 'meshrev.dev/previous-revision': 'istio-injection=enabled' },
+      ),
+    );
+    const back = testIO(managed);
+    expect(await runRollback(['shop'], back)).toBe(0);
+    expect(back.stderrText()).toContain('no "default" tag or revision exists: new pods get no sidecar');
   });
 });

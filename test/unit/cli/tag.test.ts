@@ -1,6 +1,6 @@
 import { runTag } from '../../../src/cli/tag.js';
 import { FakeKube, testIO } from './fake-kube.js';
-import { namespace, pod, revision, tag } from './fixtures.js';
+import { defaultInjectorConfiguration, namespace, pod, revision, tag } from './fixtures.js';
 
 const TAG_REF = { apiVersion: 'meshrev.dev/v1alpha1', kind: 'RevisionTag' };
 
@@ -73,6 +73,74 @@ describe('meshrev tag set', () => {
     const io = testIO(cluster());
     expect(await runTag(args, io)).toBe(2);
     expect(io.stderrText()).toContain(message);
+  });
+});
+
+describe('meshrev tag set default with a non-revisioned Istio install', () => {
+  test('refuses with exit code 1 naming the install, which meshrev does not edit, and changes nothing', async () => {
+    const kube = cluster().add(defaultInjectorConfiguration());
+    const io = testIO(kube);
+    expect(await runTag(['set', 'default', '--revision', 'asm-1234-1'], io)).toBe(1);
+    expect(io.stderrText()).toContain(
+      'error: MutatingWebhookConfiguration istio-sidecar-injector (istio.io/rev=default, not managed by meshrev)',
+    );
+    expect(io.stderrText()).toContain(
+      'Deactivate or remove that install first (meshrev never edits objects it does not own), or pass --force',
+    );
+    expect(kube.writes).toEqual([]);
+    expect(kube.lists.filter((list) => list.kind === 'MutatingWebhookConfiguration')).toEqual([
+      {
+        kind: 'MutatingWebhookConfiguration',
+        options: { labelSelector: 'istio.io/rev=default', metadataOnly: true },
+      },
+    ]);
+  });
+
+  test('also refuses to move an existing default tag with --overwrite', async () => {
+    const kube = cluster().add(defaultInjectorConfiguration(), tag('default', 'asm-1233-2'));
+    const io = testIO(kube);
+    expect(await runTag(['set', 'default', '--revision', 'asm-1234-1', '--overwrite'], io)).toBe(1);
+    expect(io.stderrText()).toContain('MutatingWebhookConfiguration istio-sidecar-injector');
+    expect(kube.writes).toEqual([]);
+  });
+
+  test('creates the tag with --force, with a warning', async () => {
+    const kube = cluster().add(defaultInjectorConfiguration());
+    const io = testIO(kube);
+    expect(await runTag(['set', 'default', '--revision', 'asm-1234-1', '--force'], io)).toBe(0);
+    expect(io.stderrText()).toMatch(
+      /^warning: MutatingWebhookConfiguration istio-sidecar-injector .*; setting the tag anyway \(--force\)$/,
+    );
+    expect(kube.writes.map((write) => [write.verb, write.ref.name])).toEqual([['apply', 'default']]);
+    expect(io.stdoutText()).toBe('tag default created, pointing at asm-1234-1');
+  });
+
+  test("meshrev's own istio.io/rev=default configuration does not count", async () => {
+    const kube = cluster().add(defaultInjectorConfiguration('istio-revision-tag-default', true));
+    const io = testIO(kube);
+    expect(await runTag(['set', 'default', '--revision', 'asm-1234-1'], io)).toBe(0);
+    expect(io.stderrText()).toBe('');
+    expect(kube.writes.map((write) => [write.verb, write.ref.name])).toEqual([['apply', 'default']]);
+  });
+
+  test('without one, the default tag is created as before', async () => {
+    const kube = cluster();
+    const io = testIO(kube);
+    expect(await runTag(['set', 'default', '--revision', 'asm-1234-1'], io)).toBe(0);
+    expect(io.stderrText()).toBe('');
+    expect(io.stdoutText()).toBe('tag default created, pointing at asm-1234-1');
+  });
+
+  test('other tags are not checked against it', async () => {
+    const kube = cluster().add(defaultInjectorConfiguration());
+    expect(await runTag(['set', 'canary', '--revision', 'asm-1234-1'], testIO(kube))).toBe(0);
+    expect(kube.lists.map((list) => list.kind)).not.toContain('MutatingWebhookConfiguration');
+  });
+
+  test('documents --force for set in its help', async () => {
+    const io = testIO(cluster());
+    expect(await runTag(['--help'], io)).toBe(0);
+    expect(io.stdoutText()).toContain('meshrev tag set <tag> --revision <revision> [--overwrite] [--force]');
   });
 });
 
