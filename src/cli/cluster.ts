@@ -5,7 +5,7 @@
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, REVISION_LABEL } from '../controllers/common/labels.js';
 import { API_GROUP_VERSION, CONTROL_PLANE_REVISION_KIND, REVISION_TAG_KIND } from '../crds/constants.js';
 import { InjectionSpecSchema } from '../crds/proxy.js';
-import { DEFAULT_SELECTOR } from '../controllers/usage/selection.js';
+import { DEFAULT_SELECTOR, injectionWorld, type InjectionWorld } from '../controllers/usage/selection.js';
 import { computeUsage, type Usage } from '../controllers/usage/usage.js';
 import type { InjectorSettings } from '../injector/engine/settings.js';
 import { isNotFound } from '../runtime/kube.js';
@@ -192,6 +192,31 @@ export function injectingRevisionNames(
 ): string[] {
   const names = revisions.map((revision) => revision.name);
   return classic === undefined ? names : [...names, classic.revision];
+}
+
+/** What migrate and rollback decide moves with: revisions, tags, a classic install, and who would inject what. */
+export interface MeshView {
+  revisions: RevisionSummary[];
+  tags: TagSummary[];
+  classic: ClassicInjector | undefined;
+  world: InjectionWorld;
+}
+
+/** Reads the revisions, tags and any classic install (one request each), and builds the injection world from them. */
+export async function readMeshView(kube: CliKube): Promise<MeshView> {
+  const [revisions, tags, unmanaged] = await Promise.all([
+    readRevisions(kube),
+    readTags(kube),
+    readUnmanagedDefaultInjector(kube),
+  ]);
+  // A classic Istio install counts as revision `default`: its webhooks serve istio-injection=enabled.
+  const classic = classicInjector(unmanaged, revisions, tags);
+  const world = injectionWorld(
+    injectingRevisionNames(revisions, classic),
+    tags,
+    autoInjectingRevisions(revisions),
+  );
+  return { revisions, tags, classic, world };
 }
 
 /** The informational line printed instead of a readiness check when the target is a classic install. */

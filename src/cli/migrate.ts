@@ -1,5 +1,4 @@
 // `meshrev migrate`: move namespaces to a revision or tag, optionally restart their workloads and wait.
-import { injectionWorld } from '../controllers/usage/selection.js';
 import {
   COMMON_FLAGS_HELP,
   flag,
@@ -9,17 +8,12 @@ import {
   stringOption,
 } from './args.js';
 import {
-  autoInjectingRevisions,
-  classicInjector,
   classicInjectorNote,
-  injectingRevisionNames,
   lookupTarget,
   type NamespaceMeta,
   readinessProblem,
+  readMeshView,
   readNamespace,
-  readRevisions,
-  readTags,
-  readUnmanagedDefaultInjector,
 } from './cluster.js';
 import { type CliIO, ExitCode } from './io.js';
 import { describeError, usageError } from './messages.js';
@@ -81,12 +75,7 @@ export async function runMigrate(args: string[], io: CliIO): Promise<number> {
 
   try {
     const kube = io.kube(parsed.common.connection);
-    const [revisions, tags, unmanaged] = await Promise.all([
-      readRevisions(kube),
-      readTags(kube),
-      readUnmanagedDefaultInjector(kube),
-    ]);
-    const classic = classicInjector(unmanaged, revisions, tags);
+    const { revisions, tags, classic, world } = await readMeshView(kube);
     const target = lookupTarget(to, revisions, tags, classic);
     if (!target.found) {
       io.stderr(`error: ${target.message}`);
@@ -126,10 +115,7 @@ export async function runMigrate(args: string[], io: CliIO): Promise<number> {
     const plans = found.map((ns) => planRelabel(ns, { kind: 'revision', value: target.name }));
     return await executeMoves(
       plans,
-      injectionView(
-        injectionWorld(injectingRevisionNames(revisions, classic), tags, autoInjectingRevisions(revisions)),
-        revisions,
-      ),
+      injectionView(world, revisions),
       {
         restart: flag(parsed.values, 'restart'),
         dryRun: flag(parsed.values, 'dry-run'),

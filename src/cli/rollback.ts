@@ -1,17 +1,12 @@
 // `meshrev rollback`: return namespaces to the label set the last migrate (or rollback) recorded.
-import { injectionWorld, resolveDefault, resolveNamespace } from '../controllers/usage/selection.js';
+import { resolveDefault, resolveNamespace } from '../controllers/usage/selection.js';
 import { COMMON_FLAGS_HELP, flag, parseCommandArgs, parseDuration, stringOption } from './args.js';
 import {
-  autoInjectingRevisions,
-  classicInjector,
   classicInjectorNote,
-  injectingRevisionNames,
   lookupTarget,
   readinessProblem,
+  readMeshView,
   readNamespace,
-  readRevisions,
-  readTags,
-  readUnmanagedDefaultInjector,
 } from './cluster.js';
 import { type CliIO, ExitCode } from './io.js';
 import { describeError, usageError } from './messages.js';
@@ -68,18 +63,7 @@ export async function runRollback(args: string[], io: CliIO): Promise<number> {
 
   try {
     const kube = io.kube(parsed.common.connection);
-    const [revisions, tags, unmanaged] = await Promise.all([
-      readRevisions(kube),
-      readTags(kube),
-      readUnmanagedDefaultInjector(kube),
-    ]);
-    // A classic Istio install counts as revision `default`: its webhooks serve istio-injection=enabled.
-    const classic = classicInjector(unmanaged, revisions, tags);
-    const world = injectionWorld(
-      injectingRevisionNames(revisions, classic),
-      tags,
-      autoInjectingRevisions(revisions),
-    );
+    const { revisions, tags, classic, world } = await readMeshView(kube);
     const plans: RelabelPlan[] = [];
     const problems: string[] = [];
     for (const name of namespaces) {
